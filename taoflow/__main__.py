@@ -1,0 +1,3 @@
+from taoflow.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""Terminal output shared by the commands: errors, progress, JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from tasks.errors import TaoflowError
+
+#: stderr for diagnostics, so stdout stays clean for --json and piping.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+def print_error(exc: TaoflowError | str) -> None:
+    text = exc.render() if isinstance(exc, TaoflowError) else str(exc)
+    err_console.print(f"error: {text}", markup=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def is_terminal() -> bool:
+    return err_console.is_terminal

@@ -1,0 +1,7 @@
+"""`taoflow spec` commands (not written yet)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""

@@ -1,0 +1,469 @@
+"""`TrainRequest`: everything a DetectNet_v2 retraining job needs, typed and described.
+
+The descriptions are not decoration: Prefect renders them as the deployment's UI form and
+the CLI shows them in `--help`. `TrainRequest.from_component_inputs` takes the AzureML
+component's flat inputs by their exact names, so an existing pipeline's values move over
+unchanged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal, Mapping
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tasks.errors import ConfigError, Problem
+
+DEFAULT_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
+
+Location = str
+
+
+class DataBinding(BaseModel):
+    """Where a dataset really is, and the hard-coded path in the spec it replaces."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    location: Location = Field(
+        description=(
+            "Where the data is: a local path, an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/"
+            "CONTAINER/PREFIX, az://CONTAINER/PREFIX, abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PREFIX) "
+            "or an AzureML datastore URI (azureml://datastores/NAME/paths/PATH)."
+        ),
+        min_length=1,
+    )
+    spec_reference: str | None = Field(
+        default=None,
+        description=(
+            "The path written in the spec that this location replaces, e.g. "
+            "/workspace/tao-experiments/data/training. Every spec path under it is rebased onto the real data."
+        ),
+    )
+
+    @field_validator("location", "spec_reference")
+    @classmethod
+    def _no_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip() if value is not None else None
+
+
+GpuSetting = Literal["all", "none"] | int
+
+
+class TrainRequest(BaseModel):
+    """A DetectNet_v2 retraining job: inputs, spec rebasings, output and TAO options."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    model_app_name: str = Field(
+        description="Application name; the results go to OUTPUT/MODEL_APP_NAME/MODEL_SUBFOLDER.",
+        min_length=1,
+        pattern=r"^[^/\\]+$",
+    )
+    num_epochs: int = Field(
+        description="Epochs to train (3-5 for a quick experiment, 120+ for a good model). Replaces the spec's num_epochs.",
+        ge=1,
+    )
+    spec: Location = Field(
+        description="The DetectNet_v2 experiment spec file (local path, blob URL or AzureML URI).",
+        min_length=1,
+    )
+    training_data: DataBinding = Field(description="KITTI training data (images + labels) and its spec path.")
+    training_tfrecords: DataBinding = Field(description="Training TFRecords folder and its spec path.")
+    base_model: DataBinding = Field(description="Folder holding the pretrained model and its spec path.")
+    validation_data: DataBinding | None = Field(
+        default=None, description="KITTI validation data and its spec path (optional)."
+    )
+    validation_tfrecords: DataBinding | None = Field(
+        default=None, description="Validation TFRecords folder and its spec path (optional)."
+    )
+    output: Location = Field(
+        description="Where trained models are published (the component's trained_model_dir).",
+        min_length=1,
+    )
+    model_subfolder: str = Field(
+        description="Subfolder under OUTPUT/MODEL_APP_NAME for this run's results.",
+        min_length=1,
+    )
+    model_name: str = Field(
+        default="model",
+        description="Name of the final model file (-n): weights/MODEL_NAME.hdf5.",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9._-]+$",
+    )
+    key: SecretStr | None = Field(
+        default=None,
+        description="Encryption key for .tlt models (-k). Never shown or logged. Prefer key_block.",
+    )
+    key_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the key (used when key is not given).",
+    )
+    num_gpus: int = Field(default=1, ge=1, le=64, description="GPUs to train on (--gpus).")
+    gpu_index: list[int] = Field(
+        default_factory=list,
+        description="Indices of the GPUs to use (--gpu_index); as many as num_gpus, or empty for the first ones.",
+    )
+    use_amp: bool = Field(default=False, description="Automatic mixed precision (--use_amp).")
+    log_file: str | None = Field(
+        default=None,
+        description="Also write the training log to this file name inside the results (--log_file).",
+    )
+    image: str = Field(default=DEFAULT_IMAGE, description="TAO container image that runs detectnet_v2.")
+    docker_gpus: GpuSetting = Field(
+        default="all",
+        description='GPUs handed to the container: "all", a count, or "none" (CPU-only smoke runs and tests).',
+    )
+    resume: bool = Field(
+        default=False,
+        description="Allow training to continue from checkpoints already in the results folder.",
+    )
+    spec_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra spec edits, field path to value, e.g. training_config.batch_size_per_gpu: '8'.",
+    )
+
+    @field_validator("gpu_index", mode="before")
+    @classmethod
+    def _parse_gpu_index(cls, value: Any) -> Any:
+        return parse_gpu_index(value)
+
+    @field_validator("gpu_index")
+    @classmethod
+    def _gpu_index_non_negative(cls, value: list[int]) -> list[int]:
+        bad = [i for i in value if i < 0]
+        if bad:
+            raise ValueError(f"GPU indices must be >= 0, got {bad}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"GPU indices must be distinct, got {value}")
+        return value
+
+    @field_validator("docker_gpus", mode="before")
+    @classmethod
+    def _parse_docker_gpus(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if isinstance(value, str):
+            return value.strip().lower()
+        return value
+
+    @field_validator("docker_gpus")
+    @classmethod
+    def _docker_gpus_positive(cls, value: GpuSetting) -> GpuSetting:
+        if isinstance(value, int) and value < 1:
+            raise ValueError('a GPU count must be >= 1; use "none" for no GPUs')
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "TrainRequest":
+        if self.gpu_index and len(self.gpu_index) != self.num_gpus:
+            raise ValueError(
+                f"gpu_index lists {len(self.gpu_index)} GPU(s) but num_gpus is {self.num_gpus}; TAO needs them equal"
+            )
+        if self.key is not None and self.key_block:
+            raise ValueError("give either key or key_block, not both")
+        return self
+
+    # --- derived locations ----------------------------------------------------------------
+
+    @property
+    def results_location(self) -> Location:
+        """OUTPUT/MODEL_APP_NAME/MODEL_SUBFOLDER, as the seed component computes -r."""
+        return join_location(self.output, self.model_app_name, self.model_subfolder)
+
+    def bindings(self) -> dict[str, DataBinding]:
+        """The data bindings that are set, by slot name."""
+        named = {
+            "training_data": self.training_data,
+            "validation_data": self.validation_data,
+            "training_tfrecords": self.training_tfrecords,
+            "validation_tfrecords": self.validation_tfrecords,
+            "base_model": self.base_model,
+        }
+        return {name: b for name, b in named.items() if b is not None}
+
+    # --- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], *, source: str = "request") -> "TrainRequest":
+        """Validate a mapping, raising one `ConfigError` that lists every problem."""
+        unknown = [k for k in data if k not in cls.model_fields]
+        problems = [_unknown_field_problem(k, cls.model_fields, source) for k in unknown]
+        try:
+            request = cls.model_validate({k: v for k, v in data.items() if k not in unknown})
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(exc, source))
+            request = None
+        if problems:
+            raise ConfigError(
+                f"{source}: {len(problems)} problem(s) in the training request",
+                problems=problems,
+                fix="correct the fields listed above; `taoflow run --help` describes each one",
+            )
+        assert request is not None
+        return request
+
+    @classmethod
+    def from_component_inputs(cls, inputs: Mapping[str, Any], *, source: str = "component inputs") -> "TrainRequest":
+        """Build a request from the AzureML component's flat input names, with the seed's mapping."""
+        return cls.parse(component_inputs_to_fields(inputs, source=source), source=source)
+
+
+# --- the AzureML component's inputs ----------------------------------------------------------
+
+#: Input names of the seed component, exactly as its README lists them, plus its output binding.
+COMPONENT_INPUTS: tuple[str, ...] = (
+    "model_app_name",
+    "num_epochs",
+    "training_data_dir",
+    "training_data_subdir",
+    "specfile_reference_training_data_dir",
+    "validation_data_dir",
+    "validation_data_subdir",
+    "specfile_reference_validation_data_dir",
+    "training_tf_records_dir",
+    "training_tf_records_subdir",
+    "specfile_reference_training_tf_records_dir",
+    "validation_tf_records_dir",
+    "validation_tf_records_subdir",
+    "specfile_reference_validation_tf_records_dir",
+    "base_model_dir",
+    "base_model_subdir",
+    "specfile_reference_model_dir",
+    "original_specs",
+    "specs_file",
+    "num_gpus",
+    "key",
+    "name_string_for_the_model",
+    "model_subfolder",
+    "gpu_index",
+    "use_amp",
+    "log_file",
+)
+COMPONENT_OUTPUTS: tuple[str, ...] = ("trained_model_dir",)
+#: Ours, not the seed's: accepted beside the seed's names.
+COMPONENT_EXTRAS: tuple[str, ...] = ("image", "docker_gpus", "key_block", "resume")
+
+_REQUIRED_COMPONENT = (
+    "model_app_name",
+    "num_epochs",
+    "training_data_dir",
+    "specfile_reference_training_data_dir",
+    "training_tf_records_dir",
+    "specfile_reference_training_tf_records_dir",
+    "base_model_dir",
+    "specfile_reference_model_dir",
+    "original_specs",
+    "specs_file",
+    "model_subfolder",
+    "trained_model_dir",
+)
+
+# (slot field, dir input, subdir input, reference input, app-name segment in between?)
+_COMPONENT_BINDINGS = (
+    ("training_data", "training_data_dir", "training_data_subdir", "specfile_reference_training_data_dir", False),
+    ("validation_data", "validation_data_dir", "validation_data_subdir", "specfile_reference_validation_data_dir", False),
+    (
+        "training_tfrecords",
+        "training_tf_records_dir",
+        "training_tf_records_subdir",
+        "specfile_reference_training_tf_records_dir",
+        False,
+    ),
+    (
+        "validation_tfrecords",
+        "validation_tf_records_dir",
+        "validation_tf_records_subdir",
+        "specfile_reference_validation_tf_records_dir",
+        False,
+    ),
+    ("base_model", "base_model_dir", "base_model_subdir", "specfile_reference_model_dir", True),
+)
+
+
+def component_inputs_to_fields(inputs: Mapping[str, Any], *, source: str = "component inputs") -> dict[str, Any]:
+    """Map the seed's flat inputs onto `TrainRequest` fields, collecting every problem first."""
+    known = set(COMPONENT_INPUTS) | set(COMPONENT_OUTPUTS) | set(COMPONENT_EXTRAS)
+    problems: list[Problem] = []
+    values = {k: _blank_to_none(v) for k, v in inputs.items()}
+    for name in inputs:
+        if name not in known:
+            problems.append(_unknown_field_problem(name, known, source))
+    for name in _REQUIRED_COMPONENT:
+        if values.get(name) is None:
+            problems.append(
+                Problem("missing-input", f"required input {name!r} is missing or empty", file=source, hint=_hint(name))
+            )
+    app = values.get("model_app_name")
+    fields: dict[str, Any] = {}
+    for slot, dir_key, sub_key, ref_key, with_app in _COMPONENT_BINDINGS:
+        base, sub, ref = values.get(dir_key), values.get(sub_key), values.get(ref_key)
+        if base is None:
+            if sub is not None or ref is not None:
+                given = ", ".join(k for k, v in ((sub_key, sub), (ref_key, ref)) if v is not None)
+                problems.append(
+                    Problem(
+                        "incomplete-binding",
+                        f"{given} given but {dir_key!r} is missing",
+                        file=source,
+                        hint=f"set {dir_key} or drop {given}",
+                    )
+                )
+            continue
+        if ref is None:
+            if dir_key not in _REQUIRED_COMPONENT:
+                problems.append(
+                    Problem(
+                        "incomplete-binding",
+                        f"{dir_key!r} given but {ref_key!r} (the path in the spec it replaces) is missing",
+                        file=source,
+                        hint=f"set {ref_key} to the path your spec uses for this data",
+                    )
+                )
+            continue
+        parts = [str(base)] + ([str(app)] if with_app and app is not None else []) + ([str(sub)] if sub else [])
+        fields[slot] = {"location": join_location(*parts), "spec_reference": str(ref)}
+    if values.get("original_specs") is not None and values.get("specs_file") is not None:
+        fields["spec"] = join_location(str(values["original_specs"]), str(values["specs_file"]))
+    simple = {
+        "model_app_name": "model_app_name",
+        "num_epochs": "num_epochs",
+        "model_subfolder": "model_subfolder",
+        "trained_model_dir": "output",
+        "name_string_for_the_model": "model_name",
+        "num_gpus": "num_gpus",
+        "gpu_index": "gpu_index",
+        "use_amp": "use_amp",
+        "log_file": "log_file",
+        "key": "key",
+        "image": "image",
+        "docker_gpus": "docker_gpus",
+        "key_block": "key_block",
+        "resume": "resume",
+    }
+    for src, dst in simple.items():
+        if values.get(src) is not None:
+            fields[dst] = values[src]
+    if "use_amp" in fields:
+        fields["use_amp"] = _parse_bool(fields["use_amp"])
+    if "resume" in fields:
+        fields["resume"] = _parse_bool(fields["resume"])
+    if problems:
+        # Validate what we have too, so the user sees every problem in one go.
+        try:
+            TrainRequest.model_validate(_PLACEHOLDERS | fields)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(exc, source))
+        raise ConfigError(
+            f"{source}: {len(problems)} problem(s) in the component inputs",
+            problems=problems,
+            fix="correct the inputs listed above; their names are those of the AzureML component's README",
+        )
+    return fields
+
+
+# Valid stand-ins for missing required fields, so one pass reports the other fields' problems too.
+_PLACEHOLDERS: dict[str, Any] = {
+    "model_app_name": "placeholder",
+    "num_epochs": 1,
+    "spec": "placeholder",
+    "training_data": {"location": "placeholder", "spec_reference": "/placeholder"},
+    "training_tfrecords": {"location": "placeholder", "spec_reference": "/placeholder"},
+    "base_model": {"location": "placeholder", "spec_reference": "/placeholder"},
+    "output": "placeholder",
+    "model_subfolder": "placeholder",
+}
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def join_location(base: str, *parts: str) -> str:
+    """Join path segments onto a local path or URL, keeping a URL's query (a SAS token) at the end."""
+    query = ""
+    if "://" in base and "?" in base:
+        base, query = base.split("?", 1)
+        query = "?" + query
+    out = base
+    for part in parts:
+        part = str(part).strip()
+        if not part:
+            continue
+        out = out.rstrip("/") + "/" + part.lstrip("/")
+    return out + query
+
+
+def parse_gpu_index(value: Any) -> Any:
+    """Accept 0, "0", "0,1", "0 1", [0, 1] — the forms pipelines pass — as a list of ints."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, bool):
+        return value  # let pydantic reject it
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        tokens = [t for t in re.split(r"[,\s]+", value.strip().strip("[]")) if t]
+        try:
+            return [int(t) for t in tokens]
+        except ValueError:
+            return value  # pydantic will say it is not a list of ints
+    return value
+
+
+def _parse_bool(value: Any) -> Any:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"true", "1", "yes", "on"}:
+            return True
+        if lowered in {"false", "0", "no", "off", ""}:
+            return False
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _hint(name: str) -> str | None:
+    hints = {
+        "trained_model_dir": "the component's output binding: where trained models are published",
+        "num_epochs": "for a quick experiment use 3-5, for a good model 120+",
+        "original_specs": "the folder holding the spec file",
+        "specs_file": "the spec file name inside original_specs",
+    }
+    return hints.get(name)
+
+
+def _unknown_field_problem(name: str, known, source: str) -> Problem:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else "remove it; the accepted names are listed in the README"
+    return Problem("unknown-field", f"unknown field {name!r}", file=source, hint=hint)
+
+
+def _pydantic_problems(exc: ValidationError, source: str) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "request"
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        given = err.get("input")
+        if err["type"] != "missing" and "key" not in loc and not isinstance(given, (dict, list)):
+            msg += f" (given: {given!r})"
+        problems.append(Problem("invalid-field", f"{loc}: {msg}", file=source))
+    return problems
