@@ -88,6 +88,13 @@ class TrainRequest(BaseModel):
     validation_tfrecords: DataBinding | None = Field(
         default=None, description="Validation TFRecords folder and its spec path (optional)."
     )
+    dataset_convert_spec: Location | None = Field(
+        default=None,
+        description=(
+            "A dataset_convert (KITTI to TFRecords) spec. When given and the TFRecords location is empty "
+            "or older than the data, taoflow converts first and publishes the TFRecords beside the data."
+        ),
+    )
     output: Location = Field(
         description="Where trained models are published (the component's trained_model_dir).",
         min_length=1,
@@ -196,14 +203,21 @@ class TrainRequest(BaseModel):
     # --- construction ---------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any], *, source: str = "request") -> "TrainRequest":
-        """Validate a mapping, raising one `ConfigError` that lists every problem."""
+    def parse(
+        cls, data: Mapping[str, Any], *, source: str = "request", lines: Mapping[str, int] | None = None
+    ) -> "TrainRequest":
+        """Validate a mapping, raising one `ConfigError` that lists every problem.
+
+        `lines` maps dotted field paths to their line in the source file, so each problem
+        points at the line to fix.
+        """
+        lines = lines or {}
         unknown = [k for k in data if k not in cls.model_fields]
-        problems = [_unknown_field_problem(k, cls.model_fields, source) for k in unknown]
+        problems = [_unknown_field_problem(k, cls.model_fields, source, lines.get(k)) for k in unknown]
         try:
             request = cls.model_validate({k: v for k, v in data.items() if k not in unknown})
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(exc, source))
+            problems.extend(_pydantic_problems(exc, source, lines))
             request = None
         if problems:
             raise ConfigError(
@@ -215,9 +229,12 @@ class TrainRequest(BaseModel):
         return request
 
     @classmethod
-    def from_component_inputs(cls, inputs: Mapping[str, Any], *, source: str = "component inputs") -> "TrainRequest":
+    def from_component_inputs(
+        cls, inputs: Mapping[str, Any], *, source: str = "component inputs", lines: Mapping[str, int] | None = None
+    ) -> "TrainRequest":
         """Build a request from the AzureML component's flat input names, with the seed's mapping."""
-        return cls.parse(component_inputs_to_fields(inputs, source=source), source=source)
+        fields = component_inputs_to_fields(inputs, source=source, lines=lines)
+        return cls.parse(fields, source=source, lines=_component_lines(lines or {}))
 
 
 # --- the AzureML component's inputs ----------------------------------------------------------
@@ -253,7 +270,7 @@ COMPONENT_INPUTS: tuple[str, ...] = (
 )
 COMPONENT_OUTPUTS: tuple[str, ...] = ("trained_model_dir",)
 #: Ours, not the seed's: accepted beside the seed's names.
-COMPONENT_EXTRAS: tuple[str, ...] = ("image", "docker_gpus", "key_block", "resume")
+COMPONENT_EXTRAS: tuple[str, ...] = ("image", "docker_gpus", "key_block", "resume", "dataset_convert_spec")
 
 _REQUIRED_COMPONENT = (
     "model_app_name",
@@ -292,18 +309,27 @@ _COMPONENT_BINDINGS = (
 )
 
 
-def component_inputs_to_fields(inputs: Mapping[str, Any], *, source: str = "component inputs") -> dict[str, Any]:
+def component_inputs_to_fields(
+    inputs: Mapping[str, Any], *, source: str = "component inputs", lines: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     """Map the seed's flat inputs onto `TrainRequest` fields, collecting every problem first."""
+    lines = lines or {}
     known = set(COMPONENT_INPUTS) | set(COMPONENT_OUTPUTS) | set(COMPONENT_EXTRAS)
     problems: list[Problem] = []
     values = {k: _blank_to_none(v) for k, v in inputs.items()}
     for name in inputs:
         if name not in known:
-            problems.append(_unknown_field_problem(name, known, source))
+            problems.append(_unknown_field_problem(name, known, source, lines.get(name)))
     for name in _REQUIRED_COMPONENT:
         if values.get(name) is None:
             problems.append(
-                Problem("missing-input", f"required input {name!r} is missing or empty", file=source, hint=_hint(name))
+                Problem(
+                    "missing-input",
+                    f"required input {name!r} is missing or empty",
+                    file=source,
+                    line=lines.get(name),
+                    hint=_hint(name),
+                )
             )
     app = values.get("model_app_name")
     fields: dict[str, Any] = {}
@@ -317,6 +343,7 @@ def component_inputs_to_fields(inputs: Mapping[str, Any], *, source: str = "comp
                         "incomplete-binding",
                         f"{given} given but {dir_key!r} is missing",
                         file=source,
+                        line=lines.get(sub_key) or lines.get(ref_key),
                         hint=f"set {dir_key} or drop {given}",
                     )
                 )
@@ -328,6 +355,7 @@ def component_inputs_to_fields(inputs: Mapping[str, Any], *, source: str = "comp
                         "incomplete-binding",
                         f"{dir_key!r} given but {ref_key!r} (the path in the spec it replaces) is missing",
                         file=source,
+                        line=lines.get(dir_key),
                         hint=f"set {ref_key} to the path your spec uses for this data",
                     )
                 )
@@ -336,22 +364,7 @@ def component_inputs_to_fields(inputs: Mapping[str, Any], *, source: str = "comp
         fields[slot] = {"location": join_location(*parts), "spec_reference": str(ref)}
     if values.get("original_specs") is not None and values.get("specs_file") is not None:
         fields["spec"] = join_location(str(values["original_specs"]), str(values["specs_file"]))
-    simple = {
-        "model_app_name": "model_app_name",
-        "num_epochs": "num_epochs",
-        "model_subfolder": "model_subfolder",
-        "trained_model_dir": "output",
-        "name_string_for_the_model": "model_name",
-        "num_gpus": "num_gpus",
-        "gpu_index": "gpu_index",
-        "use_amp": "use_amp",
-        "log_file": "log_file",
-        "key": "key",
-        "image": "image",
-        "docker_gpus": "docker_gpus",
-        "key_block": "key_block",
-        "resume": "resume",
-    }
+    simple = _COMPONENT_SIMPLE
     for src, dst in simple.items():
         if values.get(src) is not None:
             fields[dst] = values[src]
@@ -364,13 +377,44 @@ def component_inputs_to_fields(inputs: Mapping[str, Any], *, source: str = "comp
         try:
             TrainRequest.model_validate(_PLACEHOLDERS | fields)
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(exc, source))
+            problems.extend(_pydantic_problems(exc, source, _component_lines(lines)))
         raise ConfigError(
             f"{source}: {len(problems)} problem(s) in the component inputs",
             problems=problems,
             fix="correct the inputs listed above; their names are those of the AzureML component's README",
         )
     return fields
+
+
+#: Seed inputs that map one-to-one onto a request field.
+_COMPONENT_SIMPLE = {
+    "model_app_name": "model_app_name",
+    "num_epochs": "num_epochs",
+    "model_subfolder": "model_subfolder",
+    "trained_model_dir": "output",
+    "name_string_for_the_model": "model_name",
+    "num_gpus": "num_gpus",
+    "gpu_index": "gpu_index",
+    "use_amp": "use_amp",
+    "log_file": "log_file",
+    "key": "key",
+    "image": "image",
+    "docker_gpus": "docker_gpus",
+    "key_block": "key_block",
+    "resume": "resume",
+    "dataset_convert_spec": "dataset_convert_spec",
+}
+
+
+def _component_lines(lines: Mapping[str, int]) -> dict[str, int]:
+    """Line numbers of the seed's inputs, re-keyed by the request fields they become."""
+    out = {dst: lines[src] for src, dst in _COMPONENT_SIMPLE.items() if src in lines}
+    for slot, dir_key, _sub, _ref, _app in _COMPONENT_BINDINGS:
+        if dir_key in lines:
+            out[slot] = lines[dir_key]
+    if "original_specs" in lines:
+        out["spec"] = lines["original_specs"]
+    return out
 
 
 # Valid stand-ins for missing required fields, so one pass reports the other fields' problems too.
@@ -447,13 +491,14 @@ def _hint(name: str) -> str | None:
     return hints.get(name)
 
 
-def _unknown_field_problem(name: str, known, source: str) -> Problem:
+def _unknown_field_problem(name: str, known, source: str, line: int | None = None) -> Problem:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else "remove it; the accepted names are listed in the README"
-    return Problem("unknown-field", f"unknown field {name!r}", file=source, hint=hint)
+    return Problem("unknown-field", f"unknown field {name!r}", file=source, line=line, hint=hint)
 
 
-def _pydantic_problems(exc: ValidationError, source: str) -> list[Problem]:
+def _pydantic_problems(exc: ValidationError, source: str, lines: Mapping[str, int] | None = None) -> list[Problem]:
+    lines = lines or {}
     problems = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"]) or "request"
@@ -465,5 +510,8 @@ def _pydantic_problems(exc: ValidationError, source: str) -> list[Problem]:
         given = err.get("input")
         if err["type"] != "missing" and "key" not in loc and not isinstance(given, (dict, list)):
             msg += f" (given: {given!r})"
-        problems.append(Problem("invalid-field", f"{loc}: {msg}", file=source))
+        # The deepest path with a known line: "training_data.location" falls back to "training_data".
+        parts = [str(p) for p in err["loc"]]
+        line = next((lines[".".join(parts[:n])] for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in lines), None)
+        problems.append(Problem("invalid-field", f"{loc}: {msg}", file=source, line=line))
     return problems

@@ -1,0 +1,147 @@
+"""Config files for `taoflow run` / `taoflow plan`: YAML that mirrors `TrainRequest`, or the
+AzureML component's flat input names (told apart automatically).
+
+Relative local paths are resolved against the config file's folder, so a config and its data
+can move together. The key never has to sit in the file: env `TAO_KEY` or a Prefect Secret
+block (`key_block`) are the intended routes, and a plain-text key draws a warning.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from tasks.errors import ConfigError
+from tasks.request import COMPONENT_INPUTS, COMPONENT_OUTPUTS, TrainRequest
+
+KEY_ENV = "TAO_KEY"
+
+#: Names that only the seed component uses: one of them means "flat component inputs".
+_COMPONENT_ONLY = (set(COMPONENT_INPUTS) | set(COMPONENT_OUTPUTS)) - set(TrainRequest.model_fields)
+
+
+@dataclass
+class LoadedConfig:
+    request: TrainRequest
+    form: Literal["request", "component"]
+    source: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_config(path: str | Path, sets: list[str] | tuple[str, ...] = (), *, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read, override (`--set a.b=value`), resolve and validate a config file."""
+    env = os.environ if env is None else env
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {source} does not exist", fix="give the path of a YAML config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {source}: {exc}") from None
+    data, lines = parse_yaml(text, source)
+    for item in sets:
+        apply_set(data, item)
+    return load_mapping(data, source=source, lines=lines, base_dir=path.parent, env=env)
+
+
+def load_mapping(
+    data: dict[str, Any],
+    *,
+    source: str,
+    lines: Mapping[str, int] | None = None,
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    env = os.environ if env is None else env
+    warnings: list[str] = []
+    form: Literal["request", "component"] = "component" if _COMPONENT_ONLY & set(data) else "request"
+    if data.get("key"):
+        warnings.append(
+            f"{source}: the TAO key is written in the file in plain text; prefer env {KEY_ENV} "
+            "or a Prefect Secret block (key_block)"
+        )
+    elif not data.get("key_block") and env.get(KEY_ENV):
+        data = {**data, "key": env[KEY_ENV]}
+    if form == "component":
+        request = TrainRequest.from_component_inputs(data, source=source, lines=lines)
+    else:
+        request = TrainRequest.parse(data, source=source, lines=lines)
+    if base_dir is not None:
+        request = resolve_local_paths(request, base_dir)
+    return LoadedConfig(request=request, form=form, source=source, warnings=warnings)
+
+
+def resolve_local_paths(request: TrainRequest, base_dir: Path) -> TrainRequest:
+    """Make relative local locations absolute against the config's folder; URLs stay as they are."""
+
+    def fix(location: str | None) -> str | None:
+        if location is None or "://" in location or location.startswith("~"):
+            return os.path.expanduser(location) if location else location
+        return str((base_dir / location).resolve()) if not os.path.isabs(location) else location
+
+    updates: dict[str, Any] = {"spec": fix(request.spec), "output": fix(request.output)}
+    if request.dataset_convert_spec:
+        updates["dataset_convert_spec"] = fix(request.dataset_convert_spec)
+    for name, binding in request.bindings().items():
+        updates[name] = binding.model_copy(update={"location": fix(binding.location)})
+    return request.model_copy(update=updates)
+
+
+def parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """YAML to a mapping plus the line of every dotted key path (for errors that point at lines)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ConfigError(
+            f"{source} is not valid YAML: {exc.problem}",
+            where=f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source,
+            fix="fix the YAML syntax at that place (indentation, a missing colon or quote)",
+        ) from None
+    if data is None:
+        raise ConfigError(f"config file {source} is empty", fix="see specs/demo.yaml for a complete example")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of field names to values, not {type(data).__name__}",
+            where=source,
+        )
+    lines: dict[str, int] = {}
+    _collect_lines(node, "", lines)
+    return data, lines
+
+
+def _collect_lines(node: yaml.Node | None, prefix: str, out: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            out[key] = key_node.start_mark.line + 1
+            _collect_lines(value_node, key + ".", out)
+
+
+def apply_set(data: dict[str, Any], item: str) -> None:
+    """Apply one `--set dotted.path=value` (the value read as a YAML scalar: 3, true, text)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r} is not of the form FIELD=VALUE", fix="e.g. --set num_epochs=3")
+    dotted, raw = item.split("=", 1)
+    keys = [k for k in dotted.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"--set {item!r} names no field", fix="e.g. --set training_data.location=/data/train")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    target = data
+    for key in keys[:-1]:
+        current = target.get(key)
+        if current is None:
+            current = target[key] = {}
+        if not isinstance(current, dict):
+            raise ConfigError(f"--set {item!r}: {key!r} is a value, not a group of fields")
+        target = current
+    target[keys[-1]] = value
