@@ -1,0 +1,104 @@
+"""Build the stand-in TAO image: Debian's static busybox plus the `detectnet_v2` double.
+
+The rootfs is assembled in memory and handed to the engine as `docker import` does, so no
+registry (and no network) is needed. The tag carries a hash of the scripts and of busybox,
+so the image is rebuilt only when one of them changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+STANDIN_DIR = Path(__file__).resolve().parent
+REPOSITORY = "taoflow-standin-tao"
+BUSYBOX = Path("/bin/busybox")
+#: In-image location of the sub-task scripts; "detectnet_v2/scripts/train" in the trainer's
+#: command line is what a graceful stop looks for, as with TAO's .../detectnet_v2/scripts/train.py.
+SCRIPTS_IN_IMAGE = "/opt/nvidia_tao_tf1/cv/detectnet_v2/scripts"
+# (source relative to tests/standin, destination in the image)
+FILES = (
+    ("bin/detectnet_v2", "/usr/local/bin/detectnet_v2"),
+    ("bin/pkill", "/usr/local/bin/pkill"),
+    ("detectnet_v2/scripts/train", f"{SCRIPTS_IN_IMAGE}/train"),
+    ("detectnet_v2/scripts/dataset_convert", f"{SCRIPTS_IN_IMAGE}/dataset_convert"),
+)
+CHANGES = [
+    "ENV PATH=/usr/local/bin:/usr/bin:/bin",
+    f"ENV TAO_STANDIN_SCRIPTS={SCRIPTS_IN_IMAGE}",
+    "ENV HOME=/tmp",
+    "WORKDIR /workspace",
+    'CMD ["/bin/sh"]',
+]
+
+
+def standin_executable() -> Path:
+    """The `detectnet_v2` double on the host, for launchers that run it as a plain process."""
+    return STANDIN_DIR / "bin" / "detectnet_v2"
+
+
+def image_tag() -> str:
+    digest = hashlib.sha256()
+    for source, destination in FILES:
+        digest.update(destination.encode() + b"\0" + (STANDIN_DIR / source).read_bytes())
+    digest.update(BUSYBOX.read_bytes())
+    digest.update("\n".join(CHANGES).encode())
+    return f"{REPOSITORY}:{digest.hexdigest()[:16]}"
+
+
+def _applets() -> list[str]:
+    out = subprocess.run([str(BUSYBOX), "--list"], check=True, capture_output=True, text=True).stdout
+    return [name for name in out.split() if name and name != "busybox"]
+
+
+def rootfs_tar() -> bytes:
+    """A minimal rootfs: busybox with one symlink per applet, the doubles, writable /tmp."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+
+        def add_dir(path: str, mode: int = 0o755) -> None:
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+
+        def add_file(path: str, data: bytes, mode: int = 0o755) -> None:
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+
+        for directory in ("/bin", "/usr", "/usr/bin", "/usr/local", "/usr/local/bin", "/etc", "/proc", "/sys",
+                          "/dev", "/workspace", "/opt", "/opt/nvidia_tao_tf1", "/opt/nvidia_tao_tf1/cv",
+                          "/opt/nvidia_tao_tf1/cv/detectnet_v2", SCRIPTS_IN_IMAGE):
+            add_dir(directory)
+        add_dir("/tmp", 0o1777)
+        add_file("/bin/busybox", BUSYBOX.read_bytes())
+        for applet in _applets():
+            if applet in {"pkill"}:
+                continue
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        add_file("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
+        add_file("/etc/group", b"root:x:0:\n", 0o644)
+        for source, destination in FILES:
+            add_file(destination, (STANDIN_DIR / source).read_bytes())
+    return buffer.getvalue()
+
+
+def ensure_image(client) -> str:
+    """The stand-in image's tag, importing it into the engine if this version is absent."""
+    import docker.errors
+
+    tag = image_tag()
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    repository, version = tag.split(":")
+    client.api.import_image_from_data(rootfs_tar(), repository=repository, tag=version, changes=CHANGES)
+    client.images.get(tag)  # raises if the import silently failed
+    return tag
