@@ -1,0 +1,106 @@
+"""The dataset-ready Prefect event and the HTTP client that posts it to `$PREFECT_API_URL/events`.
+
+The event id is the window id (a uuid5), so posting the same window twice, after a crash
+between the POST and the bookkeeping, is absorbed by the server's seen-id check.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+
+import httpx
+
+from tasks.errors import EventError
+from tasks.events.model import Window
+
+DATASET_READY = "taoflow.dataset.ready"
+#: Resource labels a deployment trigger templates from, e.g. `{{ event.resource["taoflow.dataset.location"] }}`.
+LABEL_ACCOUNT = "taoflow.dataset.account"
+LABEL_CONTAINER = "taoflow.dataset.container"
+LABEL_PREFIX = "taoflow.dataset.prefix"
+LABEL_LOCATION = "taoflow.dataset.location"
+
+
+class EmitError(EventError):
+    """The Prefect API did not take the event; the window stays pending and is sent again."""
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+def dataset_ready_event(window: Window, reason: str, *, marker: str, source: str) -> dict:
+    """The Prefect event (API JSON form) announcing one dataset ready to train on."""
+    return {
+        "id": str(window.window_id),
+        "occurred": _iso(window.last_seen),
+        "event": DATASET_READY,
+        "resource": {
+            "prefect.resource.id": f"azure.blob.{window.key}",
+            "prefect.resource.name": f"{window.container}/{window.prefix}",
+            LABEL_ACCOUNT: window.account,
+            LABEL_CONTAINER: window.container,
+            LABEL_PREFIX: window.prefix,
+            LABEL_LOCATION: window.location,
+        },
+        "related": [],
+        "payload": {
+            "reason": reason,
+            "marker": marker if window.marker_time is not None else None,
+            "source": source,
+            "blob_count": window.blob_count,
+            "bytes": window.bytes,
+            "first_seen": _iso(window.first_seen),
+            "last_seen": _iso(window.last_seen),
+            "window_id": str(window.window_id),
+        },
+    }
+
+
+class PrefectEventsEmitter:
+    """POSTs a list of events to a Prefect server (OSS `/api/events` or Cloud's `.../events`)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        auth_string: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not api_url:
+            raise EventError(
+                "no Prefect API URL to send dataset-ready events to",
+                fix="set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)",
+            )
+        headers = {}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        elif auth_string:
+            headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+        self.url = api_url.rstrip("/") + "/events"
+        self._client = httpx.Client(headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def emit(self, events: list[dict]) -> None:
+        if not events:
+            return
+        try:
+            response = self._client.post(self.url, json=events)
+        except httpx.HTTPError as exc:
+            error = EmitError(f"the Prefect API is unreachable: {exc.__class__.__name__}: {exc}", where=self.url)
+            error.transient = True
+            raise error from None
+        if response.is_success:
+            return
+        error = EmitError(
+            f"the Prefect API answered {response.status_code}: {response.text[:300]}",
+            where=self.url,
+            fix="check PREFECT_API_URL and its credentials (PREFECT_API_KEY / PREFECT_API_AUTH_STRING)",
+        )
+        error.transient = response.status_code in {408, 429} or response.status_code >= 500
+        raise error
