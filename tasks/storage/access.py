@@ -1,0 +1,43 @@
+"""From a location string to an open store: resolve AzureML, pick credentials, open the client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from tasks.storage.azureml import resolve_datastore
+from tasks.storage.credentials import bind_account, open_container, resolve_credentials
+from tasks.storage.locations import Location, parse_location
+from tasks.storage.stores import BlobStore, LocalStore, Store
+
+
+@dataclass(frozen=True)
+class StorageAccess:
+    """How to reach remote locations. The defaults follow the Azure conventions (env, identity)."""
+
+    credentials: str | None = None
+    """Name of a prefect-azure AzureBlobStorageCredentials block."""
+    connection_string: str | None = field(default=None, repr=False)
+    """A storage connection string; overrides the block and env AZURE_STORAGE_CONNECTION_STRING."""
+    datastores: Mapping[str, tuple[str, str]] | None = None
+    """Offline AzureML datastore map {name: (connection string or account URL, container)}."""
+    ml_client_factory: Callable[[str | None, str | None, str | None], Any] | None = field(default=None, repr=False)
+    """Builds the AzureML MLClient for live datastore resolution (tests put a fake here)."""
+    sdk_retries: int = 3
+    """Retries the Azure SDK makes on its own for each request before a step fails as transient."""
+
+
+def open_store(location: str | Path | Location, access: StorageAccess | None = None, *, pool_size: int = 32) -> Store:
+    """The store behind any accepted location."""
+    access = access or StorageAccess()
+    loc = parse_location(location)
+    if loc.kind == "local":
+        return LocalStore(loc)
+    creds = None
+    if loc.kind == "azureml":
+        loc, creds = resolve_datastore(loc, mapping=access.datastores, client_factory=access.ml_client_factory)
+    creds = creds or resolve_credentials(loc, block=access.credentials, connection_string=access.connection_string)
+    loc = bind_account(loc, creds)
+    client = open_container(loc, creds, pool_size=pool_size, retries=access.sdk_retries)
+    return BlobStore(loc, client, creds.source)
