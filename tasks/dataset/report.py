@@ -1,0 +1,128 @@
+"""`ValidationReport`: what the validator found, as JSON for machines and markdown for people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tasks.dataset.codes import CHECKS
+from tasks.dataset.tally import Tally
+from tasks.errors import DatasetError, Problem
+
+
+@dataclass
+class ValidationReport:
+    data_dir: str
+    image_dir: str | None
+    label_dir: str | None
+    strict: bool = False
+    deep: bool = False
+    totals: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # code -> findings
+    examples: dict[str, list[Problem]] = field(default_factory=dict)  # code -> first N
+    class_instances: dict[str, int] = field(default_factory=dict)
+    class_images: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # "WxH" -> images
+    frames: dict[str, int | None] = field(default_factory=dict)  # train / validation, when known
+    seconds: float = 0.0
+
+    @classmethod
+    def from_tally(cls, tally: Tally, **kw) -> ValidationReport:
+        order = list(CHECKS)
+        return cls(
+            totals={k: tally.totals.get(k, 0) for k in ("images", "labels", "pairs", "objects", "empty_label_files")},
+            counts={c: tally.counts[c] for c in sorted(tally.counts, key=order.index)},
+            examples={c: tally.examples[c] for c in sorted(tally.examples, key=order.index)},
+            class_instances=dict(tally.class_instances.most_common()),
+            class_images={c: tally.class_images[c] for c, _ in tally.class_instances.most_common()},
+            sizes=dict(tally.sizes.most_common()),
+            **kw,
+        )
+
+    def severity(self, code: str) -> str:
+        """Effective severity: --strict turns every warning into an error."""
+        return "error" if self.strict else CHECKS[code].severity
+
+    @property
+    def errors(self) -> int:
+        return sum(n for c, n in self.counts.items() if self.severity(c) == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(n for c, n in self.counts.items() if self.severity(c) == "warning")
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    def problems(self) -> list[Problem]:
+        return [p for items in self.examples.values() for p in items]
+
+    def summary(self) -> str:
+        t = self.totals
+        verdict = "passed" if self.ok else "FAILED"
+        return (f"dataset {verdict}: {t.get('images', 0)} images, {t.get('labels', 0)} label files, "
+                f"{t.get('objects', 0)} objects; {self.errors} errors, {self.warnings} warnings"
+                f"{' (strict)' if self.strict else ''} in {self.seconds:.1f} s")
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "summary": self.summary(),
+            "data_dir": self.data_dir,
+            "image_dir": self.image_dir,
+            "label_dir": self.label_dir,
+            "strict": self.strict,
+            "deep": self.deep,
+            "seconds": round(self.seconds, 3),
+            "totals": self.totals,
+            "frames": self.frames,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "checks": [
+                {"code": c, "severity": self.severity(c), "count": n, "title": CHECKS[c].title,
+                 "examples": [p.to_dict() for p in self.examples.get(c, [])]}
+                for c, n in self.counts.items()
+            ],
+            "classes": {c: {"instances": n, "images": self.class_images.get(c, 0)}
+                        for c, n in self.class_instances.items()},
+            "image_sizes": self.sizes,
+        }
+
+    def to_error(self) -> DatasetError | None:
+        """The DatasetError that fails the step, or None when the dataset passes."""
+        if self.ok:
+            return None
+        failing = [p for c, items in self.examples.items() if self.severity(c) == "error" for p in items[:3]]
+        return DatasetError(self.summary(), where=self.data_dir, problems=failing,
+                            fix="fix the files listed (each finding names its file and line), then validate again")
+
+    def to_markdown(self, max_examples: int = 5) -> str:
+        t = self.totals
+        out = [f"# Dataset validation: {'passed' if self.ok else 'FAILED'}", "",
+               f"`{self.data_dir}` — {self.summary()}", "",
+               "| images | label files | pairs | objects | empty label files |", "|---|---|---|---|---|",
+               f"| {t.get('images', 0)} | {t.get('labels', 0)} | {t.get('pairs', 0)} | {t.get('objects', 0)} "
+               f"| {t.get('empty_label_files', 0)} |", ""]
+        if self.counts:
+            out += ["## Findings", "", "| code | severity | count | what |", "|---|---|---|---|"]
+            out += [f"| `{c}` | {self.severity(c)} | {n} | {CHECKS[c].title} |" for c, n in self.counts.items()]
+            out.append("")
+            for code, items in self.examples.items():
+                out.append(f"### `{code}` — {CHECKS[code].fix}")
+                out += [f"- {_md(p.where or '')}: {_md(p.message)}" for p in items[:max_examples]]
+                if self.counts[code] > min(len(items), max_examples):
+                    out.append(f"- … and {self.counts[code] - min(len(items), max_examples)} more")
+                out.append("")
+        if self.class_instances:
+            out += ["## Classes (lower-cased as TAO does)", "", "| class | instances | images |", "|---|---|---|"]
+            out += [f"| {_md(c)} | {n} | {self.class_images.get(c, 0)} |" for c, n in self.class_instances.items()]
+            out.append("")
+        if self.sizes:
+            out += ["## Image sizes", "", "| size | images |", "|---|---|"]
+            out += [f"| {s} | {n} |" for s, n in list(self.sizes.items())[:20]]
+            out.append("")
+        return "\n".join(out)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
