@@ -1,0 +1,40 @@
+"""Launching `detectnet_v2` in the TAO container (or as a process inside it), observed,
+cancellable, resumable, and judged by its results rather than its exit code."""
+
+from tasks.launch.base import CancelToken, JobObserver, JobOutcome, Launcher, StopPolicy
+from tasks.launch.command import Command, convert_command, train_command
+from tasks.launch.docker import DockerLauncher
+from tasks.launch.job import run_conversion, run_training
+from tasks.launch.judge import ConvertResult, TrainResult
+from tasks.launch.mounts import Mount, MountPlan, TaoMounts, load_tao_mounts
+from tasks.launch.plan import LaunchPlan, build_plan, device_requests, invoking_user
+from tasks.launch.process import ProcessLauncher
+from tasks.launch.status import EpochEvent, StatusFollower, ValidationEvent
+
+__all__ = [
+    "CancelToken",
+    "Command",
+    "ConvertResult",
+    "DockerLauncher",
+    "EpochEvent",
+    "JobObserver",
+    "JobOutcome",
+    "LaunchPlan",
+    "Launcher",
+    "Mount",
+    "MountPlan",
+    "ProcessLauncher",
+    "StatusFollower",
+    "StopPolicy",
+    "TaoMounts",
+    "TrainResult",
+    "ValidationEvent",
+    "build_plan",
+    "convert_command",
+    "device_requests",
+    "invoking_user",
+    "load_tao_mounts",
+    "run_conversion",
+    "run_training",
+    "train_command",
+]

@@ -1,0 +1,97 @@
+"""The `detectnet_v2` command lines, built as argv lists (never joined into a shell string).
+
+Paths are in-container paths from `tasks.layout`. The key travels in the argv but never in
+its display form, and `--log_file` is not passed on: TAO would send the console into the
+file, so the launcher writes the streamed log there itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+from tasks.errors import ConfigError
+from tasks.layout import Slot, container_path, container_spec_file
+from tasks.redact import MASK
+
+SubTask = Literal["train", "dataset_convert"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `detectnet_v2` invocation: the argv, what it writes, and what must stay hidden."""
+
+    subtask: SubTask
+    argv: tuple[str, ...] = field(repr=False)
+    #: -r inside the container (None for a dataset_convert without -r).
+    results_dir: str | None
+    #: weights/<model_name>.hdf5 is the proof of a finished training.
+    model_name: str = "model"
+    #: Where the launcher copies the streamed log (an in-container path), or None.
+    log_file: str | None = None
+    #: The -o prefix of dataset_convert.
+    output_prefix: str | None = None
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def display_argv(self) -> list[str]:
+        """The argv with every secret masked: safe to print, log and store."""
+        shown = []
+        for arg in self.argv:
+            for secret in self.secrets:
+                arg = arg.replace(secret, MASK)
+            shown.append(arg)
+        return shown
+
+    def __repr__(self) -> str:
+        return f"Command({' '.join(self.display_argv())!r})"
+
+
+def train_command(
+    *,
+    model_name: str = "model",
+    key: str | None = None,
+    num_gpus: int = 1,
+    gpu_index: Sequence[int] = (),
+    use_amp: bool = False,
+    log_file: str | None = None,
+    spec: str | None = None,
+    results_dir: str | None = None,
+) -> Command:
+    """`detectnet_v2 train -e SPEC -r RESULTS -n NAME [-k KEY] --gpus N [--gpu_index i ...] [--use_amp]`."""
+    if gpu_index and len(gpu_index) != num_gpus:
+        raise ConfigError(
+            f"gpu_index lists {len(gpu_index)} GPU(s) but num_gpus is {num_gpus}",
+            fix="give as many GPU indices as num_gpus, or none",
+        )
+    results = results_dir or container_path(Slot.RESULTS)
+    argv = ["detectnet_v2", "train", "-e", spec or container_spec_file(), "-r", results, "-n", model_name]
+    if key:
+        argv += ["-k", key]
+    argv += ["--gpus", str(num_gpus)]
+    if gpu_index:
+        argv += ["--gpu_index", *[str(i) for i in gpu_index]]
+    if use_amp:
+        argv.append("--use_amp")
+    return Command(
+        subtask="train",
+        argv=tuple(argv),
+        results_dir=results,
+        model_name=model_name,
+        log_file=_in_results(log_file, results),
+        secrets=(key,) if key else (),
+    )
+
+
+def convert_command(*, spec: str, output_prefix: str, results_dir: str | None = None) -> Command:
+    """`detectnet_v2 dataset_convert -d SPEC -o PREFIX [-r DIR]`."""
+    argv = ["detectnet_v2", "dataset_convert", "-d", spec, "-o", output_prefix]
+    if results_dir:
+        argv += ["-r", results_dir]
+    return Command(subtask="dataset_convert", argv=tuple(argv), results_dir=results_dir, output_prefix=output_prefix)
+
+
+def _in_results(log_file: str | None, results: str) -> str | None:
+    # The component's log_file is a name inside the results, as the seed component used it.
+    if not log_file:
+        return None
+    return log_file if log_file.startswith("/") else f"{results.rstrip('/')}/{log_file}"

@@ -1,0 +1,168 @@
+"""`LaunchPlan`: everything a launcher will do, decided and printable before any engine is touched.
+
+`taoflow plan` prints it; the launchers only carry it out. Secrets stay inside: the display
+form masks the key and lists environment variable names, never their values.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from tasks.errors import ConfigError
+from tasks.launch.command import Command
+from tasks.launch.mounts import MountPlan, TaoMounts
+from tasks.layout import Slot
+from tasks.request import DEFAULT_IMAGE, GpuSetting
+
+RUN_LABEL = "org.taoflow.run-id"
+JOB_LABEL = "org.taoflow.job"
+DEFAULT_SHM_SIZE = "16G"
+_SECRET_NAME = re.compile(r"(?i)key|secret|token|password|passwd|connection_string|sas|credential")
+#: NVIDIA's recommendation for TAO containers (the NGC entrypoint warns without them).
+DEFAULT_ULIMITS: tuple[tuple[str, int], ...] = (("memlock", -1), ("stack", 67108864))
+
+
+def invoking_user() -> str:
+    """uid:gid of whoever runs taoflow, so results are theirs and not root's."""
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def device_requests(docker_gpus: GpuSetting, gpu_index: tuple[int, ...] | list[int] = ()) -> tuple[dict, ...]:
+    """docker `device_requests` for the GPU setting: all, a count, the listed ids, or none."""
+    if docker_gpus == "none":
+        return ()
+    if gpu_index:
+        return ({"device_ids": [str(i) for i in gpu_index], "capabilities": [["gpu"]]},)
+    if docker_gpus == "all":
+        return ({"count": -1, "capabilities": [["gpu"]]},)
+    if isinstance(docker_gpus, int) and docker_gpus >= 1:
+        return ({"count": docker_gpus, "capabilities": [["gpu"]]},)
+    raise ConfigError(f"docker_gpus must be 'all', 'none' or a count >= 1, got {docker_gpus!r}")
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """One `detectnet_v2` job: image, argv, mounts, environment, GPUs, user, labels."""
+
+    command: Command
+    mounts: MountPlan
+    run_id: str
+    image: str = DEFAULT_IMAGE
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    device_requests: tuple[dict, ...] = ()
+    user: str | None = None
+    shm_size: str | None = DEFAULT_SHM_SIZE
+    ulimits: tuple[tuple[str, int], ...] = DEFAULT_ULIMITS
+    network_mode: str | None = None
+    #: Extra docker create options (from ~/.tao_mounts.json DockerOptions: privileged, ports, tty).
+    docker_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Allow continuing from checkpoints that another run left in the results folder.
+    resume: bool = False
+
+    @property
+    def results_host_dir(self) -> Path | None:
+        if self.command.results_dir is None:
+            return None
+        return self.mounts.host_path(self.command.results_dir)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {RUN_LABEL: self.run_id, JOB_LABEL: self.command.subtask}
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The key, plus the values of environment variables named like credentials."""
+        from_env = tuple(v for k, v in self.env.items() if v and _SECRET_NAME.search(k))
+        return self.command.secrets + from_env
+
+    def with_options(self, **changes: Any) -> "LaunchPlan":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The display form: JSON-ready, secrets masked, env values left out."""
+        return {
+            "image": self.image,
+            "argv": self.command.display_argv(),
+            "mounts": self.mounts.render(),
+            "env": sorted(self.env),
+            "device_requests": list(self.device_requests),
+            "user": self.user,
+            "shm_size": self.shm_size,
+            "ulimits": {name: value for name, value in self.ulimits},
+            "network_mode": self.network_mode,
+            "labels": self.labels,
+            "results": str(self.results_host_dir) if self.results_host_dir else None,
+            "log_file": self.command.log_file,
+            "resume": self.resume,
+        }
+
+    def render(self) -> str:
+        d = self.to_dict()
+        gpus = ", ".join(_render_request(r) for r in self.device_requests) or "none (CPU only)"
+        lines = [
+            f"image:    {d['image']}",
+            f"command:  {' '.join(d['argv'])}",
+            f"user:     {d['user'] or 'image default (root)'}",
+            f"gpus:     {gpus}",
+            f"shm/ulimits: {d['shm_size']} / " + ", ".join(f"{k}={v}" for k, v in d["ulimits"].items()),
+            f"network:  {d['network_mode'] or 'engine default'}",
+            f"env:      {', '.join(d['env']) or '-'}",
+            f"labels:   {', '.join(f'{k}={v}' for k, v in d['labels'].items())}",
+            "mounts:",
+            *(f"  {m}" for m in d["mounts"]),
+        ]
+        if d["log_file"]:
+            lines.append(f"log file: {d['log_file']} (written by taoflow from the streamed log)")
+        return "\n".join(lines)
+
+
+def _render_request(request: dict) -> str:
+    if request.get("device_ids"):
+        return "GPUs " + ",".join(request["device_ids"])
+    return "all GPUs" if request.get("count") == -1 else f"{request.get('count')} GPU(s)"
+
+
+def build_plan(
+    command: Command,
+    *,
+    slots: Mapping[Slot | str, str | os.PathLike],
+    run_id: str,
+    image: str = DEFAULT_IMAGE,
+    docker_gpus: GpuSetting = "all",
+    gpu_index: tuple[int, ...] | list[int] = (),
+    user: str | None = None,
+    env: Mapping[str, str] | None = None,
+    network_mode: str | None = None,
+    tao_mounts: TaoMounts | None = None,
+    resume: bool = False,
+) -> LaunchPlan:
+    """Assemble a plan; `user` defaults to the invoking uid:gid (DockerOptions.user if imported)."""
+    if not run_id or not run_id.strip():
+        raise ConfigError("a launch needs a run id (it labels the container and marks the results)")
+    imported = tao_mounts or TaoMounts()
+    options = dict(imported.docker_options)
+    chosen_user = user or options.pop("user", None) or invoking_user()
+    options.pop("user", None)
+    shm = options.pop("shm_size", DEFAULT_SHM_SIZE)
+    ulimits = dict(DEFAULT_ULIMITS) | {k: int(v) for k, v in (options.pop("ulimits", None) or {}).items()}
+    network = network_mode or options.pop("network", None)
+    options.pop("network", None)
+    environment = {"TELEMETRY_OPT_OUT": "1"} | imported.envs | dict(env or {})
+    return LaunchPlan(
+        command=command,
+        mounts=MountPlan.from_slots(slots, extra=imported.mounts),
+        run_id=run_id,
+        image=image,
+        env=environment,
+        device_requests=device_requests(docker_gpus, gpu_index),
+        user=chosen_user,
+        shm_size=shm,
+        ulimits=tuple(ulimits.items()),
+        network_mode=network,
+        docker_options=options,
+        resume=resume,
+    )
