@@ -1,0 +1,48 @@
+"""A real bridge for the tests: SQLite store in a temp dir, real emitter, uvicorn on a loopback port."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import uvicorn
+
+from tasks.events import Debouncer, DebounceSettings, PrefectEventsEmitter, SQLiteStore, parse_rules
+from tasks.events.receiver import ReceiverSettings, create_app
+from tests.fixtures.services import free_port, wait_for_port
+
+SECRET = "s3cr3t-for-tests-only"
+
+
+def make_debouncer(state_dir: Path, rules=("*/*",), quiet: float = 300.0, marker: str = "_READY") -> Debouncer:
+    return Debouncer(SQLiteStore(state_dir), DebounceSettings(rules=parse_rules(rules), quiet_seconds=quiet, marker=marker))
+
+
+@contextmanager
+def running_bridge(debouncer: Debouncer, api_url: str, *, max_body: int = 1024 * 1024) -> Iterator[str]:
+    """Serve the receiver until the block ends; yields its base URL."""
+    emitter = PrefectEventsEmitter(api_url)
+    app = create_app(debouncer, emitter, ReceiverSettings(SECRET, max_body_bytes=max_body, flush_interval=0.2))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert wait_for_port(port, 20), "the bridge did not listen"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        emitter.close()
+
+
+def wait_until(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
