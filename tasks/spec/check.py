@@ -35,9 +35,8 @@ def require_valid(doc: Document, schema: Schema | None = None) -> list[Problem]:
     problems = check_document(doc, schema)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
-        name = doc.file or "the spec"
         raise SpecError(
-            f"{name}: {len(errors)} error(s) in the {doc.kind} spec",
+            f"{len(errors)} error(s) in the {doc.kind} spec",
             where=doc.file,
             problems=problems,
             fix="correct the lines listed above; `taoflow spec check SPEC` re-checks the file",

@@ -148,7 +148,7 @@ def _unmatched_error(doc: Document, unmatched: list[str], path_values) -> SpecEr
         for ref in unmatched
     ]
     return SpecError(
-        f"{len(unmatched)} spec reference(s) match no path field of {doc.file or 'the spec'}; the spec's paths are:\n"
+        f"{len(unmatched)} spec reference(s) match no path field; the spec's paths are:\n"
         + (listed or "      (none)"),
         where=doc.file,
         problems=problems,
