@@ -1,0 +1,92 @@
+"""The parser: real specs round-trip byte for byte, odd real-world forms parse, bad input says where."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.errors import SpecError
+from tasks.spec import parse_spec
+from tasks.spec.syntax import ListValue, MessageNode, Scalar
+from tests.spec._specs import ALL, kind_of, spec_bytes
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_real_specs_round_trip_byte_identical(name):
+    data = spec_bytes(name)
+    doc = parse_spec(data, name, kind_of(name))
+    assert doc.unparse().encode("utf-8") == data
+    assert doc.root.fields, "a real spec has top-level fields"
+
+
+def _value(doc, *names):
+    node = doc.root
+    for name in names:
+        field = next(f for f in node.fields if f.name == name)
+        node = field.value
+    return node
+
+
+def test_odd_real_world_forms():
+    text = (
+        "a: {\n  b: 1 }\n"  # name: { and a closer on the value's line
+        "c <d: 'single \\'q\\''>\n"  # angle brackets, single quotes with escapes
+        "visualizer{e: True f: False}\n"  # no space before the brace, Python-style booleans
+        "g: 9.99999974738e-05; h: -inf, i: 0x1F\n"  # exponent float, separators, -inf, hex
+        'j: "con" \'cat\' "enated"\n'  # adjacent string concatenation
+        "k: [1, 2, 3]\n"
+        "#l: { commented: out }\n"
+        "m [{n: 1}, <n: 2>]\n"
+    )
+    doc = parse_spec(text)
+    assert doc.unparse() == text
+    assert _value(doc, "a", "b").value == 1
+    assert _value(doc, "c", "d").value == "single 'q'"
+    assert _value(doc, "visualizer", "e").value == "True"
+    assert _value(doc, "g").value == pytest.approx(9.99999974738e-05)
+    assert _value(doc, "h").value == "-inf"
+    assert _value(doc, "i").value == 31 and _value(doc, "i").is_int
+    assert _value(doc, "j").value == "concatenated"
+    k = _value(doc, "k")
+    assert isinstance(k, ListValue) and [s.value for s in k.items] == [1, 2, 3]
+    assert [f.name for f in doc.root.fields] == ["a", "c", "visualizer", "g", "h", "i", "j", "k", "m"]
+    m = _value(doc, "m")
+    assert all(isinstance(item, MessageNode) for item in m.items)
+    assert isinstance(_value(doc, "g"), Scalar)
+
+
+def test_token_positions():
+    doc = parse_spec("a {\n\tb: 'x'\n}\n")
+    b = doc.root.fields[0].value.fields[0]
+    assert doc.where(b.name_token) == (2, 2)
+    assert doc.where(b.value.first) == (2, 5)
+
+
+@pytest.mark.parametrize(
+    "text, line, column, words",
+    [
+        ("a {\n  b: 1\n", 3, 1, "missing '}' for the block opened at line 1"),
+        ("a: 1\n}\n", 2, 1, "unexpected '}'"),
+        ("a {\n  b 1\n}\n", 2, 5, "expected ':' or '{' after field name 'b'"),
+        ('a: "open\n', 1, 4, "unterminated string"),
+        ("a: 12abc\n", 1, 4, "malformed number"),
+        ("a: 1\n  @\n", 2, 3, "unexpected character"),
+        ("a: \"\\q\"\n", 1, 5, "invalid escape"),
+        ("a: [1 2]\n", 1, 7, "expected ',' or ']'"),
+        ("a:\n", 2, 1, "expected a value for 'a', found the end of the file"),
+    ],
+)
+def test_syntax_errors_say_where_and_how(text, line, column, words):
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, "s.txt")
+    err = info.value
+    assert words in err.what
+    assert err.where == f"s.txt:{line}:{column}"
+    (problem,) = err.problems
+    assert (problem.line, problem.column) == (line, column) and problem.hint
+
+
+def test_non_utf8_and_deep_nesting_are_spec_errors():
+    with pytest.raises(SpecError, match="not UTF-8"):
+        parse_spec(b"a: 1\nb: '\xff'\n")
+    with pytest.raises(SpecError, match="nested deeper"):
+        parse_spec("a {" * 200)
