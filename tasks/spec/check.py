@@ -125,14 +125,14 @@ class _Checker:
 
     def unknown(self, fnode: FieldNode, msg: MessageSchema) -> None:
         close = difflib.get_close_matches(fnode.name, list(msg.fields), n=1, cutoff=0.6)
-        if close:
+        other_kind = "dataset_convert" if self.doc.kind == "train" else "train"
+        if msg is self.schema.root(self.doc.kind) and fnode.name in self.schema.root(other_kind).fields:
+            hint = f"this looks like a {other_kind} spec; check it with --kind {other_kind}"
+        elif close:
             hint = f"did you mean {close[0]!r}?"
         else:
             owners = self.schema.messages_with(fnode.name)
-            other_kind = "dataset_convert" if self.doc.kind == "train" else "train"
-            if msg is self.schema.root(self.doc.kind) and fnode.name in self.schema.root(other_kind).fields:
-                hint = f"this looks like a {other_kind} spec; check it with --kind {other_kind}"
-            elif owners:
+            if owners:
                 hint = f"{fnode.name} belongs in {' or '.join(owners)}, not in {msg.name}"
             else:
                 hint = f"remove it; {msg.name} has: {', '.join(msg.fields)}"
