@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tasks.dataset.codes import CHECKS
 from tasks.dataset.tally import Tally
@@ -26,12 +26,16 @@ class ValidationReport:
     seconds: float = 0.0
 
     @classmethod
-    def from_tally(cls, tally: Tally, **kw) -> ValidationReport:
+    def from_tally(cls, tally: Tally, *, strict: bool = False, **kw) -> ValidationReport:
         order = list(CHECKS)
+        examples = {c: tally.examples[c] for c in sorted(tally.examples, key=order.index)}
+        if strict:  # examples carry the severity the run applied
+            examples = {c: [replace(p, severity="error") for p in items] for c, items in examples.items()}
         return cls(
             totals={k: tally.totals.get(k, 0) for k in ("images", "labels", "pairs", "objects", "empty_label_files")},
             counts={c: tally.counts[c] for c in sorted(tally.counts, key=order.index)},
-            examples={c: tally.examples[c] for c in sorted(tally.examples, key=order.index)},
+            examples=examples,
+            strict=strict,
             class_instances=dict(tally.class_instances.most_common()),
             class_images={c: tally.class_images[c] for c, _ in tally.class_instances.most_common()},
             sizes=dict(tally.sizes.most_common()),

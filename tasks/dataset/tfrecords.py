@@ -50,7 +50,7 @@ def count_records(path: str) -> int:
         while offset < size:
             header = fh.read(12)
             if len(header) < 12:
-                raise NotATFRecord(f"cut short at byte {offset}")
+                raise NotATFRecord(f"too short for a TFRecord frame header at byte {offset}")
             length, crc = struct.unpack("<QI", header)
             if count == 0 and crc != _masked_crc(header[:8]):
                 raise NotATFRecord("the first record's length checksum does not match (not TFRecord data)")
