@@ -89,6 +89,8 @@ def _read_event(event: dict, schema: Schema, where: str, delivery: Delivery) -> 
     if not isinstance(data, dict):
         raise EventError("a BlobCreated event without a data object", where=where)
     api = data.get("api")
+    if not isinstance(api, str):
+        raise EventError(f"data.api {api!r:.60} is not a string", where=where)
     if api not in COMMITTED_APIS:
         delivery.ignored.append(Ignored(event_id, f"data.api {api!r} is not a committed write"))
         return

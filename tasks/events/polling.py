@@ -66,6 +66,26 @@ def service_client_from_env(connection_string: str | None = None) -> Any:
         raise StorageAuthError(f"the connection string is not usable: {exc}", fix="copy it again from the portal") from None
 
 
+def service_client_from_block(block: Any) -> Any:
+    """A sync BlobServiceClient from a prefect-azure AzureBlobStorageCredentials block (whose own client is async)."""
+    from azure.storage.blob import BlobServiceClient
+
+    def secret(value: Any) -> str | None:
+        return value.get_secret_value() if hasattr(value, "get_secret_value") else value
+
+    if getattr(block, "connection_string", None) is not None:
+        return service_client_from_env(secret(block.connection_string))
+    if getattr(block, "client_secret", None) is not None:
+        from azure.identity import ClientSecretCredential
+
+        credential: Any = ClientSecretCredential(block.tenant_id, block.client_id, secret(block.client_secret))
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    return BlobServiceClient(account_url=block.account_url, credential=credential)
+
+
 def list_changes(service: Any, rules: Iterable[PrefixRule], state: PollState) -> tuple[list[BlobCreated], int]:
     """New or changed blobs covered by the rules, and how many blobs were listed; updates `state.etags`."""
     from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError

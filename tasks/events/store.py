@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
@@ -56,7 +57,9 @@ class MemoryStore:
         return fresh
 
     def window(self, key: str) -> Window | None:
-        return self.windows.get(key)
+        # Copies, as SQLite gives: the debouncer compares a sent snapshot with the live window.
+        found = self.windows.get(key)
+        return replace(found) if found else None
 
     def put(self, window: Window) -> None:
         self.windows[window.key] = window
@@ -65,7 +68,7 @@ class MemoryStore:
         self.windows.pop(key, None)
 
     def pending(self) -> list[Window]:
-        return list(self.windows.values())
+        return [replace(w) for w in self.windows.values()]
 
     def seal(self, key: str) -> float | None:
         return self.seals.get(key)
