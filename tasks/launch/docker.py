@@ -204,6 +204,13 @@ class DockerJob:
                     fix="install the NVIDIA Container Toolkit on the host and restart dockerd "
                     f"({NVIDIA_TOOLKIT_URL}); for a CPU-only smoke run set docker_gpus='none'",
                 ) from None
+            if "rlimit" in message:
+                raise LaunchError(
+                    f"the engine may not apply the ulimits {dict(plan.ulimits)} ({message})",
+                    where=plan.image,
+                    fix="run dockerd with permission to raise limits (CAP_SYS_RESOURCE), or set lower "
+                    "ulimits in ~/.tao_mounts.json DockerOptions, e.g. {\"memlock\": 8388608}",
+                ) from None
             raise LaunchError(f"the container did not start: {message}", where=plan.image) from None
         pump_lines(self.container.logs(stream=True, follow=True), self.lines)
 
@@ -213,7 +220,7 @@ class DockerJob:
         docker = _docker()
         try:
             return int(self.container.wait(timeout=timeout)["StatusCode"])
-        except requests.exceptions.ConnectionError as exc:
+        except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout) as exc:
             if "timed out" in str(exc).lower():
                 return None
             raise EngineUnavailable(

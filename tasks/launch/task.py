@@ -1,0 +1,111 @@
+"""Prefect wrappers for the launcher: run logger, progress and metrics artifacts, retries.
+
+Thin on purpose: the logic is in `tasks.launch`; here the observer callbacks become log
+records and artifacts, and the retry policy asks `is_transient` (a crashed run that left
+checkpoints is transient: the retry resumes from them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.cache_policies import NONE
+
+from tasks.errors import is_transient
+from tasks.launch.base import CancelToken, JobObserver, Launcher
+from tasks.launch.docker import DockerLauncher
+from tasks.launch.job import run_training
+from tasks.launch.judge import TrainResult
+from tasks.launch.plan import LaunchPlan
+from tasks.launch.status import EpochEvent, ValidationEvent
+
+
+def retry_if_transient(task, task_run, state) -> bool:
+    """Retry only what a retry can fix (engine back, crash with checkpoints), never a user error."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - we only classify it
+        return is_transient(exc)
+    return False
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+class ArtifactReporter:
+    """Observer that logs every line and keeps the progress and metrics artifacts current."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.logger = get_run_logger()
+        self.epochs: list[EpochEvent] = []
+        self.validations: list[ValidationEvent] = []
+        self.progress_id = create_progress_artifact(
+            0.0, key=artifact_key(prefix, "progress"), description="DetectNet_v2 training: waiting for the first epoch"
+        )
+
+    def observer(self) -> JobObserver:
+        return JobObserver(
+            on_line=self.logger.info,
+            on_epoch=self.on_epoch,
+            on_validation=self.validations.append,
+            on_pull=lambda text: self.logger.info("pull: %s", text),
+        )
+
+    def on_epoch(self, event: EpochEvent) -> None:
+        self.epochs.append(event)
+        update_progress_artifact(
+            self.progress_id,
+            event.progress,
+            description=f"epoch {event.epoch}/{event.max_epoch}, loss {event.loss}, ETA {event.eta}",
+        )
+
+    def publish_tables(self) -> None:
+        """One row per epoch and one per validation; written also when the run failed."""
+        if self.epochs:
+            create_table_artifact(
+                [
+                    {"epoch": e.epoch, "max_epoch": e.max_epoch, "loss": e.loss, "learning_rate": e.learning_rate, "eta": e.eta}
+                    for e in self.epochs
+                ],
+                key=artifact_key(self.prefix, "epochs"),
+                description="Training loss and learning rate per epoch",
+            )
+        if self.validations:
+            classes = sorted({c for v in self.validations for c in v.average_precision})
+            rows: list[dict[str, Any]] = []
+            for v in self.validations:
+                row: dict[str, Any] = {"epoch": v.epoch, "mAP (%)": v.mean_average_precision}
+                row |= {f"AP {c} (%)": v.average_precision.get(c) for c in classes}
+                rows.append(row)
+            create_table_artifact(
+                rows, key=artifact_key(self.prefix, "metrics"), description="Validation mAP and per-class AP"
+            )
+
+
+@task(
+    name="detectnet_v2-train",
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NONE,
+    persist_result=False,
+)
+def train_detectnet_v2(
+    plan: LaunchPlan,
+    launcher: Launcher | None = None,
+    artifact_prefix: str = "detectnet-v2",
+    cancel: CancelToken | None = None,
+) -> TrainResult:
+    """Run `detectnet_v2 train` from a plan; progress and metrics become artifacts."""
+    reporter = ArtifactReporter(artifact_prefix)
+    reporter.logger.info("launching: %s", " ".join(plan.command.display_argv()))
+    try:
+        return run_training(plan, launcher or DockerLauncher(), reporter.observer(), cancel)
+    finally:
+        reporter.publish_tables()

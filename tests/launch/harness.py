@@ -1,0 +1,105 @@
+"""A job on either launcher, against the stand-in TAO (image or script): the behaviour tests'
+shared set-up, so both backends face the very same cases."""
+
+from __future__ import annotations
+
+import os
+import resource
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tasks.launch import (
+    DockerLauncher,
+    JobObserver,
+    ProcessLauncher,
+    StopPolicy,
+    build_plan,
+    train_command,
+)
+from tasks.layout import SPEC_FILE_NAME, Slot
+from tests.standin.image import standin_executable
+
+def host_memlock_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    return -1 if hard == resource.RLIM_INFINITY else hard
+
+
+FAST_STOP = StopPolicy(graceful_seconds=8, terminate_seconds=2, tick_seconds=0.1)
+
+
+def spec_text(epochs: int = 4, classes: tuple[str, ...] = ("car", "pedestrian")) -> str:
+    mapping = "".join(
+        f'  target_class_mapping {{\n    key: "{c.title()}"\n    value: "{c}"\n  }}\n' for c in classes
+    )
+    return (
+        f"dataset_config {{\n{mapping}}}\n"
+        f"training_config {{\n  num_epochs: {epochs}\n  checkpoint_interval: 1\n}}\n"
+        "evaluation_config {\n  validation_period_during_training: 2\n  first_validation_epoch: 1\n}\n"
+    )
+
+
+@dataclass
+class Recorder:
+    lines: list[str] = field(default_factory=list)
+    epochs: list = field(default_factory=list)
+    validations: list = field(default_factory=list)
+
+    def observer(self, **overrides: Any) -> JobObserver:
+        callbacks = dict(on_line=self.lines.append, on_epoch=self.epochs.append, on_validation=self.validations.append)
+        return JobObserver(**(callbacks | overrides))
+
+
+@dataclass
+class Harness:
+    kind: str
+    launcher: Any
+    root: Path
+    image: str | None = None
+    user: str | None = None
+    expected_uid: int = field(default_factory=os.getuid)
+    docker_client: Any = None
+
+    def folders(self, epochs: int = 4) -> dict[Slot, Path]:
+        slots = {Slot.SPEC: self.root / "specs", Slot.TRAINING_DATA: self.root / "data", Slot.RESULTS: self.root / "results"}
+        for slot, path in slots.items():
+            if slot is not Slot.RESULTS:
+                path.mkdir(parents=True, exist_ok=True)
+        (slots[Slot.SPEC] / SPEC_FILE_NAME).write_text(spec_text(epochs))
+        return slots
+
+    def plan(self, **kw):
+        plan = self._plan(**kw)
+        # This engine may not raise RLIMIT_MEMLOCK (no CAP_SYS_RESOURCE): keep the host's limit.
+        return plan.with_options(ulimits=(("memlock", host_memlock_limit()), ("stack", 67108864)))
+
+    def _plan(self, *, epochs: int = 4, run_id: str | None = None, env: dict | None = None, key: str | None = None,
+             docker_gpus: Any = "none", log_file: str | None = None, resume: bool = False, name: str = "detector"):
+        return build_plan(
+            train_command(model_name=name, key=key, log_file=log_file),
+            slots=self.folders(epochs),
+            run_id=run_id or uuid.uuid4().hex,
+            image=self.image or "unused-by-the-process-launcher",
+            docker_gpus=docker_gpus,
+            user=self.user,
+            env=env,
+            network_mode="none",
+            resume=resume,
+        )
+
+
+def docker_harness(root: Path, client, image: str) -> Harness:
+    return Harness(
+        kind="docker",
+        launcher=DockerLauncher(client=client, policy=FAST_STOP),
+        root=root,
+        image=image,
+        user="1234:1234",
+        expected_uid=1234,
+        docker_client=client,
+    )
+
+
+def process_harness(root: Path) -> Harness:
+    return Harness(kind="process", launcher=ProcessLauncher(executable=str(standin_executable()), policy=FAST_STOP), root=root)
