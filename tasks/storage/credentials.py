@@ -149,7 +149,7 @@ def open_container(location: Location, creds: BlobCredentials, *, pool_size: int
     The SDK's default pool holds 10 connections; more threads than that would queue on it.
     """
     import requests
-    from azure.storage.blob import BlobServiceClient
+    from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
@@ -157,9 +157,8 @@ def open_container(location: Location, creds: BlobCredentials, *, pool_size: int
     session.mount("https://", adapter)
     options = dict(
         session=session,
-        retry_total=retries,
-        retry_backoff_factor=0.4,
-        retry_backoff_max=8,
+        # The SDK's default first back-off is 15 s; a step-level retry (the Prefect task) follows anyway.
+        retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retries, random_jitter_range=1),
         connection_timeout=10,
         read_timeout=60,
     )

@@ -1,0 +1,109 @@
+"""Prefect task wrappers for sync down/up: retries for transient storage faults only, progress in the run log."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Callable
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.errors import is_transient
+from tasks.storage.access import StorageAccess
+from tasks.storage.sync import content_fingerprint, sync_down, sync_up
+from tasks.storage.transfer import SyncProgress, SyncReport
+
+#: Waits between attempts; a storage blip or an emulator restart is usually over within these.
+RETRY_DELAYS = [2.0, 5.0, 15.0, 30.0]
+
+
+def retry_only_transient(task, task_run, state) -> bool:
+    """`retry_condition_fn`: retry connection errors, time-outs and 408/429/5xx; never auth or not-found."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the question is only "transient?"
+        return is_transient(exc)
+    return False
+
+
+class LogProgress:
+    """Progress to the run logger: at most every `interval` seconds, plus the final count."""
+
+    def __init__(self, label: str, interval: float = 5.0) -> None:
+        self.label, self.interval = label, interval
+        self._next = 0.0
+        self._logger = get_run_logger()
+
+    def __call__(self, p: SyncProgress) -> None:
+        now = time.monotonic()
+        if p.files_done != p.files_total and now < self._next:
+            return
+        self._next = now + self.interval
+        self._logger.info(
+            "%s: %d/%d files, %.1f/%.1f MB", self.label, p.files_done, p.files_total,
+            p.bytes_done / 1e6, p.bytes_total / 1e6,
+        )
+
+
+@task(
+    name="sync-down",
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,
+)
+def sync_down_task(
+    location: str,
+    dest_dir: str | Path,
+    access: StorageAccess | None = None,
+    require_published: bool = False,
+    concurrency: int = 16,
+) -> SyncReport:
+    """Fetch a location into a local directory; a retry resumes where the failed attempt stopped."""
+    report = sync_down(
+        location, dest_dir, access=access, concurrency=concurrency,
+        require_published=require_published, on_progress=LogProgress(f"sync down {location}"),
+    )
+    get_run_logger().info(report.summary())
+    return report
+
+
+@task(
+    name="sync-up",
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,
+)
+def sync_up_task(
+    src_dir: str | Path,
+    location: str,
+    access: StorageAccess | None = None,
+    concurrency: int = 16,
+) -> SyncReport:
+    """Publish a results directory; a retry skips blobs already uploaded and writes the marker last."""
+    report = sync_up(src_dir, location, access=access, concurrency=concurrency,
+                     on_progress=LogProgress(f"sync up {location}"))
+    get_run_logger().info(report.summary())
+    return report
+
+
+def content_cache_key(*location_parameters: str, access: StorageAccess | None = None) -> Callable:
+    """A `cache_key_fn` keyed on the *content* of the named location parameters (and the task's inputs).
+
+    The key changes when any file behind those locations changes (name, size, MD5/etag), so a
+    task that only reads them is reused across runs until the data changes.
+    """
+
+    def key(context, parameters: dict) -> str:
+        digest = hashlib.sha256(context.task.name.encode())
+        for name in sorted(parameters):
+            value = parameters[name]
+            digest.update(f"{name}={value!r}".encode())
+            if name in location_parameters and value:
+                digest.update(content_fingerprint(value, access).encode())
+        return digest.hexdigest()
+
+    return key
