@@ -48,17 +48,19 @@ def check_label_file(path: str, size: tuple[int, int] | None, rules: LabelRules,
         return
     tally.totals["labels"] += 1
     instances: Counter = Counter()
+    lines = 0
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue  # TAO skips blank lines
+        lines += 1
         name = _check_line(fields, path, lineno, size, rules, tally)
         if name is not None:
             instances[name] += 1
     if instances:
         tally.totals["objects"] += sum(instances.values())
         tally.add_classes(instances)
-    else:
+    if not lines:  # a negative example: legal, but worth a count
         tally.totals["empty_label_files"] += 1
 
 

@@ -1,0 +1,116 @@
+"""validate_dataset as a whole: pool vs. inline, strict, report shape, bounded memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tasks.dataset import validate_dataset
+from tests.dataset.check_cases import c_14_fields, c_nan, c_unmapped
+from tests.dataset.kitti import encoded, kitti_line, make_dataset, train_facts
+
+
+def _break_many(root, every: int = 10) -> None:
+    """Real mistakes spread over a large dataset: NaN boxes, short lines, orphans, a wrong size."""
+    for i in range(0, 2400, every):
+        (root / "label_2" / f"{i:06d}.txt").write_text(kitti_line() + "\n" + kitti_line().replace(" 100.00 ", " nan ", 1) + "\n")
+    (root / "label_2" / "000007.txt").write_text("car 0 0 0 1 2 3\n")
+    (root / "label_2" / "000011.txt").unlink()
+    (root / "image_2" / "000013.png").write_bytes(encoded("png", (1242, 375)))
+
+
+def test_pool_and_inline_agree(tmp_path):
+    root = make_dataset(tmp_path / "data", 2400, objects=2)
+    _break_many(root)
+    seen = []
+    pooled = validate_dataset(train_facts(), root, workers=2, progress=lambda d, t: seen.append((d, t)))
+    inline = validate_dataset(train_facts(), root, workers=1)
+    assert pooled.to_dict() | {"seconds": 0, "summary": ""} == inline.to_dict() | {"seconds": 0, "summary": ""}
+    assert pooled.counts == {"pair.image-without-label": 1, "image.size-mismatch": 1,
+                             "label.field-count": 1, "label.not-finite": 240}
+    assert pooled.totals["images"] == 2400 and pooled.totals["labels"] == 2399
+    assert seen[0] == (0, 2400) and seen[-1] == (2400, 2400) and len(seen) > 2
+    # examples are capped and in file order, so reports are stable from run to run
+    nan = pooled.examples["label.not-finite"]
+    assert len(nan) == 20 and [p.file for p in nan] == sorted(p.file for p in nan) and nan[0].line == 2
+
+
+def test_strict_fails_on_warnings(tmp_path):
+    root = make_dataset(tmp_path / "data", 3)
+    c_unmapped(root)
+    relaxed = validate_dataset(train_facts(), root)
+    strict = validate_dataset(train_facts(), root, strict=True)
+    assert relaxed.ok and relaxed.warnings == 1 and relaxed.to_error() is None
+    assert not strict.ok and strict.errors == 1
+    assert strict.examples["class.unmapped"][0].severity == "error"
+    assert "truck (1 in 1 files)" in strict.to_error().render()
+
+
+def test_report_json_and_markdown(tmp_path):
+    root = make_dataset(tmp_path / "data", 4, classes=("car", "Pedestrian"))
+    c_14_fields(root)
+    c_nan(root)  # replaces 000001.txt again: NaN wins
+    (root / "label_2" / "000003.txt").write_text("")
+    report = validate_dataset(train_facts(), root)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["ok"] is False and data["errors"] == 1
+    assert data["totals"]["empty_label_files"] == 1
+    assert data["checks"][0]["code"] == "label.not-finite"
+    assert data["checks"][0]["examples"][0]["line"] == 1
+    assert set(data["classes"]) == {"car", "pedestrian"}  # lower-cased as TAO does
+    assert data["image_sizes"] == {"1248x384": 4}
+    md = report.to_markdown()
+    assert "# Dataset validation: FAILED" in md and "| `label.not-finite` | error | 1 |" in md
+    assert "000001.txt:1" in md
+    err = report.to_error()
+    assert err.problems and err.problems[0].code == "label.not-finite" and str(root) in err.render()
+
+
+def test_separate_validation_set_is_checked_and_counted(tmp_path):
+    root = make_dataset(tmp_path / "train", 5)
+    val = make_dataset(tmp_path / "val", 3)
+    c_nan(val)
+    facts = train_facts(validation_fold=None, has_validation_data_source=True, batch_size_per_gpu=2)
+    report = validate_dataset(facts, root, validation_data_dir=val)
+    assert report.frames == {"train": 5, "validation": 3}
+    assert report.counts == {"label.not-finite": 1}
+    assert report.examples["label.not-finite"][0].file.startswith(str(val))
+
+
+def test_images_labels_subfolders_and_default_alternatives(tmp_path):
+    make_dataset(tmp_path / "a", 2, image_dir="images", label_dir="labels")
+    assert validate_dataset(train_facts(), tmp_path / "a").totals["pairs"] == 2
+    make_dataset(tmp_path / "b", 2, image_dir="cam0", label_dir="gt")
+    report = validate_dataset(train_facts(), tmp_path / "b", images="cam0", labels="gt")
+    assert report.ok and report.totals["pairs"] == 2
+
+
+_MILLION = """
+import resource
+from tasks.dataset.layout import pair_images
+from tasks.dataset.report import ValidationReport
+from tasks.dataset.tally import Tally
+n = 1_000_000
+names = [f"{i:07d}.png" for i in range(n)]
+stems = {f"{i:07d}" for i in range(0, n, 2)}  # every other image lacks its label
+tally = Tally()
+items = pair_images("/data/image_2", names, stems, "/data/label_2", tally)
+for i in range(n):
+    tally.add_size(1000 + i % 997, 375)
+    tally.add("label.not-finite", "field 5 is 'nan'", file=names[i], line=1)
+report = ValidationReport.from_tally(tally, data_dir="/data", image_dir=None, label_dir=None)
+assert len(items) == n and report.counts["pair.image-without-label"] == n // 2
+assert len(report.examples["label.not-finite"]) == 20 and len(report.sizes) <= 201
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_memory_stays_bounded_for_a_million_images():
+    """Listing-level state for 1M pairs (names, pairing) plus a tally full of findings: peak RSS < 500 MB."""
+    done = subprocess.run([sys.executable, "-c", _MILLION], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    peak_mb = int(done.stdout.split()[-1]) / 1024
+    assert peak_mb < 500, f"peak RSS {peak_mb:.0f} MB"
