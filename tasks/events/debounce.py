@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
+from tasks.errors import ConfigError
 from tasks.events.emitter import EmitError, dataset_ready_event
 from tasks.events.model import BlobCreated, Window, dataset_key, dataset_location
 from tasks.events.rules import DEFAULT_RULES, PrefixRule, dataset_prefix
@@ -36,6 +37,14 @@ class DebounceSettings:
     quiet_seconds: float = 300.0
     marker: str = "_READY"
     source: str = "eventgrid"
+
+    def __post_init__(self) -> None:
+        if not self.marker or "/" in self.marker or self.marker in {".", ".."}:
+            raise ConfigError(
+                f"marker {self.marker!r} is not a blob name", where="--marker", fix="give a plain name such as _READY"
+            )
+        if self.quiet_seconds < 0:
+            raise ConfigError(f"quiet window {self.quiet_seconds} s is negative", where="--quiet-seconds")
 
     def is_marker(self, prefix: str, blob: str) -> bool:
         return blob == (f"{prefix}/{self.marker}" if prefix else self.marker)
