@@ -1,0 +1,102 @@
+"""Docker-only promises: GPU runtime missing, unreachable registry, stale containers, convert."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tasks.errors import GpuRuntimeMissing, ImageUnavailable, LaunchError
+from tasks.launch import DockerLauncher, build_plan, convert_command, run_conversion, run_training
+from tasks.launch.plan import RUN_LABEL
+from tasks.layout import Slot
+from tests.launch.harness import docker_harness, process_harness
+
+
+@pytest.fixture
+def harness(workdir, docker_client, standin_image):
+    return docker_harness(workdir, docker_client, standin_image)
+
+
+def labelled(client, run_id):
+    return client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+
+
+def test_gpu_request_without_nvidia_runtime_is_clear_and_leaves_nothing(harness):
+    plan = harness.plan(epochs=2, docker_gpus="all")
+    assert plan.device_requests == ({"count": -1, "capabilities": [["gpu"]]},)
+    with pytest.raises(GpuRuntimeMissing) as caught:
+        run_training(plan, harness.launcher)
+    assert "NVIDIA Container Toolkit" in str(caught.value)
+    assert "docker_gpus='none'" in str(caught.value)
+    assert labelled(harness.docker_client, plan.run_id) == []  # the created container was removed
+    assert not list(plan.results_host_dir.glob("*.ckzip"))  # nothing trained
+    result = run_training(plan.with_options(device_requests=()), harness.launcher)  # docker_gpus="none"
+    assert result.model_path.is_file()
+
+
+def test_default_ulimits_are_requested_and_a_refusal_is_explained(harness):
+    plan = harness.plan(epochs=1)
+    default = build_plan(plan.command, slots={Slot.RESULTS: plan.results_host_dir}, run_id="r1", docker_gpus="none")
+    assert dict(default.ulimits) == {"memlock": -1, "stack": 67108864}
+    assert default.shm_size == "16G" and default.env["TELEMETRY_OPT_OUT"] == "1"
+    strict = plan.with_options(ulimits=(("memlock", -1),))
+    try:
+        result = run_training(strict, harness.launcher)
+    except LaunchError as exc:  # engines without CAP_SYS_RESOURCE (like this test machine's)
+        assert "ulimits" in str(exc) and "DockerOptions" in str(exc)
+        assert labelled(harness.docker_client, plan.run_id) == []
+    else:  # engines that may raise the limit simply run it
+        assert result.model_path.is_file()
+
+
+def test_unreachable_registry_gives_image_unavailable(docker_client):
+    launcher = DockerLauncher(client=docker_client)
+    started = time.monotonic()
+    with pytest.raises(ImageUnavailable) as caught:
+        launcher.ensure_image("127.0.0.1:9/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5")
+    assert "could not be pulled" in str(caught.value) and "registry" in str(caught.value)
+    assert time.monotonic() - started < 30
+
+
+def test_stale_containers_of_the_same_run_are_reaped(harness):
+    plan = harness.plan(epochs=1)
+    stale = harness.docker_client.containers.run(
+        harness.image, ["sleep", "300"], detach=True, labels={RUN_LABEL: plan.run_id}, network_mode="none"
+    )
+    run_training(plan, harness.launcher)
+    assert labelled(harness.docker_client, plan.run_id) == []
+    with pytest.raises(Exception):
+        stale.reload()
+
+
+@pytest.mark.parametrize("kind", ["docker", "process"])
+def test_dataset_convert_writes_shards_like_tao(kind, workdir, request):
+    h = (
+        docker_harness(workdir, request.getfixturevalue("docker_client"), request.getfixturevalue("standin_image"))
+        if kind == "docker"
+        else process_harness(workdir)
+    )
+    data = workdir / "data"
+    (data / "label_2").mkdir(parents=True)
+    (data / "label_2" / "0001.txt").write_text("Car 0 0 0 1 2 30 40 0 0 0 0 0 0 0\nPedestrian 0 0 0 1 2 3 4 0 0 0 0 0 0 0\n")
+    specs, out = workdir / "specs", workdir / "results"
+    specs.mkdir()
+    data_ctr = "/workspace/taoflow/data/training"
+    (specs / "convert.txt").write_text(
+        f'kitti_config {{\n  root_directory_path: "{data_ctr if kind == "docker" else data}"\n'
+        '  label_dir_name: "label_2"\n  num_partitions: 2\n  num_shards: 3\n}\n'
+    )
+    command = convert_command(
+        spec="/workspace/taoflow/specs/convert.txt",
+        output_prefix="/workspace/taoflow/results/tfrecords/kitti",
+        results_dir="/workspace/taoflow/results",
+    )
+    plan = build_plan(
+        command, slots={Slot.SPEC: specs, Slot.TRAINING_DATA: data, Slot.RESULTS: out}, run_id="convert-1",
+        image=h.image or "x", docker_gpus="none", user=h.user, network_mode="none",
+    ).with_options(ulimits=())
+    result = run_conversion(plan, h.launcher)
+    names = [p.name for p in result.output_files]
+    assert len(names) == 6 and names[0] == "kitti-fold-000-of-002-shard-00000-of-00003"
+    assert '"car": 1' in (out / "status.json").read_text()
