@@ -103,6 +103,13 @@ class TrainRequest(BaseModel):
         description="Subfolder under OUTPUT/MODEL_APP_NAME for this run's results.",
         min_length=1,
     )
+    storage_credentials: str | None = Field(
+        default=None,
+        description=(
+            "Name of a prefect-azure AzureBlobStorageCredentials block for blob locations. Without it: "
+            "env AZURE_STORAGE_CONNECTION_STRING, a SAS token in the URL, or DefaultAzureCredential."
+        ),
+    )
     model_name: str = Field(
         default="model",
         description="Name of the final model file (-n): weights/MODEL_NAME.hdf5.",
@@ -270,7 +277,14 @@ COMPONENT_INPUTS: tuple[str, ...] = (
 )
 COMPONENT_OUTPUTS: tuple[str, ...] = ("trained_model_dir",)
 #: Ours, not the seed's: accepted beside the seed's names.
-COMPONENT_EXTRAS: tuple[str, ...] = ("image", "docker_gpus", "key_block", "resume", "dataset_convert_spec")
+COMPONENT_EXTRAS: tuple[str, ...] = (
+    "image",
+    "docker_gpus",
+    "key_block",
+    "resume",
+    "dataset_convert_spec",
+    "storage_credentials",
+)
 
 _REQUIRED_COMPONENT = (
     "model_app_name",
@@ -403,6 +417,7 @@ _COMPONENT_SIMPLE = {
     "key_block": "key_block",
     "resume": "resume",
     "dataset_convert_spec": "dataset_convert_spec",
+    "storage_credentials": "storage_credentials",
 }
 
 

@@ -1,0 +1,243 @@
+"""A training job from request to launch plan, as plain functions.
+
+`taoflow plan` calls these directly (no server, no GPU); the flow calls the same functions
+through thin Prefect tasks. The order is the design's: stage inputs -> rewrite the spec onto the
+container mounts and check it -> validate the dataset -> (dataset_convert) -> launch plan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from tasks.dataset import ValidationReport, validate_dataset
+from tasks.errors import ConfigError, Problem, SpecError
+from tasks.launch import LaunchPlan, build_plan, convert_command, train_command
+from tasks.layout import SPEC_FILE_NAME, Slot, container_path, container_spec_file
+from tasks.request import TrainRequest
+from tasks.spec import SpecFacts, extract_facts, parse_spec, require_valid, rewrite_spec
+from tasks.workspace import StagedInput
+
+#: Written beside TFRecords taoflow made: which dataset content they were made from.
+TFRECORDS_SOURCE_FILE = "taoflow-dataset.json"
+DOCKER_NETWORK_ENV = "TAOFLOW_DOCKER_NETWORK"
+
+
+@dataclass(frozen=True)
+class PreparedSpec:
+    """The spec as the container will read it, its facts on both sides, and what changed."""
+
+    source: str
+    text: str
+    diff: str
+    changes: list
+    facts: SpecFacts  # paths as the container sees them
+    host_facts: SpecFacts  # the same spec with paths onto the staged local copies
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def input_locations(request: TrainRequest) -> dict[str, str]:
+    """Every input to stage, by name: the spec and each data binding."""
+    locations = {"spec": request.spec}
+    locations.update({name: b.location for name, b in request.bindings().items()})
+    if request.dataset_convert_spec:
+        locations["dataset_convert_spec"] = request.dataset_convert_spec
+    return locations
+
+
+def _rebasings(request: TrainRequest, target: Mapping[str, str]) -> dict[str, str]:
+    return {b.spec_reference: target[name] for name, b in request.bindings().items() if b.spec_reference}
+
+
+def container_rebasings(request: TrainRequest) -> dict[str, str]:
+    return _rebasings(request, {slot.value: container_path(slot) for slot in Slot})
+
+
+def host_rebasings(request: TrainRequest, staged: Mapping[str, StagedInput]) -> dict[str, str]:
+    return _rebasings(request, {name: str(s.path) for name, s in staged.items()})
+
+
+def read_spec_text(staged_spec: StagedInput) -> str:
+    path = staged_spec.path
+    if path.is_dir():
+        raise ConfigError(
+            f"the spec location {staged_spec.location} is a folder, not a file",
+            fix="point `spec` at the experiment spec file itself",
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{staged_spec.location} is not UTF-8 text (byte {exc.start})", where=staged_spec.location,
+                        fix="save the spec as UTF-8 text") from None
+
+
+def prepare_spec(request: TrainRequest, staged: Mapping[str, StagedInput]) -> PreparedSpec:
+    """Rewrite the spec onto the container mounts, set the epochs, and check what TAO will read."""
+    source = staged["spec"].location
+    text = read_spec_text(staged["spec"])
+    doc = parse_spec(text, file=source)
+    result = rewrite_spec(doc, container_rebasings(request), request.num_epochs, request.spec_overrides)
+    # Check the text TAO will read: the rewrite adds no lines (bar an inserted num_epochs),
+    # so the line numbers in any error still point into the user's file.
+    rewritten = parse_spec(result.text, file=source)
+    warnings = require_valid(rewritten)
+    host = rewrite_spec(doc, host_rebasings(request, staged), request.num_epochs, request.spec_overrides)
+    host_facts = extract_facts(parse_spec(host.text, file=source))
+    return PreparedSpec(source, result.text, result.diff, list(result.changes), extract_facts(rewritten),
+                        host_facts, warnings)
+
+
+def base_model_problems(prepared: PreparedSpec) -> list[Problem]:
+    """TAO asserts "Pretrained model file not found" only after the container is up: say it now."""
+    path = prepared.host_facts.pretrained_model_file
+    if not path:
+        return []
+    if not os.path.isabs(path):
+        return [Problem("base-model-relative", f"pretrained_model_file {path!r} is relative; TAO reads it from "
+                        "the container's working directory", file=prepared.source,
+                        hint="set specfile_reference_model_dir / base_model.spec_reference to its folder")]
+    if not Path(path).is_file():
+        return [Problem("base-model-missing", f"the pretrained model {path} does not exist in the staged base model",
+                        file=prepared.source, hint="check base_model.location and that the file name in the spec "
+                        "(model_config.pretrained_model_file) exists there")]
+    return []
+
+
+def validate_inputs(
+    request: TrainRequest, prepared: PreparedSpec, staged: Mapping[str, StagedInput], *, check_tfrecords: bool = True,
+    strict: bool = False,
+) -> ValidationReport:
+    """The dataset validator on the staged data, against the rewritten spec's facts."""
+    def path(name: str) -> str | None:
+        return str(staged[name].path) if name in staged else None
+
+    return validate_dataset(
+        prepared.host_facts,
+        staged["training_data"].path,
+        strict=strict,
+        validation_data_dir=path("validation_data"),
+        tfrecords_dir=path("training_tfrecords") if check_tfrecords else None,
+        validation_tfrecords_dir=path("validation_tfrecords") if check_tfrecords else None,
+        gpus=request.num_gpus,
+    )
+
+
+# --- dataset_convert ----------------------------------------------------------------------
+
+
+def conversion_reason(request: TrainRequest, staged: Mapping[str, StagedInput]) -> str | None:
+    """Why the TFRecords must be (re)made, or None: empty location, or made from other data."""
+    if not request.dataset_convert_spec:
+        return None
+    tfrecords = staged["training_tfrecords"].path
+    files = [p for p in tfrecords.iterdir() if p.is_file() and not p.name.startswith(".")] if tfrecords.is_dir() else []
+    shards = [p for p in files if p.name != TFRECORDS_SOURCE_FILE]
+    if not shards:
+        return "the TFRecords location is empty"
+    source = tfrecords / TFRECORDS_SOURCE_FILE
+    if source.is_file():
+        try:
+            made_from = json.loads(source.read_text()).get("dataset_fingerprint")
+        except (ValueError, OSError):
+            made_from = None
+        if made_from != staged["training_data"].fingerprint:
+            return "the dataset changed since these TFRecords were made"
+    return None
+
+
+def output_prefix(facts: SpecFacts) -> str:
+    """The `-o` prefix name that makes shards the train spec's tfrecords glob will match."""
+    pattern = os.path.basename((facts.tfrecords_paths or ["*"])[0])
+    stem = pattern.split("-fold", 1)[0].split("*", 1)[0].rstrip("-_")
+    return stem or "tfrecords"
+
+
+def plan_conversion(
+    request: TrainRequest, prepared: PreparedSpec, staged: Mapping[str, StagedInput], run_dir: Path, run_id: str
+) -> tuple[LaunchPlan, Path]:
+    """Rewrite the dataset_convert spec and plan `dataset_convert` writing into RUN_DIR/convert/tfrecords."""
+    spec_staged = staged["dataset_convert_spec"]
+    doc = parse_spec(read_spec_text(spec_staged), file=spec_staged.location, kind="dataset_convert")
+    binding = request.training_data
+    rebase = {binding.spec_reference: container_path(Slot.TRAINING_DATA)} if binding.spec_reference else {}
+    result = rewrite_spec(doc, rebase, kind="dataset_convert")
+    require_valid(parse_spec(result.text, file=spec_staged.location, kind="dataset_convert"))
+    work = run_dir / "convert"
+    spec_dir, out_dir = work / "specs", work / "tfrecords"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(spec_dir / "dataset_convert_spec.txt", result.text)
+    results = container_path(Slot.RESULTS)
+    command = convert_command(
+        spec=f"{container_path(Slot.SPEC)}/dataset_convert_spec.txt",
+        output_prefix=f"{results}/tfrecords/{output_prefix(prepared.facts)}",
+        results_dir=results,
+    )
+    slots = {Slot.SPEC: spec_dir, Slot.RESULTS: work, Slot.TRAINING_DATA: staged["training_data"].path}
+    return _plan(request, command, slots, f"{run_id}-convert"), out_dir
+
+
+def finish_conversion(out_dir: Path, dataset_fingerprint: str) -> list[Path]:
+    """Keep only the shards in the TFRecords folder and record which data they came from."""
+    moved = []
+    for extra in out_dir.glob("*_warning.json"):
+        # A bare `*` glob in the train spec would feed this JSON to the TFRecord reader.
+        target = out_dir.parent / extra.name
+        extra.replace(target)
+        moved.append(target)
+    write_atomic(out_dir / TFRECORDS_SOURCE_FILE, json.dumps({"dataset_fingerprint": dataset_fingerprint}))
+    return moved
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+def plan_training(
+    request: TrainRequest,
+    prepared: PreparedSpec,
+    staged: Mapping[str, StagedInput],
+    run_dir: Path,
+    run_id: str,
+    *,
+    key: str | None = None,
+) -> LaunchPlan:
+    """Write the rewritten spec into the run folder and plan `detectnet_v2 train` on the staged inputs."""
+    spec_dir, results = run_dir / "specs", run_dir / "results"
+    write_atomic(spec_dir / SPEC_FILE_NAME, prepared.text)
+    results.mkdir(parents=True, exist_ok=True)
+    command = train_command(
+        model_name=request.model_name,
+        key=key,
+        num_gpus=request.num_gpus,
+        gpu_index=request.gpu_index,
+        use_amp=request.use_amp,
+        log_file=request.log_file,
+        spec=container_spec_file(),
+        results_dir=container_path(Slot.RESULTS),
+    )
+    slots: dict[Slot, Path] = {Slot.SPEC: spec_dir, Slot.RESULTS: results}
+    slots.update({Slot(name): staged[name].path for name in request.bindings()})
+    return _plan(request, command, slots, run_id)
+
+
+def _plan(request: TrainRequest, command, slots, run_id: str) -> LaunchPlan:
+    return build_plan(
+        command,
+        slots=slots,
+        run_id=run_id,
+        image=request.image,
+        docker_gpus=request.docker_gpus,
+        gpu_index=request.gpu_index,
+        network_mode=os.environ.get(DOCKER_NETWORK_ENV) or None,
+        resume=request.resume,
+    )
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers (and a crashed run's retry) never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    temp.replace(path)
