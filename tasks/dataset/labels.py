@@ -17,6 +17,7 @@ KITTI_FIELDS = 15
 #: Pixels a box may stick out of the image before we call it out (annotation tools round).
 BOX_TOLERANCE_PX = 2.0
 _OCCLUSION = frozenset((0.0, 1.0, 2.0, 3.0))
+_NUMBER_START = frozenset("0123456789+-.nNiI")  # float() also reads nan / inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ def _check_line(fields: list[str], path: str, lineno: int, size: tuple[int, int]
                 rules: LabelRules, tally: Tally) -> str | None:
     """Problems of one line; the lower-cased class when the line yields an object TAO would read."""
     n = len(fields)
-    if _is_number(fields[0]):
+    if fields[0][0] in _NUMBER_START and _is_number(fields[0]):
         tally.add("label.class-missing", f"first field {fields[0]!r} is a number; the class name is missing "
                   f"({n} fields)", file=path, line=lineno)
         return None
@@ -80,7 +81,7 @@ def _check_line(fields: list[str], path: str, lineno: int, size: tuple[int, int]
         tally.add("label.field-count", f"{n} fields, KITTI needs 15{hint}", file=path, line=lineno)
         return None
     try:
-        values = [float(t) for t in fields[1:KITTI_FIELDS]]
+        values = list(map(float, fields[1:KITTI_FIELDS]))
     except ValueError:
         bad = next(i for i, t in enumerate(fields[1:KITTI_FIELDS], start=2) if not _is_number(t))
         tally.add("label.not-a-number", f"field {bad} {fields[bad - 1]!r} is not a number", file=path, line=lineno)

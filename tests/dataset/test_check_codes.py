@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tasks.dataset import CHECKS, validate_dataset
@@ -33,3 +35,8 @@ def test_check_code(code, tmp_path):
         assert example.file.endswith("000001.txt") and example.line is not None
     assert report.ok == (CHECKS[code].severity == "warning" and all(
         CHECKS[c].severity == "warning" for c in report.counts)), report.counts
+
+
+def test_catalog_lists_every_code():
+    catalog = (Path(__file__).resolve().parents[2] / "docs" / "preflight.md").read_text()
+    assert [c for c in CHECKS if f"| `{c}` |" not in catalog] == []
