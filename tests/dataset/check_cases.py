@@ -200,29 +200,20 @@ def c_nan(root):
     return {}, {}
 
 
-def c_truncation(root):
-    _label(root, "000001", "car 1.50" + kitti_line()[len("car 0.00"):])
-    return {}, {}
+def _one_line(name: str, line: str):
+    """A case whose label 000001.txt holds just `line`."""
+    def case(root):
+        _label(root, "000001", line)
+        return {}, {}
+    case.__name__ = name
+    return case
 
 
-def c_occlusion(root):
-    _label(root, "000001", "car 0.00 5" + kitti_line()[len("car 0.00 0"):])
-    return {}, {}
-
-
-def c_inverted(root):
-    _label(root, "000001", kitti_line(box=(200, 120, 100, 220)))
-    return {}, {}
-
-
-def c_outside(root):
-    _label(root, "000001", kitti_line(box=(1500, 100, 1600, 200)))
-    return {}, {}
-
-
-def c_exceeds(root):
-    _label(root, "000001", kitti_line(box=(1200, 100, 1300, 200)))
-    return {}, {}
+c_truncation = _one_line("c_truncation", "car 1.50" + kitti_line()[len("car 0.00"):])
+c_occlusion = _one_line("c_occlusion", "car 0.00 5" + kitti_line()[len("car 0.00 0"):])
+c_inverted = _one_line("c_inverted", kitti_line(box=(200, 120, 100, 220)))
+c_outside = _one_line("c_outside", kitti_line(box=(1500, 100, 1600, 200)))
+c_exceeds = _one_line("c_exceeds", kitti_line(box=(1200, 100, 1300, 200)))
 
 
 def c_tiny(root):

@@ -114,3 +114,14 @@ def test_memory_stays_bounded_for_a_million_images():
     assert done.returncode == 0, done.stderr
     peak_mb = int(done.stdout.split()[-1]) / 1024
     assert peak_mb < 500, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_dataset_convert_spec_names_the_folders_and_dotted_extension(tmp_path):
+    from tasks.spec.facts import SpecFacts
+
+    root = make_dataset(tmp_path / "kitti", 3, ext="jpg", image_dir="cam", label_dir="gt")
+    facts = SpecFacts(kind="dataset_convert", file="convert.txt", image_extension=".jpg",
+                      kitti_image_dir_name="cam", kitti_label_dir_name="gt")
+    report = validate_dataset(facts, root)
+    assert report.ok and report.counts == {} and report.totals["pairs"] == 3
+    assert report.image_dir == str(root / "cam")
