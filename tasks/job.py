@@ -15,7 +15,7 @@ from typing import Mapping
 
 from tasks.dataset import ValidationReport, validate_dataset
 from tasks.errors import ConfigError, Problem, SpecError
-from tasks.launch import LaunchPlan, build_plan, convert_command, train_command
+from tasks.launch import LaunchPlan, build_plan, convert_command, load_tao_mounts, train_command
 from tasks.layout import SPEC_FILE_NAME, Slot, container_path, container_spec_file
 from tasks.request import TrainRequest
 from tasks.spec import SpecFacts, extract_facts, parse_spec, require_valid, rewrite_spec
@@ -28,7 +28,11 @@ DOCKER_NETWORK_ENV = "TAOFLOW_DOCKER_NETWORK"
 
 @dataclass(frozen=True)
 class PreparedSpec:
-    """The spec as the container will read it, its facts on both sides, and what changed."""
+    """The spec as the trainer will read it, its facts on both sides, and what changed.
+
+    With the Docker launcher the trainer sees the container mounts; with the process launcher
+    (already inside the TAO image) it sees the staged local paths.
+    """
 
     source: str
     text: str
@@ -79,13 +83,18 @@ def prepare_spec(request: TrainRequest, staged: Mapping[str, StagedInput]) -> Pr
     source = staged["spec"].location
     text = read_spec_text(staged["spec"])
     doc = parse_spec(text, file=source)
-    result = rewrite_spec(doc, container_rebasings(request), request.num_epochs, request.spec_overrides)
+    in_container = request.launcher == "docker"
+    targets = container_rebasings(request) if in_container else host_rebasings(request, staged)
+    result = rewrite_spec(doc, targets, request.num_epochs, request.spec_overrides)
     # Check the text TAO will read: the rewrite adds no lines (bar an inserted num_epochs),
     # so the line numbers in any error still point into the user's file.
     rewritten = parse_spec(result.text, file=source)
     warnings = require_valid(rewritten)
-    host = rewrite_spec(doc, host_rebasings(request, staged), request.num_epochs, request.spec_overrides)
-    host_facts = extract_facts(parse_spec(host.text, file=source))
+    if in_container:
+        host = rewrite_spec(doc, host_rebasings(request, staged), request.num_epochs, request.spec_overrides)
+        host_facts = extract_facts(parse_spec(host.text, file=source))
+    else:
+        host_facts = extract_facts(rewritten)
     return PreparedSpec(source, result.text, result.diff, list(result.changes), extract_facts(rewritten),
                         host_facts, warnings)
 
@@ -231,6 +240,8 @@ def _plan(request: TrainRequest, command, slots, run_id: str) -> LaunchPlan:
         docker_gpus=request.docker_gpus,
         gpu_index=request.gpu_index,
         network_mode=os.environ.get(DOCKER_NETWORK_ENV) or None,
+        # Users coming from NVIDIA's `tao` launcher keep their ~/.tao_mounts.json (or LAUNCHER_MOUNTS).
+        tao_mounts=load_tao_mounts(),
         resume=request.resume,
     )
 

@@ -139,6 +139,13 @@ class TrainRequest(BaseModel):
         default="all",
         description='GPUs handed to the container: "all", a count, or "none" (CPU-only smoke runs and tests).',
     )
+    launcher: Literal["docker", "process"] = Field(
+        default="docker",
+        description=(
+            "docker: start the TAO image on this machine's Docker engine (GPU hosts, process work pools). "
+            "process: the flow already runs inside the TAO image (docker/kubernetes work pools)."
+        ),
+    )
     resume: bool = Field(
         default=False,
         description="Allow training to continue from checkpoints already in the results folder.",
@@ -284,6 +291,7 @@ COMPONENT_EXTRAS: tuple[str, ...] = (
     "resume",
     "dataset_convert_spec",
     "storage_credentials",
+    "launcher",
 )
 
 _REQUIRED_COMPONENT = (
@@ -418,6 +426,7 @@ _COMPONENT_SIMPLE = {
     "resume": "resume",
     "dataset_convert_spec": "dataset_convert_spec",
     "storage_credentials": "storage_credentials",
+    "launcher": "launcher",
 }
 
 

@@ -25,4 +25,5 @@ os.environ.pop("PREFECT_API_URL", None)
 
 pytest_plugins = [
     "tests.fixtures.services",
+    "tests.fixtures.docker_image",
 ]

@@ -16,9 +16,9 @@ from prefect.cache_policies import NONE
 
 from tasks.errors import is_transient
 from tasks.launch.base import CancelToken, JobObserver, Launcher
-from tasks.launch.docker import DockerLauncher
-from tasks.launch.job import run_training
-from tasks.launch.judge import TrainResult
+from tasks.launch.docker import DockerLauncher, reap_run
+from tasks.launch.job import run_conversion, run_training
+from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.plan import LaunchPlan
 from tasks.launch.status import EpochEvent, ValidationEvent
 
@@ -109,3 +109,32 @@ def train_detectnet_v2(
         return run_training(plan, launcher or DockerLauncher(), reporter.observer(), cancel)
     finally:
         reporter.publish_tables()
+
+
+@task(
+    name="detectnet_v2-dataset_convert",
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NONE,
+    persist_result=False,
+)
+def convert_dataset(plan: LaunchPlan, launcher: Launcher | None = None, cancel: CancelToken | None = None) -> ConvertResult:
+    """Run `detectnet_v2 dataset_convert` from a plan; every log line goes to the run log."""
+    logger = get_run_logger()
+    logger.info("launching: %s", " ".join(plan.command.display_argv()))
+    result = run_conversion(plan, launcher or DockerLauncher(), JobObserver(on_line=logger.info), cancel)
+    logger.info("dataset_convert wrote %d file(s)", len(result.output_files))
+    return result
+
+
+def reap_run_containers(run_id: str) -> int:
+    """Remove every container of a run (and of its dataset_convert job); used by flow hooks.
+
+    Best effort by design: a hook must not fail because no engine is reachable any more.
+    """
+    try:
+        client = DockerLauncher().engine()
+    except Exception:  # noqa: BLE001 - no engine, nothing to reap
+        return 0
+    return sum(reap_run(client, rid) for rid in (run_id, f"{run_id}-convert"))

@@ -1,0 +1,164 @@
+"""`train_detectnet_v2`: from data in Azure (or on disk) to a published DetectNet_v2 model.
+
+Only composition lives here: each step is a plain function in `tasks/` behind a thin task.
+Order: stage inputs (parallel, content-cached) -> rewrite + check the spec -> validate the
+dataset (fail here, on a CPU, before any container exists) -> dataset_convert when the TFRecords
+are missing or stale -> train (a retry resumes from the last checkpoint) -> publish atomically.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.runtime import flow_run as current_run
+
+from tasks.errors import DatasetError, TaoflowError
+from tasks.job import (
+    base_model_problems,
+    conversion_reason,
+    finish_conversion,
+    input_locations,
+    plan_conversion,
+    plan_training,
+)
+from tasks.job_tasks import (
+    fail_fast,
+    prepare_spec_task,
+    resolve_key,
+    stage_all,
+    validate_inputs_task,
+)
+from tasks.launch import DockerLauncher, ProcessLauncher
+from tasks.launch.task import convert_dataset, reap_run_containers, train_detectnet_v2 as train_task
+from tasks.outcome import JobResult, render_summary
+from tasks.request import TrainRequest
+from tasks.storage import StorageAccess, parse_location
+from tasks.storage.task import sync_up_task
+from tasks.workspace import StagedInput, Workspace
+
+
+def _reap(flow, flow_run, state) -> None:
+    """on_cancellation/on_crashed: the container belongs to dockerd, not to the flow process."""
+    reap_run_containers(str(flow_run.id))
+
+
+@flow(
+    name="train-detectnet-v2",
+    description="Retrain a TAO DetectNet_v2 detector: stage, rewrite, validate, (convert), train, publish.",
+    on_cancellation=[_reap],
+    on_crashed=[_reap],
+)
+def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: bool = False) -> JobResult:
+    """Train and publish a DetectNet_v2 model; with dry_run, stop after validation with the launch plan.
+
+    Args:
+        request: the job: inputs with the spec paths they replace, epochs, output, TAO options.
+        dry_run: stop before any container starts and return the launch plan.
+        strict: treat dataset warnings (e.g. classes the spec does not map) as errors.
+    """
+    logger = get_run_logger()
+    run_id = str(current_run.id or uuid.uuid4())
+    workspace = Workspace.default()
+    run_dir = workspace.run_dir(run_id)
+    access = StorageAccess(credentials=request.storage_credentials)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[step] = round(now - clock, 2)
+        clock = now
+
+    staged: dict[str, StagedInput] = {}
+    diff, validation_summary = "", "not validated"
+    result = JobResult(status="failed", run_id=run_id, results_location=_display(request.results_location))
+    try:
+        staged = stage_all(input_locations(request), workspace, access)
+        lap("stage")
+        try:
+            prepared = prepare_spec_task(request, staged)
+        except TaoflowError as exc:
+            fail_fast(exc)
+        diff = prepared.diff
+        reason = conversion_reason(request, staged)
+        report = validate_inputs_task(request, prepared, staged, check_tfrecords=reason is None, strict=strict)
+        validation_summary = report.summary()
+        create_markdown_artifact(report.to_markdown(), key="dataset-validation", description=report.summary())
+        problems = base_model_problems(prepared)
+        if report.to_error() is not None:
+            fail_fast(report.to_error())
+        if problems and not dry_run:
+            fail_fast(DatasetError("the base model is not usable", problems=problems,
+                                   fix="fix base_model.location or the spec's pretrained_model_file"))
+        lap("validate")
+
+        key = resolve_key(request)
+        plan = plan_training(request, prepared, staged, run_dir, run_id, key=key)
+        result.launch_plan = plan.render()
+        if dry_run:
+            notes = [p.render() for p in problems]
+            if reason:
+                notes.append(f"dataset_convert would run first: {reason}")
+            result.status, result.note = "planned", "dry run: stopped after validation, nothing was launched"
+            return result
+        launcher = DockerLauncher() if request.launcher == "docker" else ProcessLauncher()
+
+        if reason:
+            logger.info("dataset_convert: %s", reason)
+            convert_plan, out_dir = plan_conversion(request, prepared, staged, run_dir, run_id)
+            convert_dataset(convert_plan, launcher)
+            finish_conversion(out_dir, staged["training_data"].fingerprint)
+            sync_up_task(out_dir, request.training_tfrecords.location, access)
+            staged["training_tfrecords"] = StagedInput("training_tfrecords", staged["training_tfrecords"].location,
+                                                       out_dir, staged["training_data"].fingerprint, remote=False)
+            plan = plan_training(request, prepared, staged, run_dir, run_id, key=key)
+            result.converted_tfrecords = True
+            lap("dataset_convert")
+
+        trained = train_task(plan, launcher)
+        lap("train")
+        published = sync_up_task(trained.results_dir, request.results_location, access)
+        lap("publish")
+        model_rel = trained.model_path.relative_to(trained.results_dir).as_posix()
+        result.status = "trained"
+        result.model_location = _display(_child(request.results_location, model_rel))
+        result.final_map = trained.final_map
+        result.per_class_ap = dict(trained.validations[-1].average_precision) if trained.validations else {}
+        result.epochs_run = trained.epochs[-1].epoch if trained.epochs else 0
+        create_link_artifact(_link(result.model_location), link_text=f"{request.model_name} ({model_rel})",
+                             key="trained-model", description=published.summary())
+        return result
+    except BaseException as exc:
+        result.note = f"failed: {exc.what if isinstance(exc, TaoflowError) else type(exc).__name__}"
+        raise
+    finally:
+        result.timings = timings
+        create_markdown_artifact(
+            render_summary(result=result, staged=staged, spec_diff=diff, validation_summary=validation_summary),
+            key="train-summary",
+            description=f"DetectNet_v2 training {result.status}",
+        )
+
+
+@flow(name="train-detectnet-v2-from-component-inputs")
+def train_from_component_inputs(inputs: dict[str, Any], dry_run: bool = False) -> JobResult:
+    """Migration path: the AzureML component's flat inputs, by their names, unchanged."""
+    return train_detectnet_v2(TrainRequest.from_component_inputs(inputs), dry_run=dry_run)
+
+
+def _child(location: str, relative: str) -> str:
+    return str(parse_location(location).child(*relative.split("/")))
+
+
+def _display(location: str) -> str:
+    return parse_location(location).display
+
+
+def _link(location: str) -> str:
+    return location if "://" in location else Path(location).as_uri()

@@ -1,0 +1,133 @@
+"""Thin Prefect tasks over `tasks.job` and `tasks.workspace` for the training flow.
+
+Caching is keyed on *content* (blob etags / MD5s, local sizes and change tokens) and on the
+inputs that shape a step, never on timestamps of runs: a re-run with unchanged data reuses the
+staging and validation results; any change to the data, spec or options recomputes them.
+Retries are for transient faults only (`is_transient`); user errors fail at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.dataset import ValidationReport
+from tasks.errors import ConfigError, TaoflowError
+from tasks.job import PreparedSpec, prepare_spec, validate_inputs
+from tasks.request import TrainRequest
+from tasks.storage import StorageAccess, content_fingerprint
+from tasks.storage.task import RETRY_DELAYS, retry_only_transient
+from tasks.workspace import StagedInput, Workspace, stage_input
+
+#: Bump when a change to staging or validation logic must invalidate cached results.
+CACHE_VERSION = "1"
+
+
+def _digest(*parts: object) -> str:
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    for part in parts:
+        h.update(b"\0" + str(part).encode())
+    return h.hexdigest()
+
+
+def _stage_key(context, parameters: dict) -> str:
+    location = parameters["location"]
+    workspace: Workspace = parameters["workspace"]
+    fingerprint = content_fingerprint(location, parameters.get("access"))
+    return _digest("stage", parameters["name"], location.split("?", 1)[0], workspace.input_dir(location), fingerprint)
+
+
+@task(
+    name="stage-input",
+    cache_key_fn=_stage_key,
+    persist_result=True,
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_only_transient,
+    task_run_name="stage-{name}",
+)
+def stage_input_task(name: str, location: str, workspace: Workspace, access: StorageAccess | None = None) -> StagedInput:
+    """Make one input local (remote: incremental sync into the cache; local: in place)."""
+    staged = stage_input(name, location, workspace, access)
+    get_run_logger().info(
+        "%s: %s -> %s (%s)", name, staged.location, staged.path,
+        f"{staged.bytes_transferred / 1e6:.1f} MB transferred" if staged.remote else "used in place",
+    )
+    return staged
+
+
+def stage_all(locations: dict[str, str], workspace: Workspace, access: StorageAccess | None) -> dict[str, StagedInput]:
+    """Stage every input in parallel; a cached result whose files are gone is staged again."""
+    futures = {name: stage_input_task.submit(name, loc, workspace, access) for name, loc in locations.items()}
+    staged = {name: f.result() for name, f in futures.items()}
+    for name, item in staged.items():
+        if not item.is_intact():
+            staged[name] = stage_input_task.with_options(refresh_cache=True)(name, locations[name], workspace, access)
+    return staged
+
+
+@task(name="prepare-spec", cache_policy=NO_CACHE, retries=0)
+def prepare_spec_task(request: TrainRequest, staged: dict[str, StagedInput]) -> PreparedSpec:
+    """Rewrite the spec onto the container mounts and check it (SpecError with file:line on problems)."""
+    prepared = prepare_spec(request, staged)
+    logger = get_run_logger()
+    for change in prepared.changes:
+        logger.info("spec line %s: %s", getattr(change, "line", "?"), getattr(change, "field", change))
+    for warning in prepared.warnings:
+        logger.warning(warning.render())
+    return prepared
+
+
+def _validation_key(context, parameters: dict) -> str:
+    staged: dict[str, StagedInput] = parameters["staged"]
+    prepared: PreparedSpec = parameters["prepared"]
+    return _digest(
+        "validate",
+        sorted((name, s.fingerprint) for name, s in staged.items()),
+        json.dumps(asdict(prepared.host_facts), sort_keys=True, default=str),
+        parameters.get("check_tfrecords"),
+        parameters.get("strict"),
+        parameters["request"].num_gpus,
+    )
+
+
+@task(name="validate-dataset", cache_key_fn=_validation_key, persist_result=True, retries=0)
+def validate_inputs_task(
+    request: TrainRequest,
+    prepared: PreparedSpec,
+    staged: dict[str, StagedInput],
+    check_tfrecords: bool = True,
+    strict: bool = False,
+) -> ValidationReport:
+    """The dataset validator; returns the report (the flow fails on its errors, cached or not)."""
+    report = validate_inputs(request, prepared, staged, check_tfrecords=check_tfrecords, strict=strict)
+    get_run_logger().info(report.summary())
+    return report
+
+
+def resolve_key(request: TrainRequest) -> str | None:
+    """The TAO key from the request or its Prefect Secret block; never logged."""
+    if request.key is not None:
+        return request.key.get_secret_value()
+    if not request.key_block:
+        return None
+    from prefect.blocks.system import Secret
+
+    try:
+        return str(Secret.load(request.key_block).get())
+    except ValueError as exc:
+        raise ConfigError(
+            f"the Secret block {request.key_block!r} holding the TAO key cannot be loaded: {exc}",
+            fix=f"create it in the Prefect UI (Blocks -> Secret) or with `prefect block create secret`, "
+            f"named {request.key_block!r}",
+        ) from None
+
+
+def fail_fast(exc: TaoflowError) -> None:
+    """Log a user error's full text (with its file:line findings) before the run fails with it."""
+    get_run_logger().error(exc.render())
+    raise exc

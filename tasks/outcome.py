@@ -1,0 +1,62 @@
+"""What a training job returns and how it is summarised for people (the run's markdown artifact)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tasks.workspace import StagedInput
+
+
+class JobResult(BaseModel):
+    """The typed result of `train_detectnet_v2`."""
+
+    status: Literal["trained", "planned", "failed"] = Field(
+        description="trained: a model was published; planned: stopped before launch (dry run); failed"
+    )
+    run_id: str
+    results_location: str = Field(description="Where the results are (or would be) published")
+    model_location: str | None = Field(default=None, description="The published final model file")
+    final_map: float | None = Field(default=None, description="Mean average precision of the last validation (%)")
+    per_class_ap: dict[str, float] = Field(default_factory=dict)
+    epochs_run: int = 0
+    converted_tfrecords: bool = False
+    timings: dict[str, float] = Field(default_factory=dict, description="Seconds per step")
+    launch_plan: str = Field(default="", description="The container launch, key redacted")
+    note: str | None = None
+
+
+def render_summary(
+    *,
+    result: JobResult,
+    staged: dict[str, StagedInput],
+    spec_diff: str,
+    validation_summary: str,
+    notes: list[str] | None = None,
+) -> str:
+    """The run's markdown summary: inputs resolved, spec diff, container command, outcome."""
+    lines = [f"# DetectNet_v2 training: {result.status}", ""]
+    if result.note:
+        lines += [f"> {result.note}", ""]
+    lines += ["## Inputs", "", "| input | location | local path | content | transferred |", "|---|---|---|---|---|"]
+    for name, item in sorted(staged.items()):
+        moved = f"{item.bytes_transferred / 1e6:.1f} MB" if item.remote else "in place"
+        lines.append(f"| {name} | `{item.location}` | `{item.path}` | `{item.fingerprint[:12]}` | {moved} |")
+    lines += ["", "## Spec rewrite", "", "```diff", spec_diff.rstrip() or "(no change)", "```", ""]
+    lines += ["## Dataset", "", validation_summary, ""]
+    lines += ["## Container launch", "", "```", result.launch_plan.rstrip(), "```", ""]
+    lines += ["## Outcome", "", f"- status: **{result.status}**", f"- results: `{result.results_location}`"]
+    if result.model_location:
+        lines.append(f"- model: `{result.model_location}`")
+    if result.final_map is not None:
+        lines.append(f"- final mAP: {result.final_map:.2f} %")
+    if result.epochs_run:
+        lines.append(f"- epochs run: {result.epochs_run}")
+    if result.converted_tfrecords:
+        lines.append("- TFRecords were (re)made with dataset_convert and published beside the data")
+    if result.timings:
+        lines.append("- timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    for note in notes or []:
+        lines.append(f"- {note}")
+    return "\n".join(lines) + "\n"
