@@ -65,8 +65,10 @@ def count_records(path: str) -> int:
 def glob_local(directory: str, spec_glob: str) -> list[str]:
     """Files of `directory` matched by the last component of the spec's `tfrecords_path` glob."""
     pattern = os.path.basename(spec_glob.rstrip("/")) or "*"
+    hidden_ok = pattern.startswith(".")  # like glob.glob, which TAO uses: `*` skips dot-files
     with os.scandir(directory) as entries:
-        return sorted(e.path for e in entries if e.is_file() and fnmatch.fnmatchcase(e.name, pattern))
+        return sorted(e.path for e in entries if e.is_file() and fnmatch.fnmatchcase(e.name, pattern)
+                      and (hidden_ok or not e.name.startswith(".")))
 
 
 def fold_of(path: str) -> int | None:

@@ -83,3 +83,14 @@ def test_count_records_and_folds(tmp_path):
     (tmp_path / "x_warning.json").write_text('{"car": [["000001", 200, 120, 100, 220]]}')
     with pytest.raises(NotATFRecord, match="checksum"):
         count_records(str(tmp_path / "x_warning.json"))
+
+
+def test_local_glob_skips_dot_files_like_glob_glob(tmp_path):
+    from tasks.dataset.tfrecords import glob_local
+
+    write_shard(tmp_path / "kitti-fold-000-of-002-shard-00000-of-00001", 1)
+    (tmp_path / ".source.json").write_text("{}")
+    (tmp_path / "kitti_warning.json").write_text("{}")
+    names = [p.rsplit("/", 1)[1] for p in glob_local(str(tmp_path), "/workspace/tfrecords/*")]
+    assert names == ["kitti-fold-000-of-002-shard-00000-of-00001", "kitti_warning.json"]
+    assert len(glob_local(str(tmp_path), "/workspace/tfrecords/kitti-fold-*")) == 1
