@@ -102,9 +102,9 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         plan = plan_training(request, prepared, staged, run_dir, run_id, key=key)
         result.launch_plan = plan.render()
         if dry_run:
-            notes = [p.render() for p in problems]
+            result.notes += [p.render() for p in problems]
             if reason:
-                notes.append(f"dataset_convert would run first: {reason}")
+                result.notes.append(f"dataset_convert would run first: {reason}")
             result.status, result.note = "planned", "dry run: stopped after validation, nothing was launched"
             return result
         launcher = DockerLauncher() if request.launcher == "docker" else ProcessLauncher()

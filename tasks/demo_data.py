@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from PIL import Image, ImageDraw
 
 DEMO_WIDTH = 960
@@ -89,3 +90,47 @@ def _draw_scene(rng: random.Random, image_path: Path | None) -> list[str]:
         image.save(tmp, format="PNG", compress_level=1)
         tmp.replace(image_path)
     return lines
+
+
+SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
+DEMO_MODEL_FILE = "resnet18.hdf5"
+
+
+def write_demo_config(demo_dir: Path, *, epochs: int = 3, image: str | None = None, docker_gpus: str = "all") -> Path:
+    """Lay out the demo folder (data, empty TFRecords, base model folder) and write demo.yaml for it.
+
+    The config uses paths relative to itself, so `taoflow plan DEMO_DIR/demo.yaml` and
+    `taoflow run DEMO_DIR/demo.yaml` work from anywhere.
+    """
+    demo_dir = Path(demo_dir)
+    generate_demo_dataset(demo_dir / "data" / "shapes")
+    (demo_dir / "tfrecords" / "shapes_trainval").mkdir(parents=True, exist_ok=True)
+    (demo_dir / "pretrained" / "resnet18").mkdir(parents=True, exist_ok=True)
+    config = {
+        "model_app_name": "shapes",
+        "num_epochs": epochs,
+        "spec": str(SPECS_DIR / "demo_train_resnet18.txt"),
+        "dataset_convert_spec": str(SPECS_DIR / "demo_tfrecords.txt"),
+        "training_data": {"location": "data/shapes", "spec_reference": "/workspace/tao-experiments/data/shapes"},
+        "training_tfrecords": {
+            "location": "tfrecords/shapes_trainval",
+            "spec_reference": "/workspace/tao-experiments/data/tfrecords/shapes_trainval",
+        },
+        "base_model": {
+            "location": "pretrained/resnet18",
+            "spec_reference": "/workspace/tao-experiments/pretrained/resnet18",
+        },
+        "output": "models",
+        "model_subfolder": "demo-run",
+        "model_name": "shapes_detector",
+        "docker_gpus": docker_gpus,
+    }
+    if image:
+        config["image"] = image
+    path = demo_dir / "demo.yaml"
+    header = (
+        "# taoflow demo job (written by `taoflow demo`). Paths are relative to this file.\n"
+        "# Put NVIDIA's pretrained DetectNet_v2 ResNet-18 at pretrained/resnet18/resnet18.hdf5 to train for real.\n"
+    )
+    path.write_text(header + yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -22,7 +22,7 @@ from tasks.spec import SpecFacts, extract_facts, parse_spec, require_valid, rewr
 from tasks.workspace import StagedInput
 
 #: Written beside TFRecords taoflow made: which dataset content they were made from.
-TFRECORDS_SOURCE_FILE = "taoflow-dataset.json"
+TFRECORDS_SOURCE_FILE = ".taoflow-dataset.json"  # a dot-file: TAO's glob.glob skips it
 DOCKER_NETWORK_ENV = "TAOFLOW_DOCKER_NETWORK"
 
 

@@ -25,6 +25,7 @@ class JobResult(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per step")
     launch_plan: str = Field(default="", description="The container launch, key redacted")
     note: str | None = None
+    notes: list[str] = Field(default_factory=list, description="Findings that did not stop the run")
 
 
 def render_summary(
@@ -33,7 +34,6 @@ def render_summary(
     staged: dict[str, StagedInput],
     spec_diff: str,
     validation_summary: str,
-    notes: list[str] | None = None,
 ) -> str:
     """The run's markdown summary: inputs resolved, spec diff, container command, outcome."""
     lines = [f"# DetectNet_v2 training: {result.status}", ""]
@@ -57,6 +57,6 @@ def render_summary(
         lines.append("- TFRecords were (re)made with dataset_convert and published beside the data")
     if result.timings:
         lines.append("- timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
-    for note in notes or []:
+    for note in result.notes:
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"

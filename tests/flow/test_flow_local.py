@@ -37,7 +37,7 @@ def test_local_end_to_end_converts_trains_and_publishes(prefect_api, demo_data, 
     # TFRecords were published beside the data, shards only, with the dataset they came from
     names = sorted(p.name for p in tfrecords.iterdir())
     assert any(n.startswith("shapes-fold-000-of-002") for n in names)
-    assert "taoflow-dataset.json" in names and not any(n.endswith("_warning.json") for n in names)
+    assert ".taoflow-dataset.json" in names and not any(n.endswith("_warning.json") for n in names)
     arts = artifacts_of(state.state_details.flow_run_id)
     assert {"train-summary", "dataset-validation", "trained-model"} <= set(arts)
     assert "detectnet_v2 train" in arts["train-summary"].data
