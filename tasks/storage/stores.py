@@ -79,19 +79,56 @@ class BlobStore:
     def _full(self, name: str) -> str:
         return f"{self.location.prefix}/{name}" if self.location.prefix else name
 
+    def _pages(self, prefix: str):
+        """(name, size, etag, md5 hex) of every blob under `prefix`, from the raw List Blobs XML.
+
+        The SDK's generic XML deserializer costs ~0.25 ms per blob, more than the request itself;
+        ElementTree reads the same page ~20x faster, which is what keeps an unchanged re-sync cheap.
+        """
+        import base64
+        import xml.etree.ElementTree as ET
+        from urllib.parse import unquote
+
+        from azure.core.exceptions import HttpResponseError
+        from azure.core.rest import HttpRequest
+
+        marker = None
+        while True:
+            params = {"restype": "container", "comp": "list", "maxresults": "5000"}
+            if prefix:
+                params["prefix"] = prefix
+            if marker:
+                params["marker"] = marker
+            request = HttpRequest("GET", self.container.url, params=params,
+                                  headers={"x-ms-version": self.container.api_version, "Accept": "application/xml"})
+            response = self.container._client._send_request(request)  # noqa: SLF001 - see docstring
+            if response.status_code != 200:
+                error = HttpResponseError(response=response)
+                error.error_code = response.headers.get("x-ms-error-code")
+                raise error
+            root = ET.fromstring(response.read())
+            for blob in root.iter("Blob"):
+                name_node = blob.find("Name")
+                name = unquote(name_node.text) if name_node.get("Encoded") == "true" else name_node.text or ""
+                props = blob.find("Properties")
+                md5 = props.findtext("Content-MD5")
+                yield (name, int(props.findtext("Content-Length") or 0), props.findtext("Etag"),
+                       base64.b64decode(md5).hex() if md5 else None)
+            marker = root.findtext("NextMarker")
+            if not marker:
+                return
+
     def list(self) -> Listing:
         prefix = self.location.prefix
         entries: dict[str, Entry] = {}
         exact: Entry | None = None
         with azure_errors(self.target, f"listing {self.location.display}"):
-            for blob in self.container.list_blobs(name_starts_with=prefix or None):
-                md5 = blob.content_settings.content_md5
-                entry_md5 = bytes(md5).hex() if md5 else None
-                if prefix and blob.name == prefix:
-                    exact = Entry(prefix.rsplit("/", 1)[-1], blob.size, blob.etag, entry_md5)
-                elif not prefix or blob.name.startswith(prefix + "/"):
-                    name = blob.name[len(prefix) + 1:] if prefix else blob.name
-                    entries[name] = Entry(name, blob.size, blob.etag, entry_md5)
+            for name, size, etag, md5 in self._pages(prefix):
+                if prefix and name == prefix:
+                    exact = Entry(prefix.rsplit("/", 1)[-1], size, etag, md5)
+                elif not prefix or name.startswith(prefix + "/"):
+                    relative = name[len(prefix) + 1:] if prefix else name
+                    entries[relative] = Entry(relative, size, etag, md5)
         # A name that is both a blob and a folder is read as the folder.
         self._single = exact is not None and not entries
         if self._single:
