@@ -1,0 +1,141 @@
+"""The training flow against real Azurite, dockerd and the Prefect API: blob to published model,
+failing before any container on bad data, surviving a storage outage and a trainer crash, and
+reusing cached staging and validation on an unchanged re-run."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter
+
+from flows.train import train_detectnet_v2
+from tasks.errors import DatasetError
+from tasks.request import TrainRequest
+from tasks.storage import sync_up
+from tests.flow.conftest import TRAIN_SPEC, request_fields
+from tests.flow.test_flow_local import artifacts_of
+
+pytestmark = pytest.mark.services
+
+MARKER = "_taoflow_published.json"
+
+
+@pytest.fixture
+def blob_dataset(azurite_env, blob_container, demo_data):
+    """The demo dataset, spec and base model uploaded to a fresh Azurite container."""
+    base = f"{azurite_env.blob_endpoint}/{blob_container.container_name}"
+    sync_up(demo_data / "data", f"{base}/data")
+    sync_up(demo_data / "pretrained", f"{base}/pretrained")
+    blob_container.upload_blob("specs/train.txt", TRAIN_SPEC.read_bytes())
+    return base
+
+
+def blob_request(base: str, image: str, **extra) -> TrainRequest:
+    fields = request_fields(base, tfrecords=f"{base}/tfrecords/shapes", output=f"{base}/models", image=image, **extra)
+    fields["spec"] = f"{base}/specs/train.txt"
+    return TrainRequest(**fields)
+
+
+def task_runs(flow_run_id):
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+
+def test_blob_to_published_model_with_artifacts(prefect_api, engine_env, blob_dataset, blob_container):
+    image = engine_env()
+    state = train_detectnet_v2(blob_request(blob_dataset, image), return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    names = {b.name for b in blob_container.list_blobs(name_starts_with="models/shapes/run-1/")}
+    prefix = "models/shapes/run-1/"
+    assert {prefix + "weights/shapes_detector.hdf5", prefix + "status.json", prefix + MARKER} <= names
+    assert result.model_location.endswith("/models/shapes/run-1/weights/shapes_detector.hdf5")
+    # TFRecords were converted and published beside the data, readable by the next run
+    tfr = {b.name for b in blob_container.list_blobs(name_starts_with="tfrecords/shapes/")}
+    assert any("-fold-000-of-002" in n for n in tfr) and "tfrecords/shapes/" + MARKER in tfr
+    arts = artifacts_of(state.state_details.flow_run_id)
+    assert {"train-summary", "dataset-validation", "trained-model", "detectnet-v2-progress",
+            "detectnet-v2-metrics", "detectnet-v2-epochs"} <= set(arts)
+    assert "weights/shapes_detector.hdf5" in arts["trained-model"].data
+
+
+def test_bad_dataset_fails_before_any_container(prefect_api, engine_env, demo_data, tmp_path, docker_client):
+    image = engine_env()
+    data = tmp_path / "data" / "shapes"
+    import shutil
+
+    shutil.copytree(demo_data / "data" / "shapes", data)
+    label = data / "label_2" / "000003.txt"
+    label.write_text(label.read_text() + "Truck 0.00 0 0.00 10 10 5 50 0 0 0 0 0 0 0\n")
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    tfrecords = tmp_path / "tfr"
+    tfrecords.mkdir()
+    fields = request_fields(tmp_path, tfrecords=str(tfrecords), output=str(tmp_path / "out"), image=image)
+    fields["base_model"]["location"] = str(demo_data / "pretrained" / "resnet18")
+    state = train_detectnet_v2(TrainRequest(**fields), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(DatasetError) as info:
+        state.result()
+    assert "000003.txt" in info.value.render()
+    assert "000003.txt" in state.message, "the validator's finding must reach the flow run state"
+    assert {c.id for c in docker_client.containers.list(all=True)} == before, "a container was created"
+    assert not (tmp_path / "out").exists()
+
+
+def test_storage_outage_and_trainer_crash_are_retried(prefect_api, engine_env, azurite, blob_dataset,
+                                                       blob_container, docker_client):
+    # The trainer crashes once in epoch 2 (the retry must resume from the epoch-1 checkpoint), and
+    # Azurite goes down while training runs, so publishing meets an outage and must retry.
+    image = engine_env({"TAO_STANDIN_FAIL_AT_EPOCH": "2", "TAO_STANDIN_FAIL_ONCE": "1",
+                        "TAO_STANDIN_EPOCH_SECONDS": "1"})
+    request = blob_request(blob_dataset, image, model_subfolder=f"run-{uuid.uuid4().hex[:6]}")
+    outage = threading.Event()
+
+    def pull_the_plug():
+        # Wait for the resumed (second) training container to finish, then take Azurite down
+        # just as publishing starts; bring it back after longer than the Azure SDK's own
+        # retries last, so the task-level retry has to do the work.
+        seen: list[str] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            running = [c.id for c in docker_client.containers.list(filters={"label": "org.taoflow.job=train"})]
+            seen += [cid for cid in running if cid not in seen]
+            if len(seen) >= 2 and seen[1] not in running:
+                azurite.stop()
+                outage.set()
+                time.sleep(30)
+                azurite.start()
+                return
+            time.sleep(0.05)
+
+    plug = threading.Thread(target=pull_the_plug, daemon=True)
+    plug.start()
+    state = train_detectnet_v2(request, return_state=True)
+    plug.join(60)
+    assert outage.is_set(), "the outage was never injected"
+    assert state.is_completed(), state.message
+    runs = {tr.name: tr for tr in task_runs(state.state_details.flow_run_id)}
+    train_run = next(tr for name, tr in runs.items() if name.startswith("detectnet_v2-train"))
+    assert train_run.run_count >= 2, "the trainer crash was not retried"
+    publish = [tr for name, tr in runs.items() if name.startswith("sync-up") and tr.run_count >= 2]
+    assert publish, "publishing never met the outage"
+    prefix = f"models/shapes/{request.model_subfolder}/"
+    starts = blob_container.download_blob(prefix + "standin_starts.txt").readall().decode().split()
+    assert starts[0] == "started_from_epoch=0" and starts[-1] != "started_from_epoch=0", starts
+    assert blob_container.get_blob_client(prefix + MARKER).exists()
+
+
+def test_unchanged_rerun_is_cached(prefect_api, engine_env, blob_dataset):
+    image = engine_env()
+    request = blob_request(blob_dataset, image)
+    first = train_detectnet_v2(request, dry_run=True, return_state=True)
+    second = train_detectnet_v2(request, dry_run=True, return_state=True)
+    assert first.is_completed() and second.is_completed()
+    states = {tr.name: tr.state.name for tr in task_runs(second.state_details.flow_run_id)}
+    cached = [name for name, state in states.items() if state == "Cached"]
+    assert any(n.startswith("stage-training_data") for n in cached), states
+    assert any(n.startswith("validate-dataset") for n in cached), states
