@@ -28,6 +28,15 @@ def retry_only_transient(task, task_run, state) -> bool:
     return False
 
 
+#: Shared by both tasks: transient faults retried with back-off; results are files, so no result cache.
+_RETRY_TRANSIENT = dict(
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,
+)
+
+
 class LogProgress:
     """Progress to the run logger: at most every `interval` seconds, plus the final count."""
 
@@ -47,13 +56,7 @@ class LogProgress:
         )
 
 
-@task(
-    name="sync-down",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_only_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="sync-down", **_RETRY_TRANSIENT)
 def sync_down_task(
     location: str,
     dest_dir: str | Path,
@@ -70,13 +73,7 @@ def sync_down_task(
     return report
 
 
-@task(
-    name="sync-up",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_only_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="sync-up", **_RETRY_TRANSIENT)
 def sync_up_task(
     src_dir: str | Path,
     location: str,
