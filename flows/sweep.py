@@ -22,6 +22,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import wait_for_flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -168,15 +169,22 @@ def sweep_detectnet_v2(
     """Submit every variant as a run of `deployment`, wait for all, publish one table artifact."""
     logger = get_run_logger()
     variants = plan_sweep(base, num_epochs, spec_grid, datasets)
-    runs = [
-        run_deployment(
-            deployment,
-            parameters={"request": v.request.model_dump(mode="json"), "dry_run": dry_run},
-            flow_run_name=f"sweep-{v.label}",
-            timeout=0,  # submit only: the runs train in parallel on the pool
-        )
-        for v in variants
-    ]
+    try:
+        runs = [
+            run_deployment(
+                deployment,
+                parameters={"request": v.request.model_dump(mode="json"), "dry_run": dry_run},
+                flow_run_name=f"sweep-{v.label}",
+                timeout=0,  # submit only: the runs train in parallel on the pool
+            )
+            for v in variants
+        ]
+    except ObjectNotFound:
+        raise ConfigError(
+            f"the training deployment {deployment!r} does not exist",
+            where="deployment",
+            fix="give FLOW/DEPLOYMENT as `prefect deployment ls` shows it, e.g. train-detectnet-v2/retrain-detectnet-v2",
+        ) from None
     logger.info("submitted %d runs of %s", len(runs), deployment)
 
     async def collect_all():

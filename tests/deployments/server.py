@@ -1,0 +1,91 @@
+"""A real `prefect server start` on a free loopback port (SQLite in a temp PREFECT_HOME).
+
+The session's test harness server runs in-process settings; the deployment tests need a
+server of their own that `prefect deploy`, `prefect work-pool create` and served flows (all
+subprocesses) reach by PREFECT_API_URL, with the triggers service running.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.fixtures.services import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+@dataclass
+class PrefectServer:
+    home: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a client subprocess of this server (no developer profile leaks in)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env |= {
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_PROFILES_PATH": str(self.home / "profiles.toml"),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
+        return env | extra
+
+    def start(self, timeout: float = 120.0) -> None:
+        log = open(self.home / "server.log", "ab")
+        self.process = subprocess.Popen(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.home,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prefect server exited: {(self.home / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("prefect server did not answer /api/health in time")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def prefect(self, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
+        """Run the `prefect` CLI against this server from the repository root."""
+        return subprocess.run([PREFECT, *args], env=self.env(**env), cwd=REPO, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def post(self, path: str, body: dict | None = None) -> httpx.Response:
+        answer = httpx.post(f"{self.api_url}{path}", json=body or {}, timeout=20)
+        answer.raise_for_status()
+        return answer
+
+    def get(self, path: str) -> dict:
+        answer = httpx.get(f"{self.api_url}{path}", timeout=20)
+        answer.raise_for_status()
+        return answer.json()
+
+    def flow_runs(self, deployment_id: str) -> list[dict]:
+        return self.post("/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}).json()

@@ -1,0 +1,127 @@
+"""prefect.yaml against a real `prefect server start`: deploy, read back, and the dataset-ready
+trigger fed by the real Event Grid bridge (uvicorn + SQLite store + HTTP emitter)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tasks.request import TrainRequest
+from tests.events.bridge import SECRET, make_debouncer, running_bridge, wait_until
+from tests.events.eventgrid import body, dataset_burst
+
+pytestmark = pytest.mark.services
+
+RETRAIN = "retrain-detectnet-v2"
+
+
+def test_deploy_all_creates_every_deployment(deployed):
+    assert set(deployed) == {
+        RETRAIN, f"{RETRAIN}-docker", f"{RETRAIN}-aks", f"{RETRAIN}-aci", "sweep-detectnet-v2", "watch-blob-datasets",
+    }
+    pools = {name: d["work_pool_name"] for name, d in deployed.items()}
+    assert pools[RETRAIN] == "gpu-process" and pools[f"{RETRAIN}-docker"] == "gpu-docker"
+    assert pools[f"{RETRAIN}-aks"] == "aks-gpu" and pools[f"{RETRAIN}-aci"] == "aci-gpu"
+    # The pull step stays a template until the job runs, on the machine that runs it.
+    assert deployed[RETRAIN]["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $TAOFLOW_PROJECT_DIR }}"}}
+    ]
+
+
+def test_retrain_deployment_has_cron_typed_parameters_and_trigger(deployed, prefect_server):
+    deployment = deployed[RETRAIN]
+    [schedule] = deployment["schedules"]
+    assert schedule["schedule"]["cron"] == "0 2 * * *"
+    assert schedule["schedule"]["timezone"] == "Europe/Amsterdam"
+    assert schedule["active"] is False and schedule["slug"] == "nightly"
+
+    schema = deployment["parameter_openapi_schema"]
+    assert schema["required"] == ["request"]
+    request_schema = schema["definitions"]["TrainRequest"]
+    assert set(request_schema["properties"]) == set(TrainRequest.model_fields)
+    assert request_schema["properties"]["num_epochs"]["type"] == "integer"
+    assert request_schema["properties"]["launcher"]["enum"] == ["docker", "process"]
+    assert "Secret block" in request_schema["properties"]["key_block"]["description"]
+    defaults = deployment["parameters"]["request"]
+    TrainRequest.model_validate(defaults)  # the UI form starts valid
+    assert defaults["key_block"] == "tao-model-key" and "key" not in defaults
+    assert deployment["enforce_parameter_schema"] is True
+
+    automations = prefect_server.post("/automations/filter", {}).json()
+    mine = [a for a in automations if a["actions"][0].get("deployment_id") == deployment["id"]]
+    assert len(mine) == 1
+    trigger = mine[0]["trigger"]
+    assert trigger["expect"] == ["taoflow.dataset.ready"]
+    assert trigger["match"] == {"prefect.resource.id": "azure.blob.*"}
+    templated = mine[0]["actions"][0]["parameters"]["request"]
+    assert templated["training_data"]["location"] == "{{ event.resource['taoflow.dataset.location'] }}"
+    # The other deployments run inside the TAO image: process launcher, no trigger of their own.
+    assert deployed[f"{RETRAIN}-aks"]["parameters"]["request"]["launcher"] == "process"
+    owners = {a["actions"][0].get("deployment_id") for a in automations}
+    assert owners == {deployment["id"]}
+
+
+def test_watch_deployment_polls_on_an_interval(deployed):
+    [schedule] = deployed["watch-blob-datasets"]["schedules"]
+    assert schedule["schedule"]["interval"] == 60 and schedule["active"] is True
+    assert deployed["watch-blob-datasets"]["parameters"]["rules"] == ["datasets/incoming/*"]
+
+
+def _runs_for(prefect_server, deployment_id: str, account: str) -> list[dict]:
+    runs = prefect_server.flow_runs(deployment_id)
+    return [r for r in runs if f"//{account}." in r["parameters"]["request"]["training_data"]["location"]]
+
+
+def test_marker_upload_through_the_bridge_starts_exactly_one_run(deployed, prefect_server, tmp_path):
+    deployment_id = deployed[RETRAIN]["id"]
+    account = f"acct{uuid.uuid4().hex[:10]}"
+    events = dataset_burst(account, "datasets", "incoming/kitti-0412", 30)
+    debouncer = make_debouncer(tmp_path, rules=["datasets/incoming/*"])
+    with running_bridge(debouncer, prefect_server.api_url) as url, httpx.Client(base_url=url) as client:
+        for query in ("", "?code=wrong"):
+            assert client.post(f"/eventgrid{query}", content=body(events)).status_code == 401
+        answer = client.post(f"/eventgrid?code={SECRET}", content=body(events))
+        assert answer.status_code == 200, answer.text
+        marker_sent = time.monotonic()
+        runs: list[dict] = []
+
+        def one_run() -> bool:
+            runs[:] = _runs_for(prefect_server, deployment_id, account)
+            return bool(runs)
+
+        assert wait_until(one_run, timeout=10), "no flow run within 10 s of the marker"
+        created_after = time.monotonic() - marker_sent
+        # Event Grid redelivers: the same ids again, in one batch and one by one.
+        assert client.post(f"/eventgrid?code={SECRET}", content=body(events)).json()["duplicates"] == len(events)
+        for event in events[-5:]:
+            assert client.post(f"/eventgrid?code={SECRET}", content=body([event])).json()["duplicates"] == 1
+        time.sleep(4)  # several flush rounds and trigger evaluations
+        counters = client.get("/healthz").json()["counters"]
+    assert counters["emitted"] == 1 and counters["duplicates"] == len(events) + 5
+    runs = _runs_for(prefect_server, deployment_id, account)
+    assert len(runs) == 1, [r["name"] for r in runs]
+    request = runs[0]["parameters"]["request"]
+    assert request["training_data"]["location"] == f"https://{account}.blob.core.windows.net/datasets/incoming/kitti-0412/"
+    assert request["training_tfrecords"]["location"] == (
+        f"https://{account}.blob.core.windows.net/tfrecords/incoming/kitti-0412"
+    )
+    assert request["model_subfolder"].startswith("incoming-kitti-0412-20")
+    TrainRequest.model_validate(request)  # the trigger supplies a whole, valid request
+    assert request["key_block"] == "tao-model-key" and request["launcher"] == "docker"
+    assert runs[0]["state_type"] == "SCHEDULED"
+    print(f"\nflow run created {created_after:.1f} s after the marker")
+    assert created_after < 10
+
+
+def test_wrong_secret_starts_no_run(deployed, prefect_server, tmp_path):
+    account = f"acct{uuid.uuid4().hex[:10]}"
+    debouncer = make_debouncer(tmp_path, rules=["datasets/incoming/*"], quiet=0.0)
+    with running_bridge(debouncer, prefect_server.api_url) as url:
+        for query in ("", "?code=", f"?code={SECRET}x", f"?key={SECRET}"):
+            answer = httpx.post(f"{url}/eventgrid{query}", content=body(dataset_burst(account, "datasets", "incoming/a", 3)))
+            assert answer.status_code == 401
+        time.sleep(3)
+    assert _runs_for(prefect_server, deployed[RETRAIN]["id"], account) == []
