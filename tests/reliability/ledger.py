@@ -1,0 +1,166 @@
+"""The reliability ledger: every trial test records what it tried and what held; the report
+table in docs/reliability.md is rendered from these records, so the document cannot drift.
+
+Records live in .cache/reliability/<row>.json (one file per row, rewritten on every add, so a
+crash mid-session keeps what was measured). A record made by an earlier pytest session is
+replaced by the first record of this one, never added to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RECORDS = Path(os.environ.get("TAOFLOW_RELIABILITY_RECORDS") or REPO / ".cache" / "reliability")
+DOC = REPO / "docs" / "reliability.md"
+START, END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
+#: One id per pytest process: records of other sessions are stale.
+SESSION = uuid.uuid4().hex
+BAD = ("lost", "leaked", "crashed")
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    tried: str
+    held: str
+    #: The trial count the issue asks for at least.
+    minimum: int = 1
+
+
+ROWS: tuple[Row, ...] = (
+    Row("azurite-download", "Azurite killed mid-download (sync-down task), restarted",
+        "task retry completes; files byte-identical"),
+    Row("azurite-upload", "Azurite killed mid-upload (sync-up task) while readers poll, restarted",
+        "task retry publishes; readers never saw a half-published model; byte-identical"),
+    Row("dockerd-restart", "Docker engine restarted while a training job runs",
+        "EngineUnavailable (transient); container reaped; retry resumes from the last checkpoint"),
+    Row("trainer-crash", "Stand-in trainer crashes at a random epoch (seeded), Prefect task retries",
+        "completed after resume or TrainingFailed; no false success; no checkpoint lost", 20),
+    Row("cancel", "Training cancelled at a random moment (CancelToken; Prefect cancellation of a served run)",
+        "TrainingCancelled / Cancelled state; no container left; no partial upload visible", 10),
+    Row("disk-full", "Cache dir on a 2 MiB tmpfs, sync-down of a larger dataset (ENOSPC)",
+        "StorageError naming the path; no partial file; manifest sound; retry after space frees completes"),
+    Row("spec-fuzz", "Mutated real DetectNet_v2 specs through parse, check, facts and rewrite",
+        "SpecError or a result; no other exception; nothing written", 10_000),
+    Row("dataset-fuzz", "Random label files, truncated and garbage images through the validator (deep)",
+        "a report with findings; no exception; no write in the dataset", 5_000),
+    Row("blob-names", "Hostile blob names (.., absolute, backslash, NUL, controls, 1,025 chars, NFC/NFD twins)",
+        "StorageError before any write, or a file inside the target; nothing outside"),
+    Row("config-fuzz", "Fuzzed requests through TrainRequest.parse, from_component_inputs, load_config",
+        "a request or ConfigError; nothing else escapes", 1_000),
+    Row("event-receiver", "Hostile bodies at the Event Grid receiver (tests/events/test_receiver_hostile.py)",
+        "4xx with a reason; no crash; replays counted once"),
+    Row("secrets", "Whole flow with a TAO key, a SAS token and a connection string; every output scanned",
+        "0 occurrences in logs, artifacts, parameters, errors, files, container env"),
+    Row("event-load", "1,000 BlobCreated events in a burst (tests/events/test_bridge_e2e.py)",
+        "one run per dataset window; 0 lost; receiver p99 reported"),
+)
+ROW_IDS = {row.id for row in ROWS}
+
+
+def _path(row: str) -> Path:
+    if row not in ROW_IDS:
+        raise KeyError(f"unknown reliability row {row!r}")
+    return RECORDS / f"{row}.json"
+
+
+def load(row: str) -> dict | None:
+    try:
+        return json.loads(_path(row).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def record(row: str, *, trials: int, lost: int = 0, leaked: int = 0, crashed: int = 0,
+           sums: dict[str, int] | None = None, **figures) -> dict:
+    """Add `trials` to a row for this session, with its failures and figures (later figures win;
+    `sums` are counts added to what this session recorded before)."""
+    current = load(row)
+    if current is None or current.get("session") != SESSION:
+        current = {"row": row, "session": SESSION, "trials": 0, "lost": 0, "leaked": 0, "crashed": 0, "figures": {}}
+    current["trials"] += trials
+    for name, value in (("lost", lost), ("leaked", leaked), ("crashed", crashed)):
+        current[name] += value
+    current["figures"].update(figures)
+    for name, value in (sums or {}).items():
+        current["figures"][name] = current["figures"].get(name, 0) + value
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    temp = _path(row).with_suffix(".tmp")
+    temp.write_text(json.dumps(current, indent=1, sort_keys=True))
+    os.replace(temp, _path(row))
+    return current
+
+
+def this_session() -> dict[str, dict]:
+    return {row.id: rec for row in ROWS if (rec := load(row.id)) and rec.get("session") == SESSION}
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def _figures(rec: dict) -> str:
+    def text(v):
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    return "; ".join(f"{k.replace('_', ' ')} {text(v)}" for k, v in sorted(rec["figures"].items())) or "-"
+
+
+def render(records: dict[str, dict]) -> str:
+    lines = [
+        "| Row | What was tried | Trials | What held | Lost / leaked / crashed | Figures (last run) |",
+        "|---|---|---:|---|---|---|",
+    ]
+    for row in ROWS:
+        rec = records.get(row.id)
+        if rec is None:
+            lines.append(f"| {row.id} | {row.tried} | not run | {row.held} | - | - |")
+            continue
+        bad = " / ".join(str(rec[k]) for k in BAD)
+        lines.append(f"| {row.id} | {row.tried} | {rec['trials']:,} | {row.held} | {bad} | {_figures(rec)} |")
+    return "\n".join(lines)
+
+
+_ROW = re.compile(r"^\| (?P<id>[a-z0-9-]+) \| .*? \| (?P<trials>[\d,]+|not run) \| .*? \| "
+                  r"(?P<bad>\d+ / \d+ / \d+|-) \| .*\|$")
+
+
+def documented() -> dict[str, tuple[int | None, tuple[int, ...] | None]]:
+    """{row: (trials, (lost, leaked, crashed))} as docs/reliability.md states them."""
+    text = DOC.read_text(encoding="utf-8")
+    table = text.split(START, 1)[1].split(END, 1)[0]
+    found = {}
+    for line in table.strip().splitlines()[2:]:
+        m = _ROW.match(line.strip())
+        if m is None:
+            raise ValueError(f"docs/reliability.md: unreadable table row: {line!r}")
+        trials = None if m["trials"] == "not run" else int(m["trials"].replace(",", ""))
+        bad = None if m["bad"] == "-" else tuple(int(x) for x in m["bad"].split(" / "))
+        found[m["id"]] = (trials, bad)
+    return found
+
+
+def disagreements(records: dict[str, dict]) -> list[str]:
+    """Where the document and the recorded results differ (counts and failures; figures vary by run)."""
+    doc = documented()
+    out = []
+    for row_id, rec in records.items():
+        stated = doc.get(row_id)
+        measured = (rec["trials"], tuple(rec[k] for k in BAD))
+        if stated != measured:
+            out.append(f"{row_id}: docs/reliability.md says {stated}, this run measured {measured}")
+    return out
+
+
+def rewrite_doc(records: dict[str, dict]) -> None:
+    """Put the rendered table between the markers (rows not run now keep their last record)."""
+    merged = {row.id: rec for row in ROWS if (rec := load(row.id))} | records
+    text = DOC.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(f"{head}{START}\n{render(merged)}\n{END}{tail}", encoding="utf-8")
