@@ -50,8 +50,8 @@ ensure_azurite() {
 STARTED_DOCKERD_PID=""
 ensure_docker() {
   command -v dockerd >/dev/null 2>&1 || apt_install docker.io
-  command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || apt_install busybox-static
-  dpkg -s busybox-static >/dev/null 2>&1 || apt_install busybox-static
+  # The stand-in TAO image is built from /bin/busybox: it must be the static build.
+  apt_install busybox-static
   if docker info >/dev/null 2>&1; then return 0; fi
   log "starting dockerd (vfs storage, no bridge: the test containers need no network)"
   mkdir -p "$ROOT/.cache"
