@@ -26,7 +26,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import wait_for_flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.errors import ConfigError, LaunchError
+from tasks.errors import ConfigError, LaunchError, Problem
 from tasks.outcome import JobResult
 from tasks.request import DataBinding, TrainRequest
 
@@ -142,7 +142,7 @@ def _slug(value: str) -> str:
 
 
 async def _collect(run: FlowRun, timeout: float) -> tuple[FlowRun, JobResult | BaseException | None]:
-    final = await wait_for_flow_run(run.id, timeout=int(timeout), poll_interval=2)
+    final = await wait_for_flow_run(run.id, timeout=int(timeout))
     try:
         value = await final.state.aresult(raise_on_failure=True) if final.state else None
     except BaseException as exc:  # a failed run's exception is its row's reason, not the sweep's crash
@@ -193,10 +193,11 @@ def sweep_detectnet_v2(
     collected = asyncio.run(collect_all())
     rows = tabulate(variants, [c[0] for c in collected], [c[1] for c in collected])
     create_table_artifact(rows, key="sweep-results", description=f"{len(rows)} runs of {deployment}")
-    failed = [row["variant"] for row in rows if row["status"] == "failed"]
+    failed = [row for row in rows if row["status"] == "failed"]
     if failed:
         raise LaunchError(
-            f"{len(failed)} of {len(rows)} sweep runs failed: {', '.join(failed)}",
-            fix="open the failed runs (table artifact 'sweep-results') for their errors",
+            f"{len(failed)} of {len(rows)} sweep runs failed",
+            problems=[Problem("sweep-run-failed", f"{row['variant']} ({row['flow_run']}): {row['model']}") for row in failed],
+            fix="open the failed runs (table artifact 'sweep-results') for their logs",
         )
     return rows

@@ -63,7 +63,9 @@ def test_a_plain_key_is_refused_before_it_lands_in_run_parameters(tmp_path):
 
 def _serve(prefect_server, name: str, log, **env) -> subprocess.Popen:
     """`flow.serve` of the training flow in its own process, returned once the deployment exists."""
-    code = f"from flows.train import train_detectnet_v2; train_detectnet_v2.serve(name={name!r}, limit=4)"
+    # Loaded from its entrypoint, as a worker's `prefect flow-run execute` loads it.
+    code = (f"from prefect import Flow; Flow.from_source({str(REPO)!r}, 'flows/train.py:train_detectnet_v2')"
+            f".serve(name={name!r}, limit=4)")
     served = subprocess.Popen([sys.executable, "-c", code], env=prefect_server.env(**env), cwd=REPO,
                               stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -93,9 +95,10 @@ def test_sweep_fans_out_to_a_served_deployment_and_tabulates(prefect_server, tmp
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
-    generate_demo_dataset(tmp_path / "data" / "shapes", count=8)
+    generate_demo_dataset(tmp_path / "data" / "shapes", count=24)
     (tmp_path / "pretrained" / "resnet18").mkdir(parents=True)
     (tmp_path / "pretrained" / "resnet18" / "resnet18.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n stand-in")
+    (tmp_path / "tfr").mkdir()  # empty: the dry run plans a dataset_convert
     storage = tmp_path / "results"
     env = dict(PREFECT_RESULTS_PERSIST_BY_DEFAULT="true", PREFECT_LOCAL_STORAGE_PATH=str(storage),
                TAOFLOW_HOME=str(tmp_path / "home"))
@@ -129,9 +132,12 @@ def test_sweep_fails_with_the_table_when_a_variant_fails(prefect_server, tmp_pat
         with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
             with pytest.raises(ConfigError, match="does not exist"):
                 sweep_detectnet_v2(base=_base(tmp_path), deployment="train-detectnet-v2/nope", timeout_seconds=5)
-            with pytest.raises(LaunchError, match="2 of 2 sweep runs failed"):
+            with pytest.raises(LaunchError, match="2 of 2 sweep runs failed") as caught:
                 sweep_detectnet_v2(base=_base(tmp_path / "missing"), num_epochs=[1, 2],
                                    deployment="train-detectnet-v2/sweep-broken", dry_run=True, timeout_seconds=120)
     finally:
         served.terminate()
         served.wait(30)
+    # Each failed run is named with its own reason: the data that is not there.
+    assert len(caught.value.problems) == 2
+    assert all("does not exist" in p.message for p in caught.value.problems), caught.value.problems
