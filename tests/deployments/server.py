@@ -22,6 +22,17 @@ REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 
+def stop_process(process: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM (servers and runners shut down cleanly on it), SIGKILL after `grace` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 @dataclass
 class PrefectServer:
     home: Path
@@ -64,13 +75,8 @@ class PrefectServer:
         raise RuntimeError("prefect server did not answer /api/health in time")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process:
+            stop_process(self.process, grace=20)
 
     def prefect(self, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
         """Run the `prefect` CLI against this server from the repository root."""

@@ -15,7 +15,7 @@ from tasks.demo_data import generate_demo_dataset
 from tasks.errors import ConfigError, LaunchError
 from tasks.outcome import JobResult
 from tasks.request import TrainRequest
-from tests.deployments.server import REPO
+from tests.deployments.server import REPO, stop_process
 from tests.flow.conftest import request_fields
 
 LR = "training_config.learning_rate.soft_start_annealing_schedule.max_learning_rate"
@@ -73,7 +73,7 @@ def _serve(prefect_server, name: str, log, **env) -> subprocess.Popen:
         if httpx.get(f"{prefect_server.api_url}/deployments/name/train-detectnet-v2/{name}").status_code == 200:
             return served
         time.sleep(0.5)
-    served.terminate()
+    stop_process(served)
     raise AssertionError(f"the served deployment {name} did not appear")
 
 
@@ -114,8 +114,7 @@ def test_sweep_fans_out_to_a_served_deployment_and_tabulates(prefect_server, tmp
             with get_client(sync_client=True) as client:
                 table = [a for a in client.read_artifacts() if a.key == "sweep-results"]
     finally:
-        served.terminate()
-        served.wait(30)
+        stop_process(served)
     print(f"\n4 dry-run variants through the served deployment in {took:.1f} s")
     assert [(r["epochs"], r["max_learning_rate"]) for r in rows] == [("1", "5e-4"), ("1", "1e-3"), ("2", "5e-4"), ("2", "1e-3")]
     assert {r["status"] for r in rows} == {"planned"} and {r["state"] for r in rows} == {"Completed"}
@@ -136,8 +135,7 @@ def test_sweep_fails_with_the_table_when_a_variant_fails(prefect_server, tmp_pat
                 sweep_detectnet_v2(base=_base(tmp_path / "missing"), num_epochs=[1, 2],
                                    deployment="train-detectnet-v2/sweep-broken", dry_run=True, timeout_seconds=120)
     finally:
-        served.terminate()
-        served.wait(30)
+        stop_process(served)
     # Each failed run is named with its own reason: the data that is not there.
     assert len(caught.value.problems) == 2
     assert all("does not exist" in p.message for p in caught.value.problems), caught.value.problems
