@@ -10,8 +10,6 @@ results where the sweep can read them (docs/deploy.md: PREFECT_RESULTS_PERSIST_B
 and a shared result storage block on clusters).
 """
 
-from __future__ import annotations
-
 import asyncio
 import itertools
 import re

@@ -6,8 +6,6 @@ dataset (fail here, on a CPU, before any container exists) -> dataset_convert wh
 are missing or stale -> train (a retry resumes from the last checkpoint) -> publish atomically.
 """
 
-from __future__ import annotations
-
 import time
 import uuid
 from pathlib import Path

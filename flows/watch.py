@@ -7,8 +7,6 @@ pending windows) lives in a `BlobWatchState` block: a Variable holds at most 5,0
 too little for the etags of a real dataset.
 """
 
-from __future__ import annotations
-
 import time
 from typing import Annotated
 

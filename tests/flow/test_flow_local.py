@@ -41,3 +41,47 @@ def test_local_end_to_end_converts_trains_and_publishes(prefect_api, demo_data, 
     arts = artifacts_of(state.state_details.flow_run_id)
     assert {"train-summary", "dataset-validation", "trained-model"} <= set(arts)
     assert "detectnet_v2 train" in arts["train-summary"].data
+
+
+def test_component_inputs_flow_applies_the_seed_mapping(prefect_api, demo_data, engine_env, tmp_path):
+    """The migration path: an AzureML pipeline's flat inputs, unchanged, through the real API."""
+    from flows.train import train_from_component_inputs
+    from tests.flow.conftest import CONVERT_SPEC, DATA_REF, MODEL_REF, TFR_REF, TRAIN_SPEC
+
+    image = engine_env()
+    (demo_data / "models" / "shapes").mkdir(parents=True, exist_ok=True)
+    if not (demo_data / "models" / "shapes" / "resnet18").exists():
+        (demo_data / "models" / "shapes" / "resnet18").symlink_to(demo_data / "pretrained" / "resnet18")
+    tfrecords = tmp_path / "tfr" / "shapes"
+    tfrecords.mkdir(parents=True)
+    inputs = {
+        "model_app_name": "shapes",
+        "num_epochs": "4",
+        "training_data_dir": str(demo_data / "data"),
+        "training_data_subdir": "shapes",
+        "specfile_reference_training_data_dir": DATA_REF,
+        "training_tf_records_dir": str(tmp_path / "tfr"),
+        "training_tf_records_subdir": "shapes",
+        "specfile_reference_training_tf_records_dir": TFR_REF,
+        "base_model_dir": str(demo_data / "models"),  # + model_app_name + base_model_subdir
+        "base_model_subdir": "resnet18",
+        "specfile_reference_model_dir": MODEL_REF,
+        "original_specs": str(TRAIN_SPEC.parent),
+        "specs_file": TRAIN_SPEC.name,
+        "num_gpus": "1",
+        "name_string_for_the_model": "seed_model",
+        "model_subfolder": "from-seed",
+        "use_amp": "False",
+        "trained_model_dir": str(tmp_path / "trained"),
+        "image": image,
+        "docker_gpus": "none",
+        "dataset_convert_spec": str(CONVERT_SPEC),  # ours, beside the seed's names: the TFRecords are empty
+    }
+    state = train_from_component_inputs(inputs, dry_run=True, return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result.status == "planned"
+    assert any("dataset_convert would run first" in n for n in result.notes)
+    assert result.results_location == str(tmp_path / "trained" / "shapes" / "from-seed")
+    assert "-n seed_model" in result.launch_plan
+    assert f"{demo_data}/models/shapes/resnet18 -> /workspace/taoflow/base_model (ro)" in result.launch_plan
