@@ -49,9 +49,9 @@ def test_component_inputs_flow_applies_the_seed_mapping(prefect_api, demo_data, 
     from tests.flow.conftest import CONVERT_SPEC, DATA_REF, MODEL_REF, TFR_REF, TRAIN_SPEC
 
     image = engine_env()
-    (demo_data / "models" / "shapes").mkdir(parents=True, exist_ok=True)
-    if not (demo_data / "models" / "shapes" / "resnet18").exists():
-        (demo_data / "models" / "shapes" / "resnet18").symlink_to(demo_data / "pretrained" / "resnet18")
+    import shutil
+
+    shutil.copytree(demo_data / "pretrained" / "resnet18", tmp_path / "models" / "shapes" / "resnet18")
     tfrecords = tmp_path / "tfr" / "shapes"
     tfrecords.mkdir(parents=True)
     inputs = {
@@ -63,7 +63,7 @@ def test_component_inputs_flow_applies_the_seed_mapping(prefect_api, demo_data, 
         "training_tf_records_dir": str(tmp_path / "tfr"),
         "training_tf_records_subdir": "shapes",
         "specfile_reference_training_tf_records_dir": TFR_REF,
-        "base_model_dir": str(demo_data / "models"),  # + model_app_name + base_model_subdir
+        "base_model_dir": str(tmp_path / "models"),  # + model_app_name + base_model_subdir
         "base_model_subdir": "resnet18",
         "specfile_reference_model_dir": MODEL_REF,
         "original_specs": str(TRAIN_SPEC.parent),
@@ -84,4 +84,4 @@ def test_component_inputs_flow_applies_the_seed_mapping(prefect_api, demo_data, 
     assert any("dataset_convert would run first" in n for n in result.notes)
     assert result.results_location == str(tmp_path / "trained" / "shapes" / "from-seed")
     assert "-n seed_model" in result.launch_plan
-    assert f"{demo_data}/models/shapes/resnet18 -> /workspace/taoflow/base_model (ro)" in result.launch_plan
+    assert f"{tmp_path}/models/shapes/resnet18 -> /workspace/taoflow/base_model (ro)" in result.launch_plan
