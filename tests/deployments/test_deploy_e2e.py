@@ -125,3 +125,54 @@ def test_wrong_secret_starts_no_run(deployed, prefect_server, tmp_path):
             assert answer.status_code == 401
         time.sleep(3)
     assert _runs_for(prefect_server, deployed[RETRAIN]["id"], account) == []
+
+
+def test_burst_of_1000_uploads_starts_one_run_per_dataset(deployed, prefect_server, tmp_path):
+    """1,000 BlobCreated events over four datasets (Event Grid batches, shuffled) -> four runs."""
+    import random
+
+    deployment_id = deployed[RETRAIN]["id"]
+    account = f"acct{uuid.uuid4().hex[:10]}"
+    events = [e for i in range(4) for e in dataset_burst(account, "datasets", f"incoming/set-{i}", 249)]
+    assert len(events) == 1000  # 249 files + the marker, four times
+    random.Random(7).shuffle(events)
+    markers = [e for e in events if e["subject"].endswith("/_READY")]
+    events = [e for e in events if e not in markers] + markers  # markers last, as uploads finish
+    debouncer = make_debouncer(tmp_path, rules=["datasets/incoming/*"])
+    with running_bridge(debouncer, prefect_server.api_url) as url, httpx.Client(base_url=url) as client:
+        for start in range(0, len(events), 50):
+            answer = client.post(f"/eventgrid?code={SECRET}", content=body(events[start:start + 50]))
+            assert answer.status_code == 200, answer.text
+        assert wait_until(lambda: len(_runs_for(prefect_server, deployment_id, account)) >= 4, timeout=20)
+        time.sleep(4)
+        counters = client.get("/healthz").json()["counters"]
+    assert counters["accepted"] == 1000 and counters["emitted"] == 4
+    runs = _runs_for(prefect_server, deployment_id, account)
+    locations = sorted(r["parameters"]["request"]["training_data"]["location"] for r in runs)
+    assert locations == [f"https://{account}.blob.core.windows.net/datasets/incoming/set-{i}/" for i in range(4)]
+
+
+def test_polling_fallback_starts_exactly_one_run(deployed, prefect_server, azurite_env, blob_service):
+    """Azurite emits no Event Grid events: the watch flow polls it and the same trigger fires."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.watch import watch_blob_datasets
+
+    container = blob_service.create_container(f"datasets{uuid.uuid4().hex[:8]}")
+    for i in range(6):
+        container.upload_blob(f"incoming/poll-set/image_2/{i:04d}.png", b"png" * (i + 1))
+    container.upload_blob("incoming/poll-set/_READY", b"")
+    deployment_id = deployed[RETRAIN]["id"]
+    with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
+        kwargs = dict(rules=[f"{container.container_name}/incoming/*"], state_block=f"w-{uuid.uuid4().hex[:8]}")
+        first = watch_blob_datasets(**kwargs)
+        again = watch_blob_datasets(**kwargs)
+    assert len(first["emitted"]) == 1 and again["emitted"] == []
+
+    def ours() -> list[dict]:
+        return [r for r in prefect_server.flow_runs(deployment_id)
+                if f"/{container.container_name}/incoming/poll-set" in r["parameters"]["request"]["training_data"]["location"]]
+
+    assert wait_until(lambda: bool(ours()), timeout=15), "the polled dataset started no run"
+    time.sleep(4)
+    assert len(ours()) == 1
