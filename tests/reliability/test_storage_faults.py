@@ -70,6 +70,7 @@ def test_azurite_killed_mid_download_the_task_retry_completes(prefect_api, azuri
 
 def test_azurite_killed_mid_upload_readers_never_see_half_a_model(prefect_api, azurite, blob_container, workdir):
     tree = nested_tree(seed=22, files=150)
+    time.sleep(AZURITE_AUTOSAVE_SECONDS)  # the fresh container itself must survive the SIGKILL
     write_tree(workdir / "results", tree)
     location = location_of(azurite, blob_container, "models/app/run-1")
     access = access_for(azurite)

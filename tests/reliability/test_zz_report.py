@@ -3,7 +3,14 @@ hook in conftest.py repeats the comparison at the very end for any other order."
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from tests.reliability import ledger
+
+pytestmark = pytest.mark.skipif(os.environ.get("TAOFLOW_UPDATE_DOCS") == "1",
+                                reason="the table is being rewritten from this session's records")
 
 
 def test_every_row_is_documented_with_trials_and_no_loss():
