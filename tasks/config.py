@@ -104,6 +104,16 @@ def parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]:
             where=f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source,
             fix="fix the YAML syntax at that place (indentation, a missing colon or quote)",
         ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ConfigError(
+            f"{source} holds a character YAML does not allow (code {exc.character!r})",
+            where=f"{source}:{line}:{column}",
+            fix="remove the control character at that place",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}", where=source) from None
     if data is None:
         raise ConfigError(f"config file {source} is empty", fix="see specs/demo.yaml for a complete example")
     if not isinstance(data, dict):

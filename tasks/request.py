@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     SecretStr,
     ValidationError,
     field_validator,
@@ -23,10 +24,14 @@ from pydantic import (
 )
 
 from tasks.errors import ConfigError, Problem
+from tasks.redact import Redactor
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
 
-Location = str
+# Whenever a request is turned into JSON (Prefect stores a flow run's parameters that way, the
+# UI shows them), a SAS signature or account key in a location is masked, like the key itself.
+# In-process the real value is used; runs started from stored parameters need a credentials block.
+Location = Annotated[str, PlainSerializer(lambda value: Redactor()(value), when_used="json")]
 
 
 class DataBinding(BaseModel):

@@ -171,6 +171,11 @@ def _create(client, plan: LaunchPlan):
 
 
 def _remove(container) -> None:
+    """Remove a container; if the engine itself is gone, leave it to `reap_run` on the next attempt.
+
+    Cleanup runs while another error is propagating (often EngineUnavailable): a second error
+    from a dead engine must not replace that typed one.
+    """
     docker = _docker()
     try:
         container.remove(force=True)
@@ -179,6 +184,14 @@ def _remove(container) -> None:
     except docker.errors.APIError as exc:
         if "already in progress" not in str(exc):
             raise
+    except (docker.errors.DockerException, OSError, _requests_errors()):
+        pass
+
+
+def _requests_errors() -> type[BaseException]:
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    return RequestsConnectionError
 
 
 class DockerJob:

@@ -18,7 +18,9 @@ from tasks.launch.status import EpochEvent, ValidationEvent
 from tasks.redact import Redactor
 
 OOM_MARKERS = ("Ran out of GPU memory", "ResourceExhaustedError", "OOM when allocating", "CUDA_ERROR_OUT_OF_MEMORY")
-SPEC_MARKERS = ("ParseError", "text_format", "spec_validator", "Experiment spec", "experiment_spec")
+# Only what TAO prints when it refuses a spec. Not the spec's file name: every log names it
+# (the trainer echoes its -e argument), and a crash must not pass for a final spec rejection.
+SPEC_MARKERS = ("ParseError", "text_format", "spec_validator", "Spec file validation failed")
 #: Reasons a retry cannot fix, even with checkpoints to resume from.
 FINAL_REASONS = {"out of GPU memory", "spec rejected"}
 
@@ -99,7 +101,7 @@ def _reason(outcome: JobOutcome, model: Path | None) -> str:
         return "out of GPU memory"
     if outcome.exit_code == 137:
         return "killed (exit 137: out of host memory or stopped by force)"
-    if status.last_status == "FAILURE" and any(marker in text for marker in SPEC_MARKERS) and last is None:
+    if status.last_status == "FAILURE" and last is None and _spec_refused(outcome):
         return "spec rejected"
     if status.last_status == "SUCCESS":
         if last is None or last.epoch < last.max_epoch:
@@ -109,6 +111,14 @@ def _reason(outcome: JobOutcome, model: Path | None) -> str:
     if not status.records:
         return "crashed before training started"
     return "crashed"
+
+
+def _spec_refused(outcome: JobOutcome) -> bool:
+    """TAO's own words for a refused spec, in its final status or in an error line of the log."""
+    lines = [outcome.status.last_message or ""] + [
+        line for line in outcome.log_tail if "Error" in line or "failed" in line or "FAIL" in line
+    ]
+    return any(marker in line for line in lines for marker in SPEC_MARKERS)
 
 
 _FIXES = {

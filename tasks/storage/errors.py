@@ -7,6 +7,8 @@ container and credential were involved, so the user knows what to fix.
 
 from __future__ import annotations
 
+import errno
+
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -53,6 +55,14 @@ def map_azure_error(exc: BaseException, target: Target, doing: str) -> StorageEr
             f"{doing}: the {what} does not exist ({detail})",
             where=target.where,
             fix="check the account, container and path of the location",
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # A full disk stays full for the minute the retries would take: say so at once.
+        return StorageError(
+            f"{doing}: no space left on the local disk ({_first_line(exc)})",
+            where=getattr(exc, "filename", None) or target.where,
+            fix="free space where taoflow stages data (TAOFLOW_HOME, default ~/.cache/taoflow) or point "
+            "TAOFLOW_HOME at a larger disk; a re-run fetches only what is missing",
         )
     if (
         status in _TRANSIENT_STATUS

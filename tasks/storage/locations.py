@@ -134,12 +134,23 @@ def _check_account(account: str, text: str) -> str:
     return account
 
 
+#: What `TrainRequest` writes for a SAS signature when its parameters are stored (tasks/redact.py).
+MASKED_SIGNATURE = "***"
+
+
 def _split_sas(query: str, text: str) -> str | None:
     if not query:
         return None
-    keys = {k for k, _ in parse_qsl(query, keep_blank_values=True)}
+    pairs = parse_qsl(query, keep_blank_values=True)
+    keys = {k for k, _ in pairs}
     if "sig" not in keys or not keys <= _SAS_KEYS:
         raise _bad(text, "the query string is not a SAS token (expected sv=...&sig=...)")
+    if dict(pairs).get("sig") == MASKED_SIGNATURE:
+        raise ConfigError(
+            f"the SAS signature of {redact(text)} was masked: SAS tokens are never stored in a run's parameters",
+            fix="give blob access through storage_credentials (an AzureBlobStorageCredentials block) or "
+            "AZURE_STORAGE_CONNECTION_STRING on the worker; a SAS in the URL works only for runs started in-process",
+        )
     return query
 
 

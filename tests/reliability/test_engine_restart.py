@@ -25,7 +25,6 @@ from tests.reliability.ledger import REPO
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 #: What the restart test saw, for the known-bug test below.
-KNOWN: dict = {}
 
 
 def dockerd_process() -> tuple[int, list[str]] | None:
@@ -104,8 +103,6 @@ def test_engine_restart_mid_training_then_the_retry_resumes(workdir, docker_clie
         engine.start()
     assert errors, "the first attempt did not fail although its engine went away"
     error = errors[0]
-    KNOWN["error"] = error
-    KNOWN["trace"] = "".join(traceback.format_exception(error))
     before_retry = max(int(p.name.split("-")[1].split(".")[0]) for p in checkpoints(results))
     result = run_training(plan, harness.launcher)  # what the task's retry does
     left = docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={plan.run_id}"})
@@ -113,19 +110,6 @@ def test_engine_restart_mid_training_then_the_retry_resumes(workdir, docker_clie
     assert starts == ["started_from_epoch=0", f"started_from_epoch={before_retry}"], starts
     assert result.model_path.is_file() and left == []
     typed = isinstance(error, EngineUnavailable) and error.transient
-    ledger.record("dockerd-restart", trials=1, lost=0, crashed=0 if typed else 1,
-                  error=type(error).__name__ + ("" if typed else " (untyped: xfail bug)"),
+    ledger.record("dockerd-restart", trials=1, lost=0, crashed=0 if typed else 1, error=type(error).__name__,
                   resumed_from_epoch=before_retry, containers_left=len(left))
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG in tasks/launch/docker.py: when the engine goes away, DockerJob.wait raises EngineUnavailable, "
-    "but supervise() then calls _stop/cleanup; DockerJob.cleanup -> _remove catches only docker NotFound/"
-    "APIError, so the requests.ConnectionError of the dead engine replaces the typed error (and Prefect's "
-    "retry_condition sees a non-transient error: no retry). Fix: in _remove (and DockerJob.cleanup) also "
-    "catch requests.exceptions.ConnectionError (or docker.errors.DockerException + OSError) and leave the "
-    "container to reap_run on the next attempt"))
-def test_the_engine_going_away_is_a_typed_transient_error():
-    if "error" not in KNOWN:
-        pytest.skip("needs the engine-restart test above in the same session")
-    assert isinstance(KNOWN["error"], EngineUnavailable) and KNOWN["error"].transient, KNOWN["trace"]
+    assert typed, "".join(traceback.format_exception(error))

@@ -221,10 +221,6 @@ def test_fuzzed_requests_and_component_inputs_raise_only_config_error(tmp_path, 
     ledger.record("config-fuzz", trials=tally.trials, crashed=tally.crashed, config_errors=tally.typed)
 
 
-@pytest.mark.xfail(strict=True, raises=yaml.YAMLError, reason=(
-    "BUG in tasks/config.py parse_yaml: it catches yaml.MarkedYAMLError only, so a config holding a "
-    "character YAML refuses (NUL, other C0/C1 controls) escapes as yaml.reader.ReaderError instead of "
-    "ConfigError; fix: also catch yaml.YAMLError (ReaderError has .position, not .problem_mark)"))
 @pytest.mark.parametrize("char", ["\x00", "\x07", "\x7f", "\x9b"])
 def test_a_config_with_a_control_character_is_a_config_error(tmp_path, char):
     path = tmp_path / "c.yaml"

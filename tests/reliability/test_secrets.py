@@ -34,7 +34,6 @@ pytestmark = pytest.mark.services
 
 KEY = "tlt-RELIABILITY-KEY-" + uuid.uuid4().hex
 #: Findings of the flow test that the known-bug test below reports on.
-KNOWN: dict[str, list[str]] = {}
 
 
 def account_sas() -> str:
@@ -142,25 +141,11 @@ def test_no_secret_in_logs_artifacts_parameters_errors_files_or_container_env(
         else:
             pytest.fail("the broken call succeeded")
 
-    in_parameters = [h for h in scanner.hits if h.endswith("flow-run view parameters")]
-    KNOWN["parameter_hits"] = in_parameters
-    assert [h for h in scanner.hits if h not in in_parameters] == [], scanner.hits
+    assert scanner.hits == [], scanner.hits
     assert argv_has_key, "the key must reach TAO (as its -k argument)"
     assert sum(scanner.scanned.values()) > 100, scanner.scanned
     files = scanner.scanned.get("published file", 0) + scanner.scanned.get("run folder / cache file", 0)
     ledger.record("secrets", trials=len(scanner.secrets), leaked=len(scanner.hits),
                   texts_scanned=sum(scanner.scanned.values()), log_lines=scanner.scanned.get("log line", 0),
                   artifacts=scanner.scanned.get("artifact", 0), files=files, containers_inspected=len(seen),
-                  leaks_only_in="flow-run parameters (xfail bug)" if in_parameters else "none",
                   key_visible_in="container argv (docker inspect Config.Cmd)")
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (flows/train.py + tasks/request.py): the flow takes the TrainRequest as a parameter, so a SAS token "
-    "in a location URL is stored verbatim in the flow run's parameters (API/UI). Fix: serialise Location "
-    "fields with their SAS query masked (a pydantic field_serializer using tasks.redact.Redactor) and take "
-    "SAS tokens as a SecretStr/Secret block, or redact `parameters` before the flow is called"))
-def test_no_sas_token_in_the_flow_run_parameters():
-    if "parameter_hits" not in KNOWN:
-        pytest.skip("needs the whole-flow secrets test above in the same session")
-    assert KNOWN["parameter_hits"] == []

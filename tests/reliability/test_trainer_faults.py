@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import re
 import threading
-import uuid
 
 import pytest
 from prefect import flow
@@ -84,26 +83,18 @@ def test_trainer_crashes_at_random_epochs_end_completed_or_typed(workdir, prefec
                 false_success += 1
         elif o["status"] == "failed":
             assert o["error"].container_exit_code == int(env["TAO_STANDIN_EXIT_CODE"]), o
-            # Should have been retried twice (resuming) before failing; a crash before the attempt's
-            # first epoch is misjudged "spec rejected" and not retried: see the xfail test below.
+            # A typed failure is right only after every retry resumed and crashed again.
             not_retried += len(starts) < 3 or bool(env.get("TAO_STANDIN_FAIL_ONCE"))
         # Checkpoints are only ever added: every epoch the trainer finished has its checkpoint.
         finished = fail_at - 1 if o["status"] != "completed" else EPOCHS
         if ckpts != list(range(0, finished + 1)):
             lost += 1
         assert not run_containers(docker_client, o["run_id"]), "a container was left behind"
-    assert (crashed, false_success, lost) == (0, 0, 0), outcomes
-    ledger.record("trainer-crash", trials=len(outcomes), lost=lost, crashed=crashed + false_success,
-                  completed_after_resume=completed, typed_training_failed=len(outcomes) - completed,
-                  failed_without_retry_known_bug=not_retried)
+    assert (crashed, false_success, lost, not_retried) == (0, 0, 0, 0), outcomes
+    ledger.record("trainer-crash", trials=len(outcomes), lost=lost, crashed=crashed + false_success + not_retried,
+                  completed_after_resume=completed, failed_after_every_retry=len(outcomes) - completed)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG in tasks/launch/judge.py _reason: SPEC_MARKERS contains 'experiment_spec'/'Experiment spec', which "
-    "every log holds (the trainer echoes its -e .../experiment_spec.txt), so a crash before the attempt's first "
-    "epoch is judged 'spec rejected' (final, not resumable) and never retried; fix: match the spec markers only "
-    "on the lines of the traceback/last status message, e.g. require 'ParseError' or 'spec_validator' in "
-    "status.last_message, not in the whole log tail"))
 def test_a_crash_in_the_first_epoch_is_retried(workdir, prefect_api, docker_client, standin_image):
     harness = docker_harness(workdir, docker_client, standin_image)
     plan = harness.plan(epochs=2)
