@@ -101,6 +101,8 @@ def _reason(outcome: JobOutcome, model: Path | None) -> str:
         return "out of GPU memory"
     if outcome.exit_code == 137:
         return "killed (exit 137: out of host memory or stopped by force)"
+    if outcome.exit_code == 143 and not outcome.cancelled:
+        return "terminated from outside (exit 143: SIGTERM, e.g. the Docker engine restarting or `docker stop`)"
     if status.last_status == "FAILURE" and last is None and _spec_refused(outcome):
         return "spec rejected"
     if status.last_status == "SUCCESS":

@@ -113,6 +113,12 @@ def resolve_credentials(
     env = os.environ.get(ENV_CONNECTION_STRING)
     if env:
         return BlobCredentials(f"env {ENV_CONNECTION_STRING}", connection_string=env)
+    if location.account_url and location.account_url.startswith("http://"):
+        # Identity tokens travel over HTTPS only; an http:// endpoint is an emulator (Azurite).
+        raise StorageAuthError(
+            f"no credentials for {location.display}: an http:// endpoint needs a connection string or a SAS",
+            fix=f"set {ENV_CONNECTION_STRING} (for Azurite: its development connection string) or add a SAS to the URL",
+        )
     if location.account_url:
         from azure.identity import DefaultAzureCredential
 

@@ -95,3 +95,19 @@ class PrefectServer:
 
     def flow_runs(self, deployment_id: str) -> list[dict]:
         return self.post("/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}).json()
+
+
+def serve_train_flow(prefect_server: "PrefectServer", name: str, log, **env) -> subprocess.Popen:
+    """`flow.serve` of the training flow in its own process, returned once the deployment exists."""
+    # Loaded from its entrypoint, as a worker's `prefect flow-run execute` loads it.
+    code = (f"from prefect import Flow; Flow.from_source({str(REPO)!r}, 'flows/train.py:train_detectnet_v2')"
+            f".serve(name={name!r}, limit=4)")
+    served = subprocess.Popen([sys.executable, "-c", code], env=prefect_server.env(**env), cwd=REPO,
+                              stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and served.poll() is None:
+        if httpx.get(f"{prefect_server.api_url}/deployments/name/train-detectnet-v2/{name}").status_code == 200:
+            return served
+        time.sleep(0.5)
+    stop_process(served)
+    raise AssertionError(f"the served deployment {name} did not appear")

@@ -154,16 +154,15 @@ def test_burst_of_1000_uploads_starts_one_run_per_dataset(deployed, prefect_serv
 
 def test_polling_fallback_starts_exactly_one_run(deployed, prefect_server, azurite_env, blob_service):
     """Azurite emits no Event Grid events: the watch flow polls it and the same trigger fires."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from flows.watch import watch_blob_datasets
+    from tests.fixtures.services import prefect_api_at
 
     container = blob_service.create_container(f"datasets{uuid.uuid4().hex[:8]}")
     for i in range(6):
         container.upload_blob(f"incoming/poll-set/image_2/{i:04d}.png", b"png" * (i + 1))
     container.upload_blob("incoming/poll-set/_READY", b"")
     deployment_id = deployed[RETRAIN]["id"]
-    with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
+    with prefect_api_at(prefect_server.api_url):
         kwargs = dict(rules=[f"{container.container_name}/incoming/*"], state_block=f"w-{uuid.uuid4().hex[:8]}")
         first = watch_blob_datasets(**kwargs)
         again = watch_blob_datasets(**kwargs)

@@ -15,7 +15,8 @@ from tasks.demo_data import generate_demo_dataset
 from tasks.errors import ConfigError, LaunchError
 from tasks.outcome import JobResult
 from tasks.request import TrainRequest
-from tests.deployments.server import REPO, stop_process
+from tests.deployments.server import REPO, serve_train_flow, stop_process
+from tests.fixtures.services import prefect_api_at
 from tests.flow.conftest import request_fields
 
 LR = "training_config.learning_rate.soft_start_annealing_schedule.max_learning_rate"
@@ -61,22 +62,6 @@ def test_a_plain_key_is_refused_before_it_lands_in_run_parameters(tmp_path):
     assert "key_block" in caught.value.fix and "tlt_encode" not in str(caught.value)
 
 
-def _serve(prefect_server, name: str, log, **env) -> subprocess.Popen:
-    """`flow.serve` of the training flow in its own process, returned once the deployment exists."""
-    # Loaded from its entrypoint, as a worker's `prefect flow-run execute` loads it.
-    code = (f"from prefect import Flow; Flow.from_source({str(REPO)!r}, 'flows/train.py:train_detectnet_v2')"
-            f".serve(name={name!r}, limit=4)")
-    served = subprocess.Popen([sys.executable, "-c", code], env=prefect_server.env(**env), cwd=REPO,
-                              stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and served.poll() is None:
-        if httpx.get(f"{prefect_server.api_url}/deployments/name/train-detectnet-v2/{name}").status_code == 200:
-            return served
-        time.sleep(0.5)
-    stop_process(served)
-    raise AssertionError(f"the served deployment {name} did not appear")
-
-
 def test_table_has_metrics_for_results_and_the_reason_for_failures(tmp_path):
     variants = plan_sweep(_base(tmp_path), [1, 2, 3])
     runs = [FlowRun(flow_id=f"{'0' * 8}-0000-0000-0000-{'0' * 12}", name=f"sweep-{i}",
@@ -93,7 +78,7 @@ def test_table_has_metrics_for_results_and_the_reason_for_failures(tmp_path):
 @pytest.mark.services
 def test_sweep_fans_out_to_a_served_deployment_and_tabulates(prefect_server, tmp_path):
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
     generate_demo_dataset(tmp_path / "data" / "shapes", count=24)
     (tmp_path / "pretrained" / "resnet18").mkdir(parents=True)
@@ -102,9 +87,9 @@ def test_sweep_fans_out_to_a_served_deployment_and_tabulates(prefect_server, tmp
     storage = tmp_path / "results"
     env = dict(PREFECT_RESULTS_PERSIST_BY_DEFAULT="true", PREFECT_LOCAL_STORAGE_PATH=str(storage),
                TAOFLOW_HOME=str(tmp_path / "home"))
-    served = _serve(prefect_server, "sweep-target", open(tmp_path / "serve.log", "wb"), **env)
+    served = serve_train_flow(prefect_server, "sweep-target", open(tmp_path / "serve.log", "wb"), **env)
     try:
-        with temporary_settings({PREFECT_API_URL: prefect_server.api_url, PREFECT_LOCAL_STORAGE_PATH: storage}):
+        with prefect_api_at(prefect_server.api_url, {PREFECT_LOCAL_STORAGE_PATH: storage}):
             started = time.monotonic()
             rows = sweep_detectnet_v2(
                 base=_base(tmp_path), num_epochs=[1, 2], spec_grid={LR: ["5e-4", "1e-3"]},
@@ -124,11 +109,9 @@ def test_sweep_fans_out_to_a_served_deployment_and_tabulates(prefect_server, tmp
 
 @pytest.mark.services
 def test_sweep_fails_with_the_table_when_a_variant_fails(prefect_server, tmp_path):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    served = _serve(prefect_server, "sweep-broken", subprocess.DEVNULL, TAOFLOW_HOME=str(tmp_path / "home"))
+    served = serve_train_flow(prefect_server, "sweep-broken", subprocess.DEVNULL, TAOFLOW_HOME=str(tmp_path / "home"))
     try:
-        with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
+        with prefect_api_at(prefect_server.api_url):
             with pytest.raises(ConfigError, match="does not exist"):
                 sweep_detectnet_v2(base=_base(tmp_path), deployment="train-detectnet-v2/nope", timeout_seconds=5)
             with pytest.raises(LaunchError, match="2 of 2 sweep runs failed") as caught:

@@ -39,11 +39,15 @@ ROWS: tuple[Row, ...] = (
     Row("azurite-upload", "Azurite killed mid-upload (sync-up task) while readers poll, restarted",
         "task retry publishes; readers never saw a half-published model; byte-identical"),
     Row("dockerd-restart", "Docker engine restarted while a training job runs",
-        "EngineUnavailable (transient); container reaped; retry resumes from the last checkpoint"),
+        "typed transient error (EngineUnavailable, or TrainingFailed exit 143 terminated from outside); "
+        "container reaped; retry resumes from the last checkpoint"),
     Row("trainer-crash", "Stand-in trainer crashes at a random epoch (seeded), Prefect task retries",
         "completed after resume or TrainingFailed; no false success; no checkpoint lost", 20),
     Row("cancel", "Cancelled at a random moment: CancelToken during training, or publishing interrupted at a random file",
         "TrainingCancelled with resume advice; no container left; no partial upload visible", 10),
+    Row("prefect-cancel", "A served training flow run cancelled through the Prefect API at a random moment",
+        "run ends Cancelled (or Completed if the cancel came too late); no container left; "
+        "results published completely or not at all", 10),
     Row("disk-full", "Cache dir on a 2 MiB tmpfs, sync-down of a larger dataset (ENOSPC)",
         "StorageError naming the path; no partial file; manifest sound; retry after space frees completes"),
     Row("spec-fuzz", "Mutated real DetectNet_v2 specs through parse, check, facts and rewrite",
