@@ -7,7 +7,10 @@ it starts) talks to this session's own ephemeral API and never to a developer's 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+
+import pytest
 
 _SESSION_HOME = tempfile.mkdtemp(prefix="taoflow-test-prefect-")
 for _name, _value in {
@@ -27,3 +30,35 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.docker_image",
 ]
+
+
+# --- leaving the session -----------------------------------------------------------------------
+#
+# Prefect drains its log and event workers in an atexit hook with no time limit. When the last
+# server a worker talked to is gone, that drain can wait forever, after the summary was printed:
+# in CI that is a run that never ends. Under scripts/test (TAOFLOW_HARD_EXIT=1) the process
+# drains them with a bound and then exits with pytest's own status.
+
+_FINAL: dict[str, object] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    _FINAL["session"] = session
+
+
+def pytest_unconfigure(config):
+    if os.environ.get("TAOFLOW_HARD_EXIT") != "1" or "session" not in _FINAL:
+        return
+    status = int(getattr(_FINAL["session"], "exitstatus", 1))
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        EventsWorker.drain_all(timeout=15, at_exit=True)
+        APILogWorker.drain_all(timeout=15, at_exit=True)
+    except Exception:  # noqa: BLE001 - leaving anyway
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -28,10 +28,12 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 def dockerd_process() -> tuple[int, list[str]] | None:
-    out = subprocess.run(["ps", "-o", "pid=", "-C", "dockerd"], capture_output=True, text=True).stdout.split()
-    if len(out) != 1:
+    rows = subprocess.run(["ps", "-o", "pid=,stat=", "-C", "dockerd"], capture_output=True, text=True).stdout
+    # A zombie of an engine an earlier restart replaced is not an engine.
+    live = [line.split()[0] for line in rows.splitlines() if line.split() and not line.split()[1].startswith("Z")]
+    if len(live) != 1:
         return None
-    pid = int(out[0])
+    pid = int(live[0])
     args = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
     return pid, [a.decode() for a in args]
 
