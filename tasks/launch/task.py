@@ -88,14 +88,14 @@ class ArtifactReporter:
             )
 
 
-@task(
-    name="detectnet_v2-train",
-    retries=2,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NONE,
-    persist_result=False,
+#: Both jobs: retried only when a retry can help (engine back, crash with checkpoints); never cached,
+#: a job's results live in its results folder, not in Prefect's result store.
+JOB_TASK_OPTIONS = dict(
+    retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient, cache_policy=NONE, persist_result=False
 )
+
+
+@task(name="detectnet_v2-train", **JOB_TASK_OPTIONS)
 def train_detectnet_v2(
     plan: LaunchPlan,
     launcher: Launcher | None = None,
@@ -111,14 +111,7 @@ def train_detectnet_v2(
         reporter.publish_tables()
 
 
-@task(
-    name="detectnet_v2-dataset_convert",
-    retries=2,
-    retry_delay_seconds=10,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NONE,
-    persist_result=False,
-)
+@task(name="detectnet_v2-dataset_convert", **JOB_TASK_OPTIONS)
 def convert_dataset(plan: LaunchPlan, launcher: Launcher | None = None, cancel: CancelToken | None = None) -> ConvertResult:
     """Run `detectnet_v2 dataset_convert` from a plan; every log line goes to the run log."""
     logger = get_run_logger()

@@ -7,21 +7,14 @@ import shutil
 import pytest
 
 from deployments.pools import POOLS
-from tests.deployments.server import PrefectServer
-from tests.fixtures.services import free_port, service_missing
+from tests.deployments.server import running_server
 
 
 @pytest.fixture(scope="package")
 def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-server")
-    server = PrefectServer(home=home, port=free_port())
-    try:
-        server.start()
-    except (RuntimeError, OSError) as exc:
-        server.stop()
-        service_missing(f"prefect server start failed: {exc}")
-    yield server
-    server.stop()
+    with running_server(home) as server:
+        yield server
     shutil.rmtree(home, ignore_errors=True)
 
 

@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from contextlib import contextmanager
+
 import httpx
 
-from tests.fixtures.services import free_port
+from tests.fixtures.services import free_port, service_missing
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -111,3 +113,18 @@ def serve_train_flow(prefect_server: "PrefectServer", name: str, log, **env) -> 
         time.sleep(0.5)
     stop_process(served)
     raise AssertionError(f"the served deployment {name} did not appear")
+
+
+@contextmanager
+def running_server(home: Path):
+    """A started `PrefectServer` for a block (a failed start is a missing service), stopped after."""
+    server = PrefectServer(home=home, port=free_port())
+    try:
+        server.start()
+    except (RuntimeError, OSError) as exc:
+        server.stop()
+        service_missing(f"prefect server start failed: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()

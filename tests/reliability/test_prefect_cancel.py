@@ -16,8 +16,7 @@ import time
 import pytest
 
 from tasks.storage import is_published
-from tests.deployments.server import PrefectServer, serve_train_flow, stop_process
-from tests.fixtures.services import free_port, service_missing
+from tests.deployments.server import PrefectServer, running_server, serve_train_flow, stop_process
 from tests.flow.conftest import demo_data, request_fields  # noqa: F401 - demo_data is a fixture
 from tests.launch.harness import host_memlock_limit
 from tests.reliability import ledger
@@ -31,15 +30,8 @@ TERMINAL = {"CANCELLED", "COMPLETED", "FAILED", "CRASHED"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("cancel-server")
-    srv = PrefectServer(home=home, port=free_port())
-    try:
-        srv.start()
-    except (RuntimeError, OSError) as exc:
-        srv.stop()
-        service_missing(f"prefect server start failed: {exc}")
-    yield srv
-    srv.stop()
+    with running_server(tmp_path_factory.mktemp("cancel-server")) as srv:
+        yield srv
 
 
 def _flow_run(server: PrefectServer, run_id: str) -> dict:
