@@ -86,14 +86,21 @@ class PrefectServer:
                               text=True, timeout=timeout)
 
     def post(self, path: str, body: dict | None = None) -> httpx.Response:
-        answer = httpx.post(f"{self.api_url}{path}", json=body or {}, timeout=20)
-        answer.raise_for_status()
-        return answer
+        return self._call("POST", path, json=body or {})
 
     def get(self, path: str) -> dict:
-        answer = httpx.get(f"{self.api_url}{path}", timeout=20)
+        return self._call("GET", path).json()
+
+    def _call(self, method: str, path: str, **kw) -> httpx.Response:
+        # SQLite behind a busy server answers 503 now and then ("database is locked"): the
+        # server's own clients retry those, and so do we.
+        for attempt in range(6):
+            answer = httpx.request(method, f"{self.api_url}{path}", timeout=20, **kw)
+            if answer.status_code not in (502, 503, 504) or attempt == 5:
+                break
+            time.sleep(0.5 * 2**attempt)
         answer.raise_for_status()
-        return answer.json()
+        return answer
 
     def flow_runs(self, deployment_id: str) -> list[dict]:
         return self.post("/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}).json()
