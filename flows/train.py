@@ -127,8 +127,8 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         result.status = "trained"
         result.model_location = _display(_child(request.results_location, model_rel))
         result.final_map = trained.final_map
-        result.per_class_ap = dict(trained.validations[-1].average_precision) if trained.validations else {}
-        result.epochs_run = trained.epochs[-1].epoch if trained.epochs else 0
+        result.per_class_ap = trained.per_class_ap
+        result.epochs_run = trained.completed_epochs
         create_link_artifact(_link(result.model_location), link_text=f"{request.model_name} ({model_rel})",
                              key="trained-model", description=published.summary())
         return result

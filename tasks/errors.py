@@ -156,7 +156,12 @@ class ImageUnavailable(LaunchError):
 
 
 class TrainingFailed(LaunchError):
-    """The trainer ran and did not finish: carries the exit code, the reason and the log tail."""
+    """The trainer ran and did not finish: how it ended, TAO's own error line, the log tail.
+
+    `transient` is True only when a retry can help: it resumes from the newest checkpoint, and
+    the ending is neither final (a refused spec, GPU memory, undecodable data) nor a repeat of
+    the previous attempt's failure at the same point.
+    """
 
     def __init__(
         self,
@@ -166,6 +171,9 @@ class TrainingFailed(LaunchError):
         reason: str = "failed",
         log_tail: Iterable[str] = (),
         resumable: bool = False,
+        tao_error: str | None = None,
+        completed_epochs: int | None = None,
+        num_epochs: int | None = None,
         where: str | None = None,
         fix: str | None = None,
     ) -> None:
@@ -174,8 +182,13 @@ class TrainingFailed(LaunchError):
         self.log_tail = list(log_tail)
         self.resumable = resumable
         self.transient = resumable
-        tail = "\n".join(f"    | {line}" for line in self.log_tail)
+        self.tao_error = tao_error
+        self.completed_epochs = completed_epochs
+        self.num_epochs = num_epochs
         detail = f"{what} (exit code {exit_code}, reason: {reason})"
+        if tao_error and tao_error not in what:
+            detail += f"\n  TAO said: {tao_error}"
+        tail = "\n".join(f"    | {line}" for line in self.log_tail)
         if tail:
             detail += f"\n  last {len(self.log_tail)} log lines:\n{tail}"
         super().__init__(detail, where=where, fix=fix)

@@ -16,6 +16,7 @@ from typing import Mapping
 from tasks.dataset import ValidationReport, validate_dataset
 from tasks.errors import ConfigError, Problem, SpecError
 from tasks.launch import LaunchPlan, build_plan, convert_command, load_tao_mounts, train_command
+from tasks.launch.command import container_gpu_index
 from tasks.layout import SPEC_FILE_NAME, Slot, container_path, container_spec_file
 from tasks.request import TrainRequest
 from tasks.spec import SpecFacts, extract_facts, parse_spec, require_valid, rewrite_spec
@@ -216,11 +217,15 @@ def plan_training(
     spec_dir, results = run_dir / "specs", run_dir / "results"
     write_atomic(spec_dir / SPEC_FILE_NAME, prepared.text)
     results.mkdir(parents=True, exist_ok=True)
+    # Inside a container the requested host GPUs are renumbered from 0; a process already in the
+    # TAO image sees the host's numbering.
+    tao_gpu_index = container_gpu_index(request.gpu_index) if request.launcher == "docker" else request.gpu_index
     command = train_command(
         model_name=request.model_name,
+        num_epochs=prepared.facts.num_epochs or request.num_epochs,
         key=key,
         num_gpus=request.num_gpus,
-        gpu_index=request.gpu_index,
+        gpu_index=tao_gpu_index,
         use_amp=request.use_amp,
         log_file=request.log_file,
         spec=container_spec_file(),

@@ -19,8 +19,8 @@ class JobResult(BaseModel):
     results_location: str = Field(description="Where the results are (or would be) published")
     model_location: str | None = Field(default=None, description="The published final model file")
     final_map: float | None = Field(default=None, description="Mean average precision of the last validation (%)")
-    per_class_ap: dict[str, float] = Field(default_factory=dict)
-    epochs_run: int = 0
+    per_class_ap: dict[str, float] = Field(default_factory=dict, description="AP per class of the last validation (%)")
+    epochs_run: int = Field(default=0, description="Epochs the published model was trained for")
     converted_tfrecords: bool = False
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per step")
     launch_plan: str = Field(default="", description="The container launch, key redacted")
@@ -52,11 +52,14 @@ def render_summary(
     if result.final_map is not None:
         lines.append(f"- final mAP: {result.final_map:.2f} %")
     if result.epochs_run:
-        lines.append(f"- epochs run: {result.epochs_run}")
+        lines.append(f"- epochs trained: {result.epochs_run}")
     if result.converted_tfrecords:
         lines.append("- TFRecords were (re)made with dataset_convert and published beside the data")
     if result.timings:
         lines.append("- timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     for note in result.notes:
         lines.append(f"- {note}")
+    if result.per_class_ap:
+        lines += ["", "## Final average precision per class", "", "| class | AP (%) |", "|---|---|"]
+        lines += [f"| {name} | {ap:.2f} |" for name, ap in sorted(result.per_class_ap.items())]
     return "\n".join(lines) + "\n"

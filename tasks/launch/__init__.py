@@ -9,7 +9,7 @@ from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.mounts import Mount, MountPlan, TaoMounts, load_tao_mounts
 from tasks.launch.plan import LaunchPlan, build_plan, device_requests, invoking_user
 from tasks.launch.process import ProcessLauncher
-from tasks.launch.status import EpochEvent, StatusFollower, ValidationEvent
+from tasks.launch.status import EpochEvent, StatusLog, ValidationEvent
 
 __all__ = [
     "CancelToken",
@@ -24,7 +24,7 @@ __all__ = [
     "Mount",
     "MountPlan",
     "ProcessLauncher",
-    "StatusFollower",
+    "StatusLog",
     "StopPolicy",
     "TaoMounts",
     "TrainResult",

@@ -17,7 +17,8 @@ from typing import Callable, Iterable, Protocol
 
 from tasks.errors import TrainingCancelled
 from tasks.launch.plan import LaunchPlan
-from tasks.launch.status import EpochEvent, StatusFollower, ValidationEvent
+from tasks.launch.results import append_untrusted, newest_checkpoint_epoch
+from tasks.launch.status import EpochEvent, StatusLog, ValidationEvent
 from tasks.redact import Redactor
 
 LOG_TAIL_LINES = 50
@@ -54,7 +55,7 @@ class JobOutcome:
     """What happened, before judgement."""
 
     exit_code: int | None
-    status: StatusFollower
+    status: StatusLog
     log_tail: list[str]
     cancelled: bool = False
     stop_reason: str | None = None
@@ -134,11 +135,11 @@ class JobMonitor:
 
     def __post_init__(self) -> None:
         results = self.plan.results_host_dir
-        self.status = StatusFollower(results / "status.json" if results else None)
-        self._log = None
-        if self.log_file is not None:
-            self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.log_file.open("a", encoding="utf-8")
+        # Epochs already done: the checkpoint TAO resumes from (it starts from 0 without one).
+        start = (newest_checkpoint_epoch(results) or 0) if results else None
+        self.status = StatusLog(results / "status.json" if results else None, start_epoch=start)
+        # The log file sits in the container-written folder: never follow what was planted there.
+        self._log = append_untrusted(self.log_file) if self.log_file is not None else None
 
     def pump(self, lines: "queue.Queue[str | None]") -> None:
         while True:
@@ -156,7 +157,10 @@ class JobMonitor:
                 self._log.flush()
             if self.observer.on_line:
                 self.observer.on_line(line)
-        for event in self.status.poll():
+        self._report(self.status.poll())
+
+    def _report(self, events: list[EpochEvent | ValidationEvent]) -> None:
+        for event in events:
             if isinstance(event, EpochEvent) and self.observer.on_epoch:
                 self.observer.on_epoch(event)
             elif isinstance(event, ValidationEvent) and self.observer.on_validation:
@@ -169,6 +173,7 @@ class JobMonitor:
             self.pump(lines)
             time.sleep(0.02)
         self.pump(lines)
+        self._report(self.status.finish())
 
     def close(self) -> None:
         if self._log is not None:

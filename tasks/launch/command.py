@@ -27,6 +27,8 @@ class Command:
     results_dir: str | None
     #: weights/<model_name>.hdf5 is the proof of a finished training.
     model_name: str = "model"
+    #: The spec's training_config.num_epochs: a complete run has model.epoch-<num_epochs>.ckzip.
+    num_epochs: int | None = None
     #: Where the launcher copies the streamed log (an in-container path), or None.
     log_file: str | None = None
     #: The -o prefix of dataset_convert.
@@ -49,6 +51,7 @@ class Command:
 def train_command(
     *,
     model_name: str = "model",
+    num_epochs: int | None = None,
     key: str | None = None,
     num_gpus: int = 1,
     gpu_index: Sequence[int] = (),
@@ -57,7 +60,13 @@ def train_command(
     spec: str | None = None,
     results_dir: str | None = None,
 ) -> Command:
-    """`detectnet_v2 train -e SPEC -r RESULTS -n NAME [-k KEY] --gpus N [--gpu_index i ...] [--use_amp]`."""
+    """`detectnet_v2 train -e SPEC -r RESULTS -n NAME [-k KEY] --gpus N [--gpu_index i ...] [--use_amp]`.
+
+    `gpu_index` are the GPU numbers *as TAO sees them* (see `container_gpu_index`).
+
+    >>> train_command(num_epochs=3, num_gpus=2, gpu_index=[0, 1]).display_argv()[-5:]
+    ['--gpus', '2', '--gpu_index', '0', '1']
+    """
     if gpu_index and len(gpu_index) != num_gpus:
         raise ConfigError(
             f"gpu_index lists {len(gpu_index)} GPU(s) but num_gpus is {num_gpus}",
@@ -77,9 +86,22 @@ def train_command(
         argv=tuple(argv),
         results_dir=results,
         model_name=model_name,
+        num_epochs=num_epochs,
         log_file=_in_results(log_file, results),
         secrets=(key,) if key else (),
     )
+
+
+def container_gpu_index(host_gpu_index: Sequence[int]) -> tuple[int, ...]:
+    """The `--gpu_index` for a container given the host GPUs `host_gpu_index`.
+
+    Docker's device request for host GPUs 2 and 3 makes them GPUs 0 and 1 inside the container,
+    and TAO's wrapper refuses an index it cannot see (`tao-source-facts.md` §3).
+
+    >>> container_gpu_index([2, 3])
+    (0, 1)
+    """
+    return tuple(range(len(host_gpu_index)))
 
 
 def convert_command(*, spec: str, output_prefix: str, results_dir: str | None = None) -> Command:

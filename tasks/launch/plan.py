@@ -70,6 +70,13 @@ class LaunchPlan:
         return self.mounts.host_path(self.command.results_dir)
 
     @property
+    def attempts_file(self) -> Path:
+        """taoflow's journal of this job's attempts: beside the results folder, not in it (the
+        container writes there)."""
+        results = self.results_host_dir or self.mounts.host_path(self.command.output_prefix or "/") or Path(".")
+        return results.parent / f".{results.name}.taoflow-{self.command.subtask}-attempts.jsonl"
+
+    @property
     def labels(self) -> dict[str, str]:
         return {RUN_LABEL: self.run_id, JOB_LABEL: self.command.subtask}
 

@@ -62,7 +62,16 @@ class ArtifactReporter:
         update_progress_artifact(
             self.progress_id,
             event.progress,
-            description=f"epoch {event.epoch}/{event.max_epoch}, loss {event.loss}, ETA {event.eta}",
+            description=f"{event.epoch} of {event.max_epoch} epochs done, loss {event.loss}, ETA {event.eta}",
+        )
+
+    def completed(self, result: TrainResult) -> None:
+        """A complete run is 100 %, whichever way TAO numbered its epoch lines; the metrics of a
+        re-run that trained nothing are those already in the results folder."""
+        self.validations = list(result.validations)
+        final = f", final mAP {result.final_map:.2f} %" if result.final_map is not None else ""
+        update_progress_artifact(
+            self.progress_id, 100.0, description=f"complete: {result.num_epochs} of {result.num_epochs} epochs{final}"
         )
 
     def publish_tables(self) -> None:
@@ -106,7 +115,9 @@ def train_detectnet_v2(
     reporter = ArtifactReporter(artifact_prefix)
     reporter.logger.info("launching: %s", " ".join(plan.command.display_argv()))
     try:
-        return run_training(plan, launcher or DockerLauncher(), reporter.observer(), cancel)
+        result = run_training(plan, launcher or DockerLauncher(), reporter.observer(), cancel)
+        reporter.completed(result)
+        return result
     finally:
         reporter.publish_tables()
 

@@ -29,14 +29,16 @@ def host_memlock_limit() -> int:
 FAST_STOP = StopPolicy(graceful_seconds=8, terminate_seconds=2, tick_seconds=0.1)
 
 
-def spec_text(epochs: int = 4, classes: tuple[str, ...] = ("car", "pedestrian")) -> str:
+def spec_text(epochs: int = 4, classes: tuple[str, ...] = ("car", "pedestrian"), *, checkpoint_interval: int = 1,
+              validation_period: int = 2) -> str:
     mapping = "".join(
         f'  target_class_mapping {{\n    key: "{c.title()}"\n    value: "{c}"\n  }}\n' for c in classes
     )
     return (
         f"dataset_config {{\n{mapping}}}\n"
-        f"training_config {{\n  num_epochs: {epochs}\n  checkpoint_interval: 1\n}}\n"
-        "evaluation_config {\n  validation_period_during_training: 2\n  first_validation_epoch: 1\n}\n"
+        f"training_config {{\n  num_epochs: {epochs}\n  checkpoint_interval: {checkpoint_interval}\n}}\n"
+        f"evaluation_config {{\n  validation_period_during_training: {validation_period}\n"
+        "  first_validation_epoch: 1\n}\n"
     )
 
 
@@ -61,12 +63,12 @@ class Harness:
     expected_uid: int = field(default_factory=os.getuid)
     docker_client: Any = None
 
-    def folders(self, epochs: int = 4) -> dict[Slot, Path]:
+    def folders(self, epochs: int = 4, **spec: int) -> dict[Slot, Path]:
         slots = {Slot.SPEC: self.root / "specs", Slot.TRAINING_DATA: self.root / "data", Slot.RESULTS: self.root / "results"}
         for slot, path in slots.items():
             if slot is not Slot.RESULTS:
                 path.mkdir(parents=True, exist_ok=True)
-        (slots[Slot.SPEC] / SPEC_FILE_NAME).write_text(spec_text(epochs))
+        (slots[Slot.SPEC] / SPEC_FILE_NAME).write_text(spec_text(epochs, **spec))
         return slots
 
     def plan(self, **kw):
@@ -75,10 +77,12 @@ class Harness:
         return plan.with_options(ulimits=(("memlock", host_memlock_limit()), ("stack", 67108864)))
 
     def _plan(self, *, epochs: int = 4, run_id: str | None = None, env: dict | None = None, key: str | None = None,
-             docker_gpus: Any = "none", log_file: str | None = None, resume: bool = False, name: str = "detector"):
+             docker_gpus: Any = "none", log_file: str | None = None, resume: bool = False, name: str = "detector",
+             gpu_index: tuple[int, ...] = (), **spec: int):
         return build_plan(
-            train_command(model_name=name, key=key, log_file=log_file),
-            slots=self.folders(epochs),
+            train_command(model_name=name, num_epochs=epochs, key=key, log_file=log_file,
+                          num_gpus=max(len(gpu_index), 1), gpu_index=gpu_index),
+            slots=self.folders(epochs, **spec),
             run_id=run_id or uuid.uuid4().hex,
             image=self.image or "unused-by-the-process-launcher",
             docker_gpus=docker_gpus,

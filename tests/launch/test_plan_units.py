@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tasks.errors import ConfigError
-from tasks.launch import StatusFollower, build_plan, device_requests, load_tao_mounts, train_command
+from tasks.launch import StatusLog, build_plan, device_requests, load_tao_mounts, train_command
 from tasks.layout import Slot
 from tasks.redact import Redactor
 
@@ -80,10 +80,10 @@ def test_tao_mounts_problems_are_listed_with_the_file(tmp_path):
     assert f"{mounts}:2:" in str(caught.value)
 
 
-def test_status_follower_counts_events_not_sticky_dicts(tmp_path):
+def test_status_log_counts_events_not_sticky_dicts(tmp_path):
     status = tmp_path / "status.json"
     status.write_text('{"status": "SUCCESS", "message": "an earlier run"}\n')
-    follower = StatusFollower(status)
+    follower = StatusLog(status)
     lines = [
         {"status": "RUNNING", "epoch": 1, "max_epoch": 2, "eta": "0:01", "graphical": {"loss": 0.5, "learning_rate": "1e-4"}},
         {"status": "RUNNING", "message": "Evaluation metrics generated.", "categorical": {"average_precision": {"car": 70.5}},
@@ -94,11 +94,14 @@ def test_status_follower_counts_events_not_sticky_dicts(tmp_path):
         handle.write(json.dumps(lines[0]) + "\n" + json.dumps(lines[1]) + "\n" + json.dumps(lines[2])[:20])
     events = follower.poll()
     assert [type(e).__name__ for e in events] == ["EpochEvent", "ValidationEvent"]
-    assert events[1].epoch == 1 and events[1].average_precision == {"car": 70.5}
+    # The validation after epoch line 1 validated the epoch that line opened (zero-based reading)
+    # or the next one (one-based): either way the second epoch.
+    assert events[1].epoch == 2 and events[1].average_precision == {"car": 70.5}
     with status.open("a") as handle:
         handle.write(json.dumps(lines[2])[20:] + "\nnot json\n")
     assert follower.poll() == [] and follower.last_message == "Saving trained model."
-    assert len(follower.records) == 3  # the earlier run's line was skipped
+    assert len(follower.records) == 3  # this launch's lines; the earlier run's line is history
+    assert [len(s.records) for s in follower.sessions] == [1, 3]
 
 
 def test_redactor_masks_given_secrets_and_credential_shapes():

@@ -59,15 +59,19 @@ def test_artifacts_and_logs_with_a_retried_crash(harness):
         by_key.setdefault(artifact.key, []).append(artifact)
     assert {"unit-test-progress", "unit-test-epochs", "unit-test-metrics"} <= set(by_key)
     progress = max(by_key["unit-test-progress"], key=lambda a: a.updated)
+    # 100 % although TAO's last epoch line says 3 of 4: complete is decided by the checkpoints.
     assert float(progress.data) == pytest.approx(100.0)
+    assert progress.description == "complete: 4 of 4 epochs, final mAP 65.00 %"
     latest_epochs = max(by_key["unit-test-epochs"], key=lambda a: a.created)
     latest_metrics = max(by_key["unit-test-metrics"], key=lambda a: a.created)
     epoch_rows = json.loads(latest_epochs.data)
     metric_rows = json.loads(latest_metrics.data)
-    assert [row["epoch"] for row in epoch_rows] == [3, 4]  # the successful attempt: one row per epoch
-    assert [row["epoch"] for row in metric_rows] == [4]  # one row per validation
+    assert [row["epoch"] for row in epoch_rows] == [2, 3]  # the successful attempt's epoch lines
+    # One row per validation in the results folder, each at the epoch it validated: the first
+    # attempt's (after epoch 1) and the resumed one's (3, and the last epoch).
+    assert [row["epoch"] for row in metric_rows] == [1, 3, 4]
     assert metric_rows[0]["AP car (%)"] is not None and metric_rows[0]["mAP (%)"] is not None
-    assert any(m.startswith("Epoch 4/4: loss:") for m in messages)
+    assert any("Epoch 3/4: loss:" in m for m in messages)
     assert any("injected failure in epoch 3" in m for m in messages)  # the first attempt's log
     everything = "\n".join(messages) + "\n".join(str(a.data) + str(a.description) for a in artifacts)
     assert key not in everything and "-k ***" in everything

@@ -41,8 +41,9 @@ ROWS: tuple[Row, ...] = (
     Row("dockerd-restart", "Docker engine restarted while a training job runs",
         "typed transient error (EngineUnavailable, or TrainingFailed exit 143 terminated from outside); "
         "container reaped; retry resumes from the last checkpoint"),
-    Row("trainer-crash", "Stand-in trainer crashes at a random epoch (seeded), Prefect task retries",
-        "completed after resume or TrainingFailed; no false success; no checkpoint lost", 20),
+    Row("trainer-crash", "Stand-in trainer crashes (recorded or hard) at a random epoch (seeded), Prefect task retries",
+        "completed after resume, or TrainingFailed after one retry that repeated the crash; no false success; "
+        "no checkpoint lost", 20),
     Row("cancel", "Cancelled at a random moment: CancelToken during training, or publishing interrupted at a random file",
         "TrainingCancelled with resume advice; no container left; no partial upload visible", 10),
     Row("prefect-cancel", "A served training flow run cancelled through the Prefect API at a random moment",

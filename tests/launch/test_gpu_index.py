@@ -1,0 +1,71 @@
+"""GPU numbering (tao-source-facts.md §3): host GPUs go to Docker's device request; inside the
+container they are renumbered from 0, and TAO's wrapper refuses an index it cannot see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.errors import TrainingFailed
+from tasks.job import plan_training, prepare_spec
+from tasks.launch import run_training
+from tasks.launch.judge import GPUS_NOT_VISIBLE
+from tasks.request import TrainRequest
+from tasks.workspace import Workspace, stage_input
+from tests.launch.harness import docker_harness
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = REPO / "specs" / "demo_train_resnet18.txt"
+
+
+def planned(tmp_path: Path, gpu_index: list[int], launcher: str = "docker"):
+    folders = {name: tmp_path / name for name in ("data", "tfrecords", "model")}
+    for folder in folders.values():
+        folder.mkdir(exist_ok=True)
+    request = TrainRequest(
+        model_app_name="gpus", num_epochs=2, spec=str(SPEC), output=str(tmp_path / "out"), model_subfolder="r1",
+        training_data={"location": str(folders["data"]), "spec_reference": "/workspace/tao-experiments/data/shapes"},
+        training_tfrecords={"location": str(folders["tfrecords"]),
+                            "spec_reference": "/workspace/tao-experiments/data/tfrecords/shapes_trainval"},
+        base_model={"location": str(folders["model"]), "spec_reference": "/workspace/tao-experiments/pretrained/resnet18"},
+        num_gpus=len(gpu_index), gpu_index=gpu_index, launcher=launcher,
+    )
+    workspace = Workspace(tmp_path / "home")
+    staged = {name: stage_input(name, location, workspace)
+              for name, location in {"spec": request.spec, **{n: b.location for n, b in request.bindings().items()}}.items()}
+    return plan_training(request, prepare_spec(request, staged), staged, tmp_path / "run", "gpu-run")
+
+
+def gpu_flags(argv: tuple[str, ...]) -> list[str]:
+    return list(argv[argv.index("--gpus"):])
+
+
+@pytest.mark.parametrize(("host", "inside"), [([1], ["0"]), ([2, 3], ["0", "1"])])
+def test_host_gpus_go_to_the_device_request_and_tao_counts_from_zero(tmp_path, host, inside):
+    plan = planned(tmp_path, host)
+    assert plan.device_requests == ({"device_ids": [str(i) for i in host], "capabilities": [["gpu"]]},)
+    assert gpu_flags(plan.command.argv) == ["--gpus", str(len(host)), "--gpu_index", *inside]
+
+
+def test_a_process_in_the_tao_image_sees_the_hosts_numbering(tmp_path):
+    plan = planned(tmp_path, [2, 3], launcher="process")
+    assert gpu_flags(plan.command.argv) == ["--gpus", "2", "--gpu_index", "2", "3"]
+
+
+@pytest.mark.services
+def test_tao_refuses_host_numbers_inside_the_container_and_that_is_final(workdir, docker_client, standin_image):
+    """The stand-in's wrapper does TAO's check against the GPUs the container sees (two here, as a
+    device request for host GPUs 2 and 3 gives): `--gpu_index 0 1` trains, `2 3` fails at once."""
+    harness = docker_harness(workdir, docker_client, standin_image)
+    seen_gpus = {"TAO_STANDIN_VISIBLE_GPUS": "2", "TAO_STANDIN_EPOCH_SECONDS": "0.02"}
+    good = harness.plan(epochs=2, gpu_index=(0, 1), run_id="gpus-good")
+    result = run_training(good.with_options(env=dict(good.env, **seen_gpus)), harness.launcher)
+    assert result.completed_epochs == 2
+
+    harness = docker_harness(workdir / "bad", docker_client, standin_image)
+    bad = harness.plan(epochs=2, gpu_index=(2, 3), run_id="gpus-bad")
+    with pytest.raises(TrainingFailed) as caught:
+        run_training(bad.with_options(env=dict(bad.env, **seen_gpus)), harness.launcher)
+    assert caught.value.reason == GPUS_NOT_VISIBLE and not caught.value.transient
+    assert "Checking for valid GPU ids and num_gpus" in caught.value.tao_error
