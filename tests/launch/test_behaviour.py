@@ -12,15 +12,7 @@ from tasks.errors import LaunchError, TrainingCancelled, TrainingFailed
 from tasks.launch import CancelToken, run_training
 from tasks.launch.plan import RUN_LABEL
 from tasks.launch.results import RUN_MARKER
-from tests.launch.harness import Recorder, docker_harness, process_harness
-
-
-@pytest.fixture(params=["docker", "process"])
-def harness(request, workdir):
-    if request.param == "docker":
-        client = request.getfixturevalue("docker_client")
-        return docker_harness(workdir, client, request.getfixturevalue("standin_image"))
-    return process_harness(workdir)
+from tests.launch.harness import Recorder
 
 
 def starts(results) -> list[int]:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.launch.harness import Recorder, docker_harness, process_harness
+from tests.launch.harness import Recorder
 from tests.standin.traces import (
     READINGS,
     SCENARIOS,
@@ -19,13 +19,6 @@ from tests.standin.traces import (
     scenario_knobs,
     structural_differences,
 )
-
-
-@pytest.fixture(params=["docker", "process"])
-def harness(request, workdir):
-    if request.param == "docker":
-        return docker_harness(workdir, request.getfixturevalue("docker_client"), request.getfixturevalue("standin_image"))
-    return process_harness(workdir)
 
 
 @pytest.mark.parametrize("reading", READINGS)

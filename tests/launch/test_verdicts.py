@@ -21,7 +21,7 @@ from tasks.launch.judge import BAD_DATA, OUT_OF_GPU_MEMORY, SPEC_REJECTED, STOPP
 from tasks.launch.plan import RUN_LABEL
 from tasks.launch.results import RUN_MARKER
 from tasks.launch.task import train_detectnet_v2
-from tests.launch.harness import docker_harness, process_harness
+from tests.launch.harness import docker_harness
 from tests.standin.traces import READINGS, SCENARIOS, load_train_trace, scenario_knobs, write_replay_bundle
 
 pytestmark = pytest.mark.services
@@ -79,13 +79,6 @@ def test_recorded_ending_replayed_through_dockerd(workdir, prefect_api, docker_c
     else:
         assert first.ending == "completed" and started == 1
         assert outcome.epochs_trained == (0 if scenario == "rerun_finished" else 3)
-
-
-@pytest.fixture(params=["docker", "process"])
-def harness(request, workdir):
-    if request.param == "docker":
-        return docker_harness(workdir, request.getfixturevalue("docker_client"), request.getfixturevalue("standin_image"))
-    return process_harness(workdir)
 
 
 @pytest.mark.parametrize("reading", READINGS)
