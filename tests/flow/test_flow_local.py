@@ -34,6 +34,9 @@ def test_local_end_to_end_converts_trains_and_publishes(prefect_api, demo_data, 
     assert (published / "status.json").is_file()
     assert result.model_location == str(published / "weights" / "shapes_detector.hdf5")
     assert result.epochs_run == 3
+    # The last validation's metrics (after epoch 3 of 3: the stand-in's 70 / 60 %), in the result
+    # and in the run's summary.
+    assert result.per_class_ap == {"ellipse": 70.0, "rectangle": 60.0} and result.final_map == 65.0
     # TFRecords were published beside the data, shards only, with the dataset they came from
     names = sorted(p.name for p in tfrecords.iterdir())
     assert any(n.startswith("shapes-fold-000-of-002") for n in names)
@@ -41,6 +44,7 @@ def test_local_end_to_end_converts_trains_and_publishes(prefect_api, demo_data, 
     arts = artifacts_of(state.state_details.flow_run_id)
     assert {"train-summary", "dataset-validation", "trained-model"} <= set(arts)
     assert "detectnet_v2 train" in arts["train-summary"].data
+    assert "final mAP: 65.00 %" in arts["train-summary"].data and "| ellipse | 70.00 |" in arts["train-summary"].data
 
 
 def test_component_inputs_flow_applies_the_seed_mapping(prefect_api, demo_data, engine_env, tmp_path):
