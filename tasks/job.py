@@ -15,8 +15,15 @@ from typing import Mapping
 
 from tasks.dataset import ValidationReport, validate_dataset
 from tasks.errors import ConfigError, Problem, SpecError
-from tasks.launch import LaunchPlan, build_plan, convert_command, load_tao_mounts, train_command
-from tasks.launch.command import container_gpu_index
+from tasks.launch import (
+    LaunchPlan,
+    build_plan,
+    container_gpu_index,
+    convert_command,
+    key_reason,
+    load_tao_mounts,
+    train_command,
+)
 from tasks.layout import SPEC_FILE_NAME, Slot, container_path, container_spec_file
 from tasks.request import TrainRequest
 from tasks.spec import SpecFacts, extract_facts, parse_spec, require_valid, rewrite_spec
@@ -220,10 +227,19 @@ def plan_training(
     # Inside a container the requested host GPUs are renumbered from 0; a process already in the
     # TAO image sees the host's numbering.
     tao_gpu_index = container_gpu_index(request.gpu_index) if request.launcher == "docker" else request.gpu_index
+    # The key goes into the argv (visible to `docker inspect` and `ps`) only when TAO needs it.
+    why_key = key_reason(prepared.host_facts.pretrained_model_file, results, request.image)
+    if why_key and not key:
+        raise ConfigError(
+            f"TAO needs the encryption key (-k): {why_key}",
+            where=prepared.source,
+            fix="store the key in a Prefect Secret block and set key_block (or export TAO_KEY for `taoflow run`)",
+        )
     command = train_command(
         model_name=request.model_name,
         num_epochs=prepared.facts.num_epochs or request.num_epochs,
-        key=key,
+        key=key if why_key else None,
+        key_reason=why_key,
         num_gpus=request.num_gpus,
         gpu_index=tao_gpu_index,
         use_amp=request.use_amp,

@@ -2,8 +2,9 @@
 cancellable, resumable, and judged by its results rather than its exit code."""
 
 from tasks.launch.base import CancelToken, JobObserver, JobOutcome, Launcher, StopPolicy
-from tasks.launch.command import Command, convert_command, train_command
+from tasks.launch.command import Command, container_gpu_index, convert_command, train_command
 from tasks.launch.docker import DockerLauncher
+from tasks.launch.encryption import key_reason
 from tasks.launch.job import run_conversion, run_training
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.mounts import Mount, MountPlan, TaoMounts, load_tao_mounts
@@ -30,9 +31,11 @@ __all__ = [
     "TrainResult",
     "ValidationEvent",
     "build_plan",
+    "container_gpu_index",
     "convert_command",
     "device_requests",
     "invoking_user",
+    "key_reason",
     "load_tao_mounts",
     "run_conversion",
     "run_training",

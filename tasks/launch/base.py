@@ -48,6 +48,8 @@ class JobObserver:
     on_epoch: Callable[[EpochEvent], None] | None = None
     on_validation: Callable[[ValidationEvent], None] | None = None
     on_pull: Callable[[str], None] | None = None
+    #: Something the user should know that did not stop the job (a limit the engine lowered).
+    on_warning: Callable[[str], None] | None = None
 
 
 @dataclass

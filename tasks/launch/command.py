@@ -1,7 +1,7 @@
 """The `detectnet_v2` command lines, built as argv lists (never joined into a shell string).
 
-Paths are in-container paths from `tasks.layout`. The key travels in the argv but never in
-its display form, and `--log_file` is not passed on: TAO would send the console into the
+Paths are in-container paths from `tasks.layout`. The key travels in the argv (only when TAO
+needs it, `tasks.launch.encryption`) but never in its display form, and `--log_file` is not passed on: TAO would send the console into the
 file, so the launcher writes the streamed log there itself.
 """
 
@@ -34,6 +34,8 @@ class Command:
     #: The -o prefix of dataset_convert.
     output_prefix: str | None = None
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: Why the key is passed as -k (None: it is not passed).
+    key_reason: str | None = None
 
     def display_argv(self) -> list[str]:
         """The argv with every secret masked: safe to print, log and store."""
@@ -53,6 +55,7 @@ def train_command(
     model_name: str = "model",
     num_epochs: int | None = None,
     key: str | None = None,
+    key_reason: str | None = None,
     num_gpus: int = 1,
     gpu_index: Sequence[int] = (),
     use_amp: bool = False,
@@ -89,6 +92,7 @@ def train_command(
         num_epochs=num_epochs,
         log_file=_in_results(log_file, results),
         secrets=(key,) if key else (),
+        key_reason=key_reason if key else None,
     )
 
 

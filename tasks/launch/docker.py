@@ -9,6 +9,7 @@ killed attempt left behind.
 from __future__ import annotations
 
 import queue
+import resource
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +84,20 @@ class DockerLauncher:
         log_file = plan.mounts.host_path(plan.command.log_file) if plan.command.log_file else None
         monitor = JobMonitor(plan, observer, Redactor(plan.secrets), log_file=log_file)
         job = DockerJob(client, _create(client, plan))
-        job.start(plan)
+        try:
+            job.start(plan)
+        except LimitRefused as refused:
+            # Rootless and restricted engines may not raise RLIMIT_MEMLOCK (NVIDIA recommends
+            # unlimited): a CPU smoke run or a smaller GPU job still works within the host's limit.
+            capped = plan.with_options(ulimits=host_capped_ulimits(plan.ulimits))
+            if observer.on_warning:
+                observer.on_warning(
+                    f"the engine refused the ulimits {dict(plan.ulimits)} ({refused}); running with "
+                    f"{dict(capped.ulimits)}, the host's hard limits. Set DockerOptions.ulimits in "
+                    "~/.tao_mounts.json (or the work pool's job variables) to choose them yourself."
+                )
+            job = DockerJob(client, _create(client, capped))
+            job.start(capped)
         return supervise(job, monitor, cancel, self.policy)
 
     def ensure_image(self, image: str, observer: JobObserver | None = None) -> None:
@@ -194,6 +208,31 @@ def _requests_errors() -> type[BaseException]:
     return RequestsConnectionError
 
 
+class LimitRefused(Exception):
+    """The engine refused a ulimit above what it may grant (no CAP_SYS_RESOURCE)."""
+
+
+_RLIMITS = {"memlock": resource.RLIMIT_MEMLOCK, "stack": resource.RLIMIT_STACK, "nofile": resource.RLIMIT_NOFILE}
+
+
+def host_capped_ulimits(ulimits: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """Each limit no higher than this host's hard limit (-1, unlimited, counts as the highest).
+
+    >>> import resource
+    >>> hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    >>> host_capped_ulimits((("memlock", -1),)) == (("memlock", -1 if hard == resource.RLIM_INFINITY else hard),)
+    True
+    """
+    capped = []
+    for name, value in ulimits:
+        limit = _RLIMITS.get(name)
+        hard = resource.getrlimit(limit)[1] if limit is not None else resource.RLIM_INFINITY
+        if hard != resource.RLIM_INFINITY and (value < 0 or value > hard):
+            value = hard
+        capped.append((name, value))
+    return tuple(capped)
+
+
 class DockerJob:
     """A created container, as the supervision loop sees it."""
 
@@ -218,6 +257,8 @@ class DockerJob:
                     f"({NVIDIA_TOOLKIT_URL}); for a CPU-only smoke run set docker_gpus='none'",
                 ) from None
             if "rlimit" in message:
+                if plan.ulimits != host_capped_ulimits(plan.ulimits):
+                    raise LimitRefused(message) from None
                 raise LaunchError(
                     f"the engine may not apply the ulimits {dict(plan.ulimits)} ({message})",
                     where=plan.image,

@@ -55,6 +55,7 @@ class ArtifactReporter:
             on_epoch=self.on_epoch,
             on_validation=self.validations.append,
             on_pull=lambda text: self.logger.info("pull: %s", text),
+            on_warning=self.logger.warning,
         )
 
     def on_epoch(self, event: EpochEvent) -> None:
@@ -127,7 +128,7 @@ def convert_dataset(plan: LaunchPlan, launcher: Launcher | None = None, cancel: 
     """Run `detectnet_v2 dataset_convert` from a plan; every log line goes to the run log."""
     logger = get_run_logger()
     logger.info("launching: %s", " ".join(plan.command.display_argv()))
-    result = run_conversion(plan, launcher or DockerLauncher(), JobObserver(on_line=logger.info), cancel)
+    result = run_conversion(plan, launcher or DockerLauncher(), JobObserver(on_line=logger.info, on_warning=logger.warning), cancel)
     logger.info("dataset_convert wrote %d file(s)", len(result.output_files))
     return result
 

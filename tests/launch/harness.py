@@ -18,8 +18,13 @@ from tasks.launch import (
     build_plan,
     train_command,
 )
+from tasks.job import plan_training, prepare_spec
 from tasks.layout import SPEC_FILE_NAME, Slot
+from tasks.request import TrainRequest
+from tasks.workspace import Workspace, stage_input
 from tests.standin.image import standin_executable
+
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "specs" / "demo_train_resnet18.txt"
 
 def host_memlock_limit() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
@@ -107,3 +112,23 @@ def docker_harness(root: Path, client, image: str) -> Harness:
 
 def process_harness(root: Path) -> Harness:
     return Harness(kind="process", launcher=ProcessLauncher(executable=str(standin_executable()), policy=FAST_STOP), root=root)
+
+
+def plan_from_request(tmp_path: Path, *, key: str | None = None, **fields: Any):
+    """`plan_training` as the flow calls it, on the demo spec and empty local inputs."""
+    folders = {name: tmp_path / name for name in ("data", "tfrecords", "model")}
+    for folder in folders.values():
+        folder.mkdir(exist_ok=True)
+    request = TrainRequest(**{
+        "model_app_name": "unit", "num_epochs": 2, "spec": str(DEMO_SPEC), "output": str(tmp_path / "out"),
+        "model_subfolder": "r1",
+        "training_data": {"location": str(folders["data"]), "spec_reference": "/workspace/tao-experiments/data/shapes"},
+        "training_tfrecords": {"location": str(folders["tfrecords"]),
+                               "spec_reference": "/workspace/tao-experiments/data/tfrecords/shapes_trainval"},
+        "base_model": {"location": str(folders["model"]), "spec_reference": "/workspace/tao-experiments/pretrained/resnet18"},
+        **fields,
+    })
+    workspace = Workspace(tmp_path / "home")
+    locations = {"spec": request.spec, **{n: b.location for n, b in request.bindings().items()}}
+    staged = {name: stage_input(name, location, workspace) for name, location in locations.items()}
+    return plan_training(request, prepare_spec(request, staged), staged, tmp_path / "run", "unit-run", key=key)

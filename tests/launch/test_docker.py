@@ -10,7 +10,7 @@ from tasks.errors import GpuRuntimeMissing, ImageUnavailable, LaunchError
 from tasks.launch import DockerLauncher, build_plan, convert_command, run_conversion, run_training
 from tasks.launch.plan import RUN_LABEL
 from tasks.layout import Slot
-from tests.launch.harness import docker_harness, process_harness
+from tests.launch.harness import Recorder, docker_harness, host_memlock_limit, process_harness
 
 
 @pytest.fixture
@@ -35,19 +35,37 @@ def test_gpu_request_without_nvidia_runtime_is_clear_and_leaves_nothing(harness)
     assert result.model_path.is_file()
 
 
-def test_default_ulimits_are_requested_and_a_refusal_is_explained(harness):
+def test_default_ulimits_fall_back_to_the_hosts_limit_on_a_restricted_engine(harness):
     plan = harness.plan(epochs=1)
     default = build_plan(plan.command, slots={Slot.RESULTS: plan.results_host_dir}, run_id="r1", docker_gpus="none")
     assert dict(default.ulimits) == {"memlock": -1, "stack": 67108864}
     assert default.shm_size == "16G" and default.env["TELEMETRY_OPT_OUT"] == "1"
-    strict = plan.with_options(ulimits=(("memlock", -1),))
+    strict = plan.with_options(ulimits=(("memlock", -1), ("stack", 67108864)))
+    seen = Recorder()
+    result = run_training(strict, harness.launcher, seen.observer(on_warning=seen.lines.append))
+    assert result.model_path.is_file()
+    hard = host_memlock_limit()
+    if hard == -1:  # an engine host without a memlock cap: NVIDIA's unlimited is simply applied
+        assert not any("refused the ulimits" in line for line in seen.lines)
+    else:  # like this test machine's dockerd (no CAP_SYS_RESOURCE): the host's hard limit, said once
+        warnings = [line for line in seen.lines if "refused the ulimits" in line]
+        assert len(warnings) == 1 and f"'memlock': {hard}" in warnings[0] and "DockerOptions.ulimits" in warnings[0]
+    assert labelled(harness.docker_client, plan.run_id) == []
+
+
+def test_a_limit_above_what_the_host_allows_even_after_capping_is_explained(harness, monkeypatch):
+    import tasks.launch.docker as docker_module
+
+    plan = harness.plan(epochs=1)
+    # An engine stricter than this host: even the host's hard limit is refused.
+    monkeypatch.setattr(docker_module, "host_capped_ulimits", lambda limits: limits)
     try:
-        result = run_training(strict, harness.launcher)
-    except LaunchError as exc:  # engines without CAP_SYS_RESOURCE (like this test machine's)
-        assert "ulimits" in str(exc) and "DockerOptions" in str(exc)
-        assert labelled(harness.docker_client, plan.run_id) == []
-    else:  # engines that may raise the limit simply run it
+        result = run_training(plan.with_options(ulimits=(("memlock", -1),)), harness.launcher)
+    except LaunchError as exc:  # this machine's engine: no CAP_SYS_RESOURCE
+        assert "may not apply the ulimits" in str(exc) and "DockerOptions" in str(exc)
+    else:  # an engine that may raise the limit simply runs it
         assert result.model_path.is_file()
+    assert labelled(harness.docker_client, plan.run_id) == []
 
 
 def test_unreachable_registry_gives_image_unavailable(docker_client):

@@ -8,33 +8,12 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import TrainingFailed
-from tasks.job import plan_training, prepare_spec
 from tasks.launch import run_training
 from tasks.launch.judge import GPUS_NOT_VISIBLE
-from tasks.request import TrainRequest
-from tasks.workspace import Workspace, stage_input
-from tests.launch.harness import docker_harness
-
-REPO = Path(__file__).resolve().parents[2]
-SPEC = REPO / "specs" / "demo_train_resnet18.txt"
-
+from tests.launch.harness import docker_harness, plan_from_request
 
 def planned(tmp_path: Path, gpu_index: list[int], launcher: str = "docker"):
-    folders = {name: tmp_path / name for name in ("data", "tfrecords", "model")}
-    for folder in folders.values():
-        folder.mkdir(exist_ok=True)
-    request = TrainRequest(
-        model_app_name="gpus", num_epochs=2, spec=str(SPEC), output=str(tmp_path / "out"), model_subfolder="r1",
-        training_data={"location": str(folders["data"]), "spec_reference": "/workspace/tao-experiments/data/shapes"},
-        training_tfrecords={"location": str(folders["tfrecords"]),
-                            "spec_reference": "/workspace/tao-experiments/data/tfrecords/shapes_trainval"},
-        base_model={"location": str(folders["model"]), "spec_reference": "/workspace/tao-experiments/pretrained/resnet18"},
-        num_gpus=len(gpu_index), gpu_index=gpu_index, launcher=launcher,
-    )
-    workspace = Workspace(tmp_path / "home")
-    staged = {name: stage_input(name, location, workspace)
-              for name, location in {"spec": request.spec, **{n: b.location for n, b in request.bindings().items()}}.items()}
-    return plan_training(request, prepare_spec(request, staged), staged, tmp_path / "run", "gpu-run")
+    return plan_from_request(tmp_path, num_gpus=len(gpu_index), gpu_index=gpu_index, launcher=launcher)
 
 
 def gpu_flags(argv: tuple[str, ...]) -> list[str]:
