@@ -65,6 +65,9 @@ ROWS: tuple[Row, ...] = (
         "0 occurrences in logs, artifacts, parameters, errors, files, container env"),
     Row("event-load", "1,000 BlobCreated events in a burst (tests/events/test_bridge_e2e.py)",
         "one run per dataset window; 0 lost; receiver p99 reported"),
+    Row("hostile-trainer", "A trainer plants links to a host file and FIFOs in its results folder (log file, "
+        "status.json, model file), on both launchers (tests/launch/test_hostile_results.py)",
+        "one LaunchError naming the planted file; the target neither read nor written; no hang", 8),
 )
 ROW_IDS = {row.id for row in ROWS}
 
