@@ -142,10 +142,12 @@ def test_no_secret_in_logs_artifacts_parameters_errors_files_or_container_env(
             pytest.fail("the broken call succeeded")
 
     assert scanner.hits == [], scanner.hits
-    assert argv_has_key, "the key must reach TAO (as its -k argument)"
+    # TAO 5 needs the key only for a .tlt model or a pre-5.0 checkpoint (tao-source-facts.md §2): the
+    # demo's .hdf5 base model trains without it, so it is in no argv, no `docker inspect`, no `ps`.
+    assert not argv_has_key, "the key reached the container's argv although TAO does not need it"
     assert sum(scanner.scanned.values()) > 100, scanner.scanned
     files = scanner.scanned.get("published file", 0) + scanner.scanned.get("run folder / cache file", 0)
     ledger.record("secrets", trials=len(scanner.secrets), leaked=len(scanner.hits),
                   texts_scanned=sum(scanner.scanned.values()), log_lines=scanner.scanned.get("log line", 0),
                   artifacts=scanner.scanned.get("artifact", 0), files=files, containers_inspected=len(seen),
-                  key_visible_in="container argv (docker inspect Config.Cmd)")
+                  key_visible_in="nowhere (not passed: TAO 5 and an .hdf5 base model need no -k)")
