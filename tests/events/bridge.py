@@ -11,7 +11,9 @@ from typing import Iterator
 import uvicorn
 
 from tasks.events import Debouncer, DebounceSettings, PrefectEventsEmitter, SQLiteStore, parse_rules
+from tasks.events.origin import EventOrigins
 from tasks.events.receiver import ReceiverSettings, create_app
+from tasks.events.webserver import server_config
 from tests.fixtures.services import free_port, wait_for_port
 
 SECRET = "s3cr3t-for-tests-only"
@@ -22,12 +24,21 @@ def make_debouncer(state_dir: Path, rules=("*/*",), quiet: float = 300.0, marker
 
 
 @contextmanager
-def running_bridge(debouncer: Debouncer, api_url: str, *, max_body: int = 1024 * 1024) -> Iterator[str]:
-    """Serve the receiver until the block ends; yields its base URL."""
+def running_bridge(
+    debouncer: Debouncer,
+    api_url: str,
+    *,
+    max_body: int = 1024 * 1024,
+    idle_timeout: float = 15.0,
+    origins: EventOrigins | None = None,
+) -> Iterator[str]:
+    """Serve the receiver as `taoflow events serve` does until the block ends; yields its base URL."""
     emitter = PrefectEventsEmitter(api_url)
-    app = create_app(debouncer, emitter, ReceiverSettings(SECRET, max_body_bytes=max_body, flush_interval=0.2))
+    settings = ReceiverSettings(secret=SECRET, max_body_bytes=max_body, flush_interval=0.2, idle_timeout=idle_timeout,
+                                origins=origins or EventOrigins())
+    app = create_app(debouncer, emitter, settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, idle_timeout=idle_timeout))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert wait_for_port(port, 20), "the bridge did not listen"

@@ -1,5 +1,5 @@
 """The event receiver rows: the hostile-input tests and the 1,000-event burst are the events
-package's own tests; here they are run again (not copied) and their figures recorded."""
+package's own tests; here they are run again (not copied) and their counts recorded."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def test_receiver_hostile_suite_passes_and_is_counted(tmp_path):
 
 
 def test_burst_of_1000_events(prefect_api_url, tmp_path):  # noqa: F811
-    figures: dict[str, float] = {}
+    figures: dict[str, int] = {}
     burst(prefect_api_url, tmp_path, lambda name, value: figures.__setitem__(name, value))
-    # The burst test asserts 1,000 accepted, 20 replays counted as duplicates, 4 runs for 4 datasets.
-    ledger.record("event-load", trials=1000, lost=0, receiver_p99_ms=figures["receiver_p99_ms"],
-                  runs_for_4_dataset_windows=4)
+    # The burst test asserts 1,000 accepted, 20 replays counted as duplicates, one event per dataset
+    # window and every upload in one; its latency is measured by bench/events.py, not here.
+    ledger.record("event-load", trials=1000, lost=figures["lost"], runs_for_4_dataset_windows=figures["windows"])
