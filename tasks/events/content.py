@@ -74,8 +74,8 @@ def read_events(body: bytes | str, headers: Mapping[str, str]) -> tuple[Schema, 
         return "cloudevents", [_binary_event(headers, kind, body)]
     schema = _STRUCTURED.get(kind)
     if schema is None:
-        shown = f"Content-Type {kind!r}" if kind else "no Content-Type"
-        raise UnreadableContent(f"{shown}: the bridge cannot read this body", where="Content-Type", fix=f"send {ACCEPTED}")
+        shown = f"{kind!r} is not a media type the bridge reads" if kind else "none was sent"
+        raise UnreadableContent(shown, where="Content-Type", fix=f"send {ACCEPTED}")
     document = load_json(body)
     events = document if isinstance(document, list) else [document]
     if not events:

@@ -1,7 +1,8 @@
 """Hostile and broken input through the receiver: each ends in its status and reason, nothing recorded.
 
-These use Starlette's TestClient (in-process ASGI) against the real SQLite store; the emitter
-points at a closed port, so any window that slipped through would show up in the counters.
+These use Starlette's TestClient (in-process ASGI, an unexpected exception fails the test) against
+the real SQLite store; the emitter points at a closed port, so any window that slipped through
+would show up in the counters.
 """
 
 from __future__ import annotations
@@ -11,16 +12,12 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import warnings
-
-with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; the httpx client is what we have
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 from tasks.errors import ConfigError
 from tasks.events import PrefectEventsEmitter
 from tasks.events.receiver import ReceiverSettings, create_app
-from tests.events.bridge import SECRET, make_debouncer
+from tests.events.bridge import SECRET, in_process_receiver, make_debouncer, nothing_recorded as _nothing_recorded
+from tests.events.bridge import post as _post
 from tests.events.eventgrid import MEDIA, as_cloudevent, blob_created, body, dataset_burst, delivery, validation_event
 
 CAP = 64 * 1024
@@ -28,23 +25,8 @@ CAP = 64 * 1024
 
 @pytest.fixture
 def receiver(tmp_path):
-    debouncer = make_debouncer(tmp_path, rules=["data/*"])
-    emitter = PrefectEventsEmitter("http://127.0.0.1:9/api", timeout=0.5)
-    app = create_app(debouncer, emitter, ReceiverSettings(secret=SECRET, max_body_bytes=CAP, flush_interval=60))
-    with TestClient(app) as client:
-        client.debouncer = debouncer
+    with in_process_receiver(tmp_path, max_body_bytes=CAP) as client:
         yield client
-    emitter.close()
-
-
-def _post(client, payload: bytes, content_type: str = MEDIA["eventgrid"], **kw):
-    headers = {"content-type": content_type, **kw.pop("headers", {})}
-    return client.post(f"/eventgrid?code={SECRET}", content=payload, headers=headers, **kw)
-
-
-def _nothing_recorded(client) -> None:
-    health = client.get("/healthz").json()
-    assert health["counters"]["accepted"] == 0 and health["pending_windows"] == 0
 
 
 def test_subscription_validation_handshake(receiver):
