@@ -4,6 +4,8 @@ trigger fed by the real Event Grid bridge (uvicorn + SQLite store + HTTP emitter
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 import uuid
 from urllib.parse import quote
@@ -94,6 +96,24 @@ def test_watch_run_without_the_credentials_block_is_one_config_error(deployed, p
     # The command the fix names exists and knows the block type on a fresh server.
     shown = prefect_server.prefect("block", "create", "azure-blob-storage-credentials")
     assert shown.returncode == 0, shown.stdout + shown.stderr
+
+
+def test_watch_switched_on_as_docs_deploy_md_says(deployed, prefect_server, azurite_env):
+    """The block from the connection string, then the schedule resumed by the documented commands."""
+    create = ("import os; from prefect_azure import AzureBlobStorageCredentials as C; "
+              "C(connection_string=os.environ['AZURE_STORAGE_CONNECTION_STRING']).save('taoflow-blob')")
+    made = subprocess.run([sys.executable, "-c", create], env=prefect_server.env(), capture_output=True, text=True,
+                          timeout=120)
+    assert made.returncode == 0, made.stderr
+    watch = "watch-blob-datasets/watch-blob-datasets"
+    [schedule] = deployed["watch-blob-datasets"]["schedules"]
+    resumed = prefect_server.prefect("deployment", "schedule", "resume", watch, schedule["id"])
+    try:
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        [now] = prefect_server.get(f"/deployments/{deployed['watch-blob-datasets']['id']}")["schedules"]
+        assert now["active"] is True
+    finally:
+        prefect_server.prefect("deployment", "schedule", "pause", watch, schedule["id"])
 
 
 def _runs_for(prefect_server, deployment_id: str, account: str) -> list[dict]:
