@@ -135,7 +135,7 @@ def test_deep_json_future_markers_and_idle_connections_are_bounded(tmp_path):
     trials = len(deep) * 2 + len(futures) + len(kinds) * 2
     assert crashed == sealed_forever == open_connections == 0
     ledger.record("event-bounds", trials=trials, crashed=crashed + open_connections, lost=sealed_forever,
-                  json_depths_refused_400=len(deep) * 2, future_markers_resealed_after_skew=len(futures) - sealed_forever,
+                  json_depths_refused_400=len(deep) * 2, future_markers_announced_again=len(futures) - sealed_forever,
                   idle_connections_closed=len(kinds) * 2 - open_connections)
 
 
