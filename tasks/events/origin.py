@@ -31,9 +31,9 @@ CLOUD_SUFFIXES = ("core.windows.net", "core.usgovcloudapi.net", "core.chinacloud
 _CLOUD_HOST = re.compile(
     r"^(?P<account>[a-z0-9]{3,24})\.(?P<service>blob|dfs)\.(?P<suffix>" + "|".join(map(re.escape, CLOUD_SUFFIXES)) + r")$"
 )
-_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$|^devstoreaccount1$")
+_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _CONTAINER = re.compile(r"^(?:\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
-_ALLOW_ENTRY = re.compile(r"^(?P<account>[a-z0-9]{3,24}|devstoreaccount1)(?:/(?P<container>[^/]+))?$")
+_ALLOW_ENTRY = re.compile(r"^(?P<account>[a-z0-9]{3,24})(?:/(?P<container>[^/]+))?$")
 
 ALLOW_ENV = "TAOFLOW_EVENTS_ALLOW"
 ENDPOINTS_ENV = "TAOFLOW_EVENTS_ENDPOINTS"
