@@ -17,7 +17,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 from pydantic import Field
 
-from tasks.errors import is_transient
+from tasks.errors import ConfigError, is_transient
 from tasks.events import DebounceSettings, PrefectEventsEmitter, parse_rules
 from tasks.events.polling import PollState, poll_once, service_client_from_block, service_client_from_env
 from tasks.events.rules import DEFAULT_RULES
@@ -41,10 +41,24 @@ def _load_state(name: str) -> PollState:
 
 def _service(credentials_block: str | None):
     if credentials_block:
-        from prefect_azure import AzureBlobStorageCredentials
-
-        return service_client_from_block(AzureBlobStorageCredentials.load(credentials_block))
+        return service_client_from_block(_credentials(credentials_block))
     return service_client_from_env()
+
+
+def _credentials(name: str):
+    """The storage credentials block, or one ConfigError naming it and how to create it."""
+    from prefect_azure import AzureBlobStorageCredentials
+
+    try:
+        return AzureBlobStorageCredentials.load(name)
+    except (ValueError, ObjectNotFound):
+        raise ConfigError(
+            f"the AzureBlobStorageCredentials block {name!r} does not exist on this Prefect server",
+            where=f"watch-blob-datasets parameter credentials_block={name!r}",
+            fix=f"create it with `prefect block create azure-blob-storage-credentials` (name it {name}; or in "
+            f"Python: AzureBlobStorageCredentials(connection_string=...).save({name!r})), then resume the "
+            "schedule: `prefect deployment schedule resume watch-blob-datasets/watch-blob-datasets <id>`",
+        ) from None
 
 
 def _emitter() -> PrefectEventsEmitter:

@@ -5,7 +5,9 @@ arrived for `quiet_seconds`, or at once when the marker blob lands at the datase
 Event Grid delivers at least once and in any order, so:
 - every event id is remembered; a redelivery is counted as a duplicate and nothing more;
 - the marker *seals* the dataset: a straggler whose event time is not after the marker's is
-  counted as `late` and folded into the dataset already announced, not a new window.
+  counted as `late` and folded into the dataset already announced, not a new window;
+- an event time later than this host's clock plus `max_clock_skew_seconds` counts as that
+  bound, so a marker dated in the future seals its dataset for minutes, not forever.
 A window leaves the store only after the Prefect API took its event; until then every
 flush sends it again (same id, so the server keeps one).
 """
@@ -37,6 +39,8 @@ class DebounceSettings:
     quiet_seconds: float = 300.0
     marker: str = "_READY"
     source: str = "eventgrid"
+    #: How far an event's own time may run ahead of this host's clock before it is clamped.
+    max_clock_skew_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.marker or "/" in self.marker or self.marker in {".", ".."}:
@@ -45,6 +49,8 @@ class DebounceSettings:
             )
         if self.quiet_seconds < 0:
             raise ConfigError(f"quiet window {self.quiet_seconds} s is negative", where="--quiet-seconds")
+        if self.max_clock_skew_seconds < 0:
+            raise ConfigError(f"clock skew {self.max_clock_skew_seconds} s is negative", where="--max-clock-skew")
 
     def is_marker(self, prefix: str, blob: str) -> bool:
         return blob == (f"{prefix}/{self.marker}" if prefix else self.marker)
@@ -86,13 +92,16 @@ class Debouncer:
             return "filtered"
         key = dataset_key(blob.account, blob.container, prefix)
         is_marker = self.settings.is_marker(prefix, blob.blob)
-        event_time = blob.time.timestamp()
+        horizon = now + self.settings.max_clock_skew_seconds
+        event_time = min(blob.time.timestamp(), horizon)
         seal = self.store.seal(key)
+        if seal is not None and seal > horizon:
+            seal = None  # set from a future-dated marker by an older version: it must not seal forever
         window = self.store.window(key)
         if window is None and seal is not None and event_time <= seal:
             return "late"
         if window is None:
-            location = dataset_location(blob.url, blob.container, prefix)
+            location = dataset_location(blob.endpoint, blob.container, prefix)
             window = Window(blob.account, blob.container, prefix, location, blob.event_id, now, now)
         window.blob_count += 1
         window.bytes += blob.content_length

@@ -7,12 +7,13 @@ between the POST and the bookkeeping, is absorbed by the server's seen-id check.
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime, timezone
 
 import httpx
 
 from tasks.errors import EventError
-from tasks.events.model import Window
+from tasks.events.model import Window, endpoint_of
 
 DATASET_READY = "taoflow.dataset.ready"
 #: Resource labels a deployment trigger templates from, e.g. `{{ event.resource["taoflow.dataset.location"] }}`.
@@ -20,6 +21,13 @@ LABEL_ACCOUNT = "taoflow.dataset.account"
 LABEL_CONTAINER = "taoflow.dataset.container"
 LABEL_PREFIX = "taoflow.dataset.prefix"
 LABEL_LOCATION = "taoflow.dataset.location"
+#: The account's blob endpoint the event came from (`https://ACCOUNT.blob.<cloud suffix>`, Azurite's
+#: `http://HOST:PORT/ACCOUNT`, a configured custom domain), so a trigger can name sibling containers.
+LABEL_ENDPOINT = "taoflow.dataset.endpoint"
+#: The prefix as one safe path component (letters, digits, `.`, `_`, `-`; no leading dot), for folder names.
+LABEL_SLUG = "taoflow.dataset.slug"
+SLUG_MAX = 80
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class EmitError(EventError):
@@ -28,6 +36,16 @@ class EmitError(EventError):
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+def slug(text: str) -> str:
+    """One safe path component from a dataset prefix: every other character run becomes `-`.
+
+    >>> slug("incoming/.kitti 04#b/ünï")
+    'incoming-.kitti-04-b-n'
+    """
+    cleaned = _UNSAFE.sub("-", text).strip(".-")[:SLUG_MAX].rstrip(".-")
+    return cleaned or "dataset"
 
 
 def dataset_ready_event(window: Window, reason: str, *, marker: str, source: str) -> dict:
@@ -43,6 +61,8 @@ def dataset_ready_event(window: Window, reason: str, *, marker: str, source: str
             LABEL_CONTAINER: window.container,
             LABEL_PREFIX: window.prefix,
             LABEL_LOCATION: window.location,
+            LABEL_ENDPOINT: endpoint_of(window.location, window.container, window.prefix),
+            LABEL_SLUG: slug(window.prefix or window.container),
         },
         "related": [],
         "payload": {

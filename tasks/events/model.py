@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 #: Namespace of every id taoflow derives (window ids, Prefect event ids).
 TAOFLOW_NAMESPACE = uuid.UUID("5b0c7f0e-2f61-4c55-9b7e-7a0f3d1c9e21")
@@ -25,6 +25,9 @@ class BlobCreated:
     container: str
     blob: str
     url: str
+    #: The account's blob endpoint, no trailing slash: `https://ACCOUNT.blob.core.windows.net`, or
+    #: `http://127.0.0.1:10000/devstoreaccount1` for path-style (Azurite) storage.
+    endpoint: str
     api: str
     event_id: str
     etag: str | None
@@ -88,14 +91,23 @@ def dataset_key(account: str, container: str, prefix: str) -> str:
     return f"{account}/{container}/{prefix}"
 
 
-def dataset_location(blob_url: str, container: str, prefix: str) -> str:
-    """The dataset's URL (what a TrainRequest location takes), cut from one of its blob URLs.
+def dataset_location(endpoint: str, container: str, prefix: str) -> str:
+    """The dataset's URL (what a TrainRequest location takes): the account endpoint, container and prefix.
 
-    Works for account-host URLs (Azure) and path-style ones (Azurite: /account/container/...).
+    >>> dataset_location("http://127.0.0.1:10000/devstoreaccount1", "data", "in/a b")
+    'http://127.0.0.1:10000/devstoreaccount1/data/in/a%20b/'
     """
-    parts = urlsplit(blob_url)
-    segments = parts.path.split("/")
-    index = segments.index(container, 1) if container in segments[1:] else 1
-    base = "/".join(segments[: index + 1])
     tail = f"/{quote(prefix, safe='/')}/" if prefix else "/"
-    return f"{parts.scheme}://{parts.netloc}{base}{tail}"
+    return f"{endpoint}/{container}{tail}"
+
+
+def endpoint_of(location: str, container: str, prefix: str) -> str:
+    """The account endpoint a `dataset_location` was built from (windows store only the location).
+
+    >>> endpoint_of("https://a.blob.core.usgovcloudapi.net/data/in/x/", "data", "in/x")
+    'https://a.blob.core.usgovcloudapi.net'
+    """
+    suffix = dataset_location("", container, prefix)
+    if not location.endswith(suffix):
+        raise ValueError(f"{location!r} is not a location of {container}/{prefix}")
+    return location[: -len(suffix)]

@@ -1,33 +1,34 @@
 """Event Grid and CloudEvents 1.0 deliveries -> `BlobCreated`, with a reason for every refusal.
 
-A body is refused whole (`EventError`, the receiver answers 400) when it is not the shape
-Event Grid sends: not JSON, not an object/array of objects, an event without id/type, or a
-BlobCreated whose subject, URL or size cannot be read. Well-formed events of other types
-or of uncommitted writes are kept as `Ignored`, so they are counted, never silently lost.
+`content.py` decides the schema from the Content-Type and hands over plain event objects;
+here each is read. A body is refused whole (`EventError`, the receiver answers 400) when it is
+not what Event Grid sends: an event without id/type, or a BlobCreated whose subject, time or
+size cannot be read, or whose `data.url` is not where its topic and subject say the blob is
+(`origin.py`). Well-formed events of other types or of uncommitted writes are kept as
+`Ignored`, events outside the operator's allow-list as `refused`: counted, never silently lost.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Mapping
 
 from tasks.errors import EventError
+from tasks.events.content import CE_SPECVERSION, Schema, read_events
 from tasks.events.model import COMMITTED_APIS, BlobCreated, Ignored
+from tasks.events.origin import EventOrigins, OriginMismatch, read_origin
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 
 _SUBJECT = re.compile(r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<blob>.+)$")
-_ACCOUNT_IN_TOPIC = re.compile(r"/storageAccounts/(?P<account>[^/]+)", re.IGNORECASE)
+_ACCOUNT_IN_TOPIC = re.compile(r"/providers/Microsoft\.Storage/storageAccounts/(?P<account>[^/]+)$", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Azure's own limit on a blob name.
 MAX_BLOB_NAME = 1024
-
-Schema = Literal["eventgrid", "cloudevents"]
+_JSON = {"content-type": "application/json"}
 
 
 @dataclass
@@ -37,44 +38,49 @@ class Delivery:
     schema: Schema
     blobs: list[BlobCreated] = field(default_factory=list)
     ignored: list[Ignored] = field(default_factory=list)
+    #: Well-formed BlobCreated events for storage outside the allow-list.
+    refused: list[Ignored] = field(default_factory=list)
     validation_code: str | None = None
 
     @property
     def received(self) -> int:
-        return len(self.blobs) + len(self.ignored)
+        return len(self.blobs) + len(self.ignored) + len(self.refused)
 
 
-def parse_delivery(body: bytes | str) -> Delivery:
-    """Read one webhook body: an Event Grid array, or one CloudEvent, or a CloudEvents batch."""
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        line = getattr(exc, "lineno", None)
-        raise EventError(
-            f"the body is not JSON ({exc.__class__.__name__}: {getattr(exc, 'msg', exc)})",
-            where=f"request body line {line}" if line else "request body",
-            fix="send the Event Grid schema (a JSON array) or CloudEvents 1.0 JSON",
-        ) from None
-    events = document if isinstance(document, list) else [document]
-    if not events:
-        raise EventError("the body is an empty array", where="request body", fix="send at least one event")
-    delivery: Delivery | None = None
+def parse_delivery(
+    body: bytes | str, headers: Mapping[str, str] = _JSON, *, origins: EventOrigins | None = None
+) -> Delivery:
+    """Read one webhook body: an Event Grid array, one CloudEvent or a batch, or a binary-mode CloudEvent.
+
+    >>> parse_delivery(b'[]')
+    Traceback (most recent call last):
+    tasks.errors.EventError: request body: the body is an empty array
+      how to fix: send at least one event
+    """
+    origins = origins or EventOrigins()
+    schema, events = read_events(body, headers)
+    delivery = Delivery(schema=schema)
     for index, event in enumerate(events):
         where = f"request body event [{index}]"
         if not isinstance(event, dict):
             raise EventError(f"an event must be a JSON object, not {type(event).__name__}", where=where)
-        schema: Schema = "cloudevents" if "specversion" in event else "eventgrid"
-        if delivery is None:
-            delivery = Delivery(schema=schema)
-        _read_event(event, schema, where, delivery)
-    assert delivery is not None
+        _read_event(event, schema, where, delivery, origins)
     return delivery
 
 
-def _read_event(event: dict, schema: Schema, where: str, delivery: Delivery) -> None:
+def _read_event(event: dict, schema: Schema, where: str, delivery: Delivery, origins: EventOrigins) -> None:
     names = _FIELDS[schema]
+    if schema == "eventgrid" and "eventType" not in event and "specversion" in event:
+        raise EventError(
+            "a CloudEvent sent as application/json, the Event Grid schema's media type",
+            where=where,
+            fix="send CloudEvents as application/cloudevents+json (structured), "
+            "application/cloudevents-batch+json (batch) or with ce-* headers (binary)",
+        )
     event_id = _text(event, names["id"], where)
     event_type = _text(event, names["type"], where)
+    if schema == "cloudevents" and event.get("specversion") != CE_SPECVERSION:
+        raise EventError(f"specversion {str(event.get('specversion'))[:20]!r} is not {CE_SPECVERSION}", where=where)
     if event_type == SUBSCRIPTION_VALIDATION:
         data = event.get("data")
         code = data.get("validationCode") if isinstance(data, dict) else None
@@ -94,7 +100,13 @@ def _read_event(event: dict, schema: Schema, where: str, delivery: Delivery) -> 
     if api not in COMMITTED_APIS:
         delivery.ignored.append(Ignored(event_id, f"data.api {api!r} is not a committed write"))
         return
-    delivery.blobs.append(_blob_created(event, data, schema, event_id, str(api), where))
+    blob = _blob_created(event, data, schema, event_id, str(api), where, origins)
+    if origins.allows(blob.account, blob.container):
+        delivery.blobs.append(blob)
+    else:
+        delivery.refused.append(
+            Ignored(event_id, f"{blob.account}/{blob.container} is not on the allow-list ({' '.join(origins.allow)})")
+        )
 
 
 _FIELDS: dict[Schema, dict[str, str]] = {
@@ -103,8 +115,17 @@ _FIELDS: dict[Schema, dict[str, str]] = {
 }
 
 
-def _blob_created(event: dict, data: dict, schema: Schema, event_id: str, api: str, where: str) -> BlobCreated:
+def _blob_created(
+    event: dict, data: dict, schema: Schema, event_id: str, api: str, where: str, origins: EventOrigins
+) -> BlobCreated:
     names = _FIELDS[schema]
+    topic = _text(event, names["topic"], where)
+    account = _ACCOUNT_IN_TOPIC.search(topic)
+    if not account:
+        raise EventError(
+            f"{names['topic']} {topic[:200]!r} is not /subscriptions/…/providers/Microsoft.Storage/storageAccounts/<a>",
+            where=where,
+        )
     subject = _text(event, "subject", where)
     match = _SUBJECT.match(subject)
     if not match:
@@ -114,17 +135,22 @@ def _blob_created(event: dict, data: dict, schema: Schema, event_id: str, api: s
     container, blob = match["container"], match["blob"]
     _check_blob_name(blob, where)
     url = data.get("url")
-    if not isinstance(url, str) or not urlsplit(url).netloc:
+    if not isinstance(url, str) or len(url) > 4096:
         raise EventError("data.url is missing or not a URL", where=where)
+    try:
+        origin = read_origin(url, account=account["account"], container=container, blob=blob, endpoints=origins.endpoints)
+    except OriginMismatch as exc:
+        raise EventError(f"{exc}: the event contradicts itself or points outside storage", where=where) from None
     length = data.get("contentLength", 0)
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise EventError(f"data.contentLength {length!r} is not a byte count", where=where)
     etag = data.get("eTag")
     return BlobCreated(
-        account=_account(event.get(names["topic"]), url, container, where),
+        account=origin.account,
         container=container,
         blob=blob,
         url=url,
+        endpoint=origin.endpoint,
         api=api,
         event_id=event_id,
         etag=etag if isinstance(etag, str) else None,
@@ -148,19 +174,6 @@ def _check_blob_name(blob: str, where: str) -> None:
     # Storage never reports such names; they would make a dataset prefix escape its folder.
     if any(part in {"", ".", ".."} for part in blob.split("/")) or "\\" in blob:
         raise EventError(f"blob name {blob[:200]!r} has an empty, '.' or '..' segment or a backslash", where=where)
-
-
-def _account(topic: Any, url: str, container: str, where: str) -> str:
-    if isinstance(topic, str) and (found := _ACCOUNT_IN_TOPIC.search(topic)):
-        return found["account"]
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ".blob." in host or ".dfs." in host:
-        return host.split(".", 1)[0]
-    segments = [s for s in parts.path.split("/") if s]
-    if len(segments) >= 2 and segments[1] == container:  # path-style (Azurite, custom domains)
-        return segments[0]
-    raise EventError("cannot tell the storage account from the topic/source or data.url", where=where)
 
 
 def _time(value: Any, where: str) -> datetime:

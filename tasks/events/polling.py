@@ -131,6 +131,7 @@ def _as_event(account: str, container_url: str, container: str, blob: Any) -> Bl
         container=container,
         blob=blob.name,
         url=f"{container_url}/{quote(blob.name, safe='/')}",
+        endpoint=container_url[: -len(f"/{container}")],
         api="Poll",
         event_id=f"poll:{account}/{container}/{blob.name}@{blob.etag}",
         etag=blob.etag,

@@ -11,16 +11,22 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, EventError
 from tasks.events.model import COUNTERS, Window
 
 #: Event Grid gives up on an event after 24 h; ids older than twice that cannot come back.
 SEEN_TTL_SECONDS = 48 * 3600
+
+
+class StoreUnavailable(EventError):
+    """The state store cannot record a delivery now (disk, lock, closed): the receiver answers 503."""
+
+    transient = True
 
 
 class Store(Protocol):
@@ -140,21 +146,30 @@ class SQLiteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One SQLite transaction; any SQLite failure inside is a `StoreUnavailable`."""
         with self._lock:
             outer = self._depth == 0
-            if outer:
-                self._db.execute("BEGIN IMMEDIATE")
-            self._depth += 1
             try:
-                yield
-            except BaseException:
-                self._depth -= 1
                 if outer:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if outer:
-                self._db.execute("COMMIT")
+                    self._db.execute("BEGIN IMMEDIATE")
+                self._depth += 1
+                try:
+                    yield
+                except BaseException:
+                    if outer:
+                        with suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+                finally:
+                    self._depth -= 1
+                if outer:
+                    self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(
+                    f"the event state store failed: {exc.__class__.__name__}: {exc}",
+                    where=str(self.path),
+                    fix="check the disk and permissions of --state-dir; the sender redelivers meanwhile",
+                ) from None
 
     def remember(self, event_ids: Iterable[str], now: float) -> set[str]:
         fresh: set[str] = set()

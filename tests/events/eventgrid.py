@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -19,8 +20,9 @@ def blob_created(
     size: int = 1000,
     at: datetime | None = None,
     event_type: str = "Microsoft.Storage.BlobCreated",
+    endpoint: str | None = None,
 ) -> dict:
-    """One event in the Event Grid schema."""
+    """One event in the Event Grid schema; `endpoint` replaces `https://ACCOUNT.blob.core.windows.net`."""
     return {
         "topic": f"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/{account}",
         "subject": f"/blobServices/default/containers/{container}/blobs/{blob}",
@@ -35,7 +37,7 @@ def blob_created(
             "contentType": "application/octet-stream",
             "contentLength": size,
             "blobType": "BlockBlob",
-            "url": f"https://{account}.blob.core.windows.net/{container}/{blob}",
+            "url": f"{endpoint or f'https://{account}.blob.core.windows.net'}/{container}/{quote(blob)}",
             "sequencer": "00000000000004420000000000028963",
             "storageDiagnostics": {"batchId": "b68529f3-68cd-4744-baa4-3c0498ec19f0"},
         },
@@ -86,3 +88,16 @@ def validation_event(code: str) -> list[dict]:
 
 def body(events: list[dict] | dict) -> bytes:
     return json.dumps(events).encode()
+
+
+#: The media types Event Grid labels its deliveries with (docs/events.md).
+MEDIA = {
+    "eventgrid": "application/json; charset=utf-8",
+    "cloudevents": "application/cloudevents+json; charset=utf-8",
+    "cloudevents-batch": "application/cloudevents-batch+json; charset=utf-8",
+}
+
+
+def delivery(events: list[dict] | dict, schema: str = "eventgrid") -> dict:
+    """httpx keyword arguments of one webhook POST: the body and its Content-Type."""
+    return {"content": body(events), "headers": {"content-type": MEDIA[schema]}}

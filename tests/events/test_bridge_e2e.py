@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import statistics
 import time
 import uuid
 
@@ -12,7 +11,7 @@ import pytest
 
 from tests.events.bridge import SECRET, make_debouncer, running_bridge, wait_until
 from tests.events.conftest import recorded_events
-from tests.events.eventgrid import as_cloudevent, body, dataset_burst, validation_event
+from tests.events.eventgrid import as_cloudevent, dataset_burst, delivery
 
 pytestmark = pytest.mark.services
 
@@ -28,17 +27,13 @@ def test_marker_makes_exactly_one_ready_event_with_the_dataset_location(prefect_
     with running_bridge(debouncer, prefect_api_url) as url, httpx.Client(base_url=url) as client:
         # Event Grid delivers one event per request by default, in any order.
         shuffled = random.Random(7).sample(events, len(events))
-        marker_sent = None
         for event in shuffled:
-            answer = client.post(f"/eventgrid?code={SECRET}", content=body([event]))
+            answer = client.post(f"/eventgrid?code={SECRET}", **delivery([event]))
             assert answer.status_code == 200, answer.text
-            if event["subject"].endswith("/_READY"):
-                marker_sent = time.monotonic()
         # Every straggler redelivered once more: at-least-once delivery.
         for event in shuffled[:10]:
-            assert client.post(f"/eventgrid?code={SECRET}", content=body([event])).json()["duplicates"] == 1
-        assert wait_until(lambda: debouncer.store.counters()["emitted"] == 1)
-        emitted_after = time.monotonic() - marker_sent
+            assert client.post(f"/eventgrid?code={SECRET}", **delivery([event])).json()["duplicates"] == 1
+        assert wait_until(lambda: debouncer.store.counters()["emitted"] == 1, timeout=60)
         health = client.get("/healthz").json()
     found = recorded_events(prefect_api_url, f"azure.blob.{account}/", expect=1)
     assert len(found) == 1
@@ -52,46 +47,43 @@ def test_marker_makes_exactly_one_ready_event_with_the_dataset_location(prefect_
     assert counters["received"] == 51 and counters["duplicates"] == 10 and counters["accepted"] == 41
     assert event["payload"]["blob_count"] + counters["late"] == 41
     assert event["payload"]["reason"] == "marker"
-    assert emitted_after < 10, f"the event went out {emitted_after:.1f} s after the marker"
 
 
 def test_burst_of_1000_events_one_event_per_dataset_none_lost(prefect_api_url, tmp_path, record_property):
+    """Correctness only (one event per dataset window, nothing lost); latency is bench/events.py's."""
     account = _account()
     datasets = [f"drop/set-{n}" for n in range(4)]
     events = [e for prefix in datasets for e in dataset_burst(account, "uploads", prefix, 249)][:1000]
     assert len(events) == 1000  # 4 x (249 files + marker)
     batches = [events[i : i + 20] for i in range(0, 1000, 20)]
     debouncer = make_debouncer(tmp_path, rules=["uploads/drop/*"])
-    latencies: list[float] = []
-    with running_bridge(debouncer, prefect_api_url) as url, httpx.Client(base_url=url) as client:
+    with running_bridge(debouncer, prefect_api_url) as url, httpx.Client(base_url=url, timeout=60) as client:
         for number, batch in enumerate(batches):
-            payload = batch if number % 2 else [as_cloudevent(e) for e in batch]  # both schemas, batched
-            started = time.perf_counter()
-            answer = client.post(f"/eventgrid?code={SECRET}", content=body(payload))
-            latencies.append(time.perf_counter() - started)
+            # Both schemas, batched as Event Grid batches them.
+            sent = delivery(batch) if number % 2 else delivery([as_cloudevent(e) for e in batch], "cloudevents-batch")
+            answer = client.post(f"/eventgrid?code={SECRET}", **sent)
             assert answer.status_code == 200, answer.text
-        replayed = client.post(f"/eventgrid?code={SECRET}", content=body(batches[3]))
+        replayed = client.post(f"/eventgrid?code={SECRET}", **delivery(batches[3]))
         assert replayed.json()["duplicates"] == 20
-        assert wait_until(lambda: debouncer.store.counters()["emitted"] == 4)
+        assert wait_until(lambda: debouncer.store.counters()["emitted"] == 4, timeout=60)
         counters = client.get("/healthz").json()["counters"]
     found = recorded_events(prefect_api_url, f"azure.blob.{account}/", expect=4)
-    assert sorted(e["resource"]["taoflow.dataset.prefix"] for e in found) == datasets
+    assert sorted(e["resource"]["taoflow.dataset.prefix"] for e in found) == datasets  # one run per window
     assert counters["received"] == 1020 and counters["duplicates"] == 20
     assert counters["accepted"] == 1000 and counters["filtered"] == 0
-    assert sum(e["payload"]["blob_count"] for e in found) + counters["late"] == 1000
-    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
-    record_property("receiver_p99_ms", round(p99, 1))
-    print(f"\n1000 events in 50 POSTs: p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms")
-    assert p99 < 1000, f"the receiver p99 is {p99:.0f} ms; Event Grid wants answers well inside 30 s"
+    announced = sum(e["payload"]["blob_count"] for e in found) + counters["late"]
+    record_property("lost", 1000 - announced)
+    record_property("windows", len(found))
+    assert announced == 1000, f"{1000 - announced} of 1,000 uploads are in no dataset-ready event"
 
 
 def test_wrong_or_missing_secret_is_401_and_nothing_is_emitted(prefect_api_url, tmp_path):
     account = _account()
     debouncer = make_debouncer(tmp_path, quiet=0.0)
     with running_bridge(debouncer, prefect_api_url) as url, httpx.Client(base_url=url) as client:
-        payload = body(dataset_burst(account, "datasets", "x", 3))
+        payload = delivery(dataset_burst(account, "datasets", "x", 3))
         for query in ("", "?code=", "?code=wrong", f"?code={SECRET}x", f"?key={SECRET}"):
-            assert client.post(f"/eventgrid{query}", content=payload).status_code == 401
+            assert client.post(f"/eventgrid{query}", **payload).status_code == 401
         assert client.options("/eventgrid?code=nope").status_code == 401
         time.sleep(1.0)  # several flush rounds
         health = client.get("/healthz").json()
@@ -104,13 +96,13 @@ def test_pending_window_survives_a_restart_and_is_emitted_once(prefect_api_url, 
     events = dataset_burst(account, "datasets", "restart/me", 5, marker=None)
     first = make_debouncer(tmp_path, quiet=1.0)
     with running_bridge(first, "http://127.0.0.1:9/api") as url:  # the Prefect API is down
-        assert httpx.post(f"{url}/eventgrid?code={SECRET}", content=body(events)).status_code == 200
+        assert httpx.post(f"{url}/eventgrid?code={SECRET}", **delivery(events)).status_code == 200
         time.sleep(1.5)
         assert first.last_error and "unreachable" in first.last_error
     first.store.close()
     second = make_debouncer(tmp_path, quiet=1.0)  # same state dir, API back
     with running_bridge(second, prefect_api_url) as url:
-        assert httpx.post(f"{url}/eventgrid?code={SECRET}", content=body(events[:2])).json()["duplicates"] == 2
-        assert wait_until(lambda: second.store.counters()["emitted"] == 1)
+        assert httpx.post(f"{url}/eventgrid?code={SECRET}", **delivery(events[:2])).json()["duplicates"] == 2
+        assert wait_until(lambda: second.store.counters()["emitted"] == 1, timeout=60)
     found = recorded_events(prefect_api_url, f"azure.blob.{account}/", expect=1)
     assert len(found) == 1 and found[0]["payload"]["blob_count"] == 5 and found[0]["payload"]["reason"] == "quiet"

@@ -1,7 +1,8 @@
 """Hostile and broken input through the receiver: each ends in its status and reason, nothing recorded.
 
-These use Starlette's TestClient (in-process ASGI) against the real SQLite store; the emitter
-points at a closed port, so any window that slipped through would show up in the counters.
+These use Starlette's TestClient (in-process ASGI, an unexpected exception fails the test) against
+the real SQLite store; the emitter points at a closed port, so any window that slipped through
+would show up in the counters.
 """
 
 from __future__ import annotations
@@ -11,39 +12,21 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import warnings
-
-with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; the httpx client is what we have
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 from tasks.errors import ConfigError
 from tasks.events import PrefectEventsEmitter
 from tasks.events.receiver import ReceiverSettings, create_app
-from tests.events.bridge import SECRET, make_debouncer
-from tests.events.eventgrid import as_cloudevent, blob_created, body, dataset_burst, validation_event
+from tests.events.bridge import SECRET, in_process_receiver, make_debouncer, nothing_recorded as _nothing_recorded
+from tests.events.bridge import post as _post
+from tests.events.eventgrid import MEDIA, as_cloudevent, blob_created, body, dataset_burst, delivery, validation_event
 
 CAP = 64 * 1024
 
 
 @pytest.fixture
 def receiver(tmp_path):
-    debouncer = make_debouncer(tmp_path, rules=["data/*"])
-    emitter = PrefectEventsEmitter("http://127.0.0.1:9/api", timeout=0.5)
-    app = create_app(debouncer, emitter, ReceiverSettings(SECRET, max_body_bytes=CAP, flush_interval=60))
-    with TestClient(app) as client:
-        client.debouncer = debouncer
+    with in_process_receiver(tmp_path, max_body_bytes=CAP) as client:
         yield client
-    emitter.close()
-
-
-def _post(client, payload: bytes, **kw):
-    return client.post(f"/eventgrid?code={SECRET}", content=payload, **kw)
-
-
-def _nothing_recorded(client) -> None:
-    health = client.get("/healthz").json()
-    assert health["counters"]["accepted"] == 0 and health["pending_windows"] == 0
 
 
 def test_subscription_validation_handshake(receiver):
@@ -66,8 +49,9 @@ def test_cloudevents_abuse_protection_handshake(receiver):
 
 def test_refuses_to_start_without_a_secret(tmp_path):
     with pytest.raises(ConfigError, match="TAOFLOW_EVENTS_SECRET"):
-        create_app(make_debouncer(tmp_path), PrefectEventsEmitter("http://x/api"), ReceiverSettings(None))
-    create_app(make_debouncer(tmp_path / "b"), PrefectEventsEmitter("http://x/api"), ReceiverSettings(None, insecure=True))
+        create_app(make_debouncer(tmp_path), PrefectEventsEmitter("http://x/api"), ReceiverSettings(secret=None))
+    create_app(make_debouncer(tmp_path / "b"), PrefectEventsEmitter("http://x/api"),
+               ReceiverSettings(secret=None, insecure=True))
 
 
 def test_body_over_the_cap_is_413_by_header_and_by_counted_bytes(receiver):
@@ -94,12 +78,12 @@ def test_body_over_the_cap_is_413_by_header_and_by_counted_bytes(receiver):
         (b"[1, 2]", "JSON object"),
         (b'"a string"', "JSON object"),
         (json.dumps([{"eventType": "Microsoft.Storage.BlobCreated"}]).encode(), "'id'"),
-        (json.dumps([{**blob_created("a", "data", "ds/f"), "subject": "/wrong"}]).encode(), "subject"),
-        (json.dumps([{**blob_created("a", "data", "ds/f"), "data": []}]).encode(), "data object"),
-        (json.dumps([{**blob_created("a", "data", "ds/../../etc/passwd")}]).encode(), "'..'"),
-        (json.dumps([blob_created("a", "data", "ds/" + "n" * 1100)]).encode(), "1024"),
-        (json.dumps([{**blob_created("a", "data", "ds/f"), "eventTime": "yesterday"}]).encode(), "ISO 8601"),
-        (json.dumps([{**blob_created("a", "data", "ds/f"), "id": "a\x00b"}]).encode(), "control"),
+        (json.dumps([{**blob_created("acct", "data", "ds/f"), "subject": "/wrong"}]).encode(), "subject"),
+        (json.dumps([{**blob_created("acct", "data", "ds/f"), "data": []}]).encode(), "data object"),
+        (json.dumps([{**blob_created("acct", "data", "ds/../../etc/passwd")}]).encode(), "'..'"),
+        (json.dumps([blob_created("acct", "data", "ds/" + "n" * 1100)]).encode(), "1024"),
+        (json.dumps([{**blob_created("acct", "data", "ds/f"), "eventTime": "yesterday"}]).encode(), "ISO 8601"),
+        (json.dumps([{**blob_created("acct", "data", "ds/f"), "id": "a\x00b"}]).encode(), "control"),
     ],
 )
 def test_malformed_and_wrong_schema_bodies_are_400_with_a_reason(receiver, payload, reason):
@@ -124,7 +108,7 @@ def test_replayed_ids_count_once_even_inside_one_body(receiver):
     events = dataset_burst("acct", "data", "ds", 3, marker=None)
     first = _post(receiver, body(events + events[:1])).json()
     assert first["accepted"] == 3 and first["duplicates"] == 1
-    again = _post(receiver, body([as_cloudevent(e) for e in events])).json()
+    again = _post(receiver, body([as_cloudevent(e) for e in events]), MEDIA["cloudevents-batch"]).json()
     assert again["accepted"] == 0 and again["duplicates"] == 3
     window = receiver.debouncer.store.pending()[0]
     assert window.blob_count == 3
@@ -170,6 +154,6 @@ def test_fuzzed_bodies_never_crash_the_receiver(receiver, payload):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(code=st.text(max_size=40).filter(lambda c: c != SECRET))
 def test_any_wrong_secret_is_refused(receiver, code):
-    answer = receiver.post("/eventgrid", params={"code": code}, content=body(dataset_burst("acct", "data", "ds", 1)))
+    answer = receiver.post("/eventgrid", params={"code": code}, **delivery(dataset_burst("acct", "data", "ds", 1)))
     assert answer.status_code == 401
     _nothing_recorded(receiver)

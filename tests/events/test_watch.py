@@ -65,3 +65,12 @@ def test_missing_credentials_is_a_clear_error(monkeypatch, prefect_api_url):
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
     with pytest.raises(StorageAuthError, match="AZURE_STORAGE_CONNECTION_STRING"):
         watch_blob_datasets(state_block=f"watch-{uuid.uuid4().hex[:8]}")
+
+
+def test_a_missing_credentials_block_is_one_config_error_naming_it(prefect_api_url):
+    from tasks.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        watch_blob_datasets(state_block=f"watch-{uuid.uuid4().hex[:8]}", credentials_block="no-such-blob-block")
+    assert "'no-such-blob-block'" in caught.value.what
+    assert "prefect block create azure-blob-storage-credentials" in caught.value.fix

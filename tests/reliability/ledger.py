@@ -64,7 +64,13 @@ ROWS: tuple[Row, ...] = (
     Row("secrets", "Whole flow with a TAO key, a SAS token and a connection string; every output scanned",
         "0 occurrences in logs, artifacts, parameters, errors, files, container env"),
     Row("event-load", "1,000 BlobCreated events in a burst (tests/events/test_bridge_e2e.py)",
-        "one run per dataset window; 0 lost; receiver p99 reported"),
+        "one run per dataset window; 0 lost (latency: bench/events.py)"),
+    Row("event-origins", "Seeded hostile events: data.url on lookalike/other hosts, schemes, ports, user info, "
+        "other account/container/blob than topic and subject, storage outside the allow-list",
+        "400 (contradicts itself) or 403 (not allowed); no dataset outside the allowed account/container", 1_000),
+    Row("event-bounds", "JSON nested 33 to 100,000 deep (Event Grid and binary mode), _READY markers dated 1 h "
+        "to year 9999 ahead, connections that idle, trickle a head or stall a body",
+        "400, no crash; the dataset announced again after the clock skew; every connection closed"),
     Row("hostile-trainer", "A trainer plants links to a host file and FIFOs in its results folder (log file, "
         "status.json, model file), on both launchers (tests/launch/test_hostile_results.py)",
         "one LaunchError naming the planted file; the target neither read nor written; no hang", 8),
