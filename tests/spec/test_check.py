@@ -99,7 +99,7 @@ def test_kind_hint_and_convert_rules():
     assert [(p.code, p.line, p.severity) for p in problems] == [
         ("invalid-value", 4, "error"),
         ("invalid-value", 5, "error"),
-        ("extension-dot", 6, "warning"),
+        ("extension-dot", 6, "error"),  # facts §6: the converter then opens <frame>png
     ]
 
 
