@@ -62,10 +62,11 @@ def tokenize(text: str, file: str | None = None) -> list[Token]:
                 f"close the string with a matching {chunk[0]} on the same line (escape inner quotes as \\{chunk[0]})",
             )  # fmt: skip
         tokens.append(Token(kind, chunk, pos, line, pos - line_start + 1))
-        if kind == "ws" and ("\n" in chunk or "\r" in chunk):
-            breaks = re.findall(r"\r\n|\r|\n", chunk)
-            line += len(breaks)
-            line_start = pos + max(chunk.rfind("\n"), chunk.rfind("\r")) + 1
+        if kind == "ws":
+            last = max(chunk.rfind("\n"), chunk.rfind("\r"))
+            if last >= 0:  # \r\n, \r and \n each end a line (TAO reads with universal newlines)
+                line += chunk.count("\n") + chunk.count("\r") - chunk.count("\r\n")
+                line_start = pos + last + 1
         pos = m.end()
     tokens.append(Token("eof", "", n, line, n - line_start + 1))
     return tokens

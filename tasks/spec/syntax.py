@@ -214,6 +214,9 @@ class _Parser:
         parts = [self.tokens[i] for i in range(first, last + 1) if self.tokens[i].kind == "string"]
         text = "".join(t.text for t in self.tokens[first : last + 1])
         scalar = Scalar("string", text, first, last, None)
+        if not any("\\" in t.text for t in parts):  # no escapes: both protobuf lines read the text as written
+            scalar.value = scalar.old_value = "".join(t.text[1:-1] for t in parts)
+            return scalar
         try:
             scalar.value = utf8(b"".join(unescape(t.text[1:-1]) for t in parts))
         except BadLiteral as exc:
