@@ -58,8 +58,8 @@ def scan(path: str) -> list[tuple[str, str]]:
         return [(e.name, kind_of(e)) for e in entries]
 
 
-def open_regular(path: str) -> int:
-    """A read-only descriptor of the regular file `path`; `NotRegular` for a link or special file.
+def open_regular(path: str) -> tuple[int, int]:
+    """(read-only descriptor, size) of the regular file `path`; `NotRegular` for a link or special file.
 
     >>> import tempfile; d = tempfile.mkdtemp(); os.symlink("/etc/hostname", d + "/link")
     >>> try:
@@ -75,11 +75,11 @@ def open_regular(path: str) -> int:
             raise NotRegular(path, SYMLINK) from None
         raise exc
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
     except OSError:
         os.close(fd)
         raise
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise NotRegular(path, DIR if stat.S_ISDIR(mode) else SPECIAL)
-    return fd
+        raise NotRegular(path, DIR if stat.S_ISDIR(st.st_mode) else SPECIAL)
+    return fd, st.st_size

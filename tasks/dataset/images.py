@@ -58,9 +58,8 @@ def sniff_format(head: bytes) -> str | None:
 
 def probe_image(path: str) -> ImageInfo:
     """Read just enough of `path` to know its format, size and channels (a link or FIFO: `NotRegular`)."""
-    fd = open_regular(path)
+    fd, size = open_regular(path)
     try:
-        size = os.fstat(fd).st_size
         head = os.read(fd, HEAD_BYTES)
         fmt = sniff_format(head)
         if fmt is None:
@@ -139,7 +138,7 @@ def decode_fully(path: str) -> str | None:
     from PIL import Image  # imported here: only --deep pays for it
 
     try:
-        with os.fdopen(open_regular(path), "rb") as fh, Image.open(fh) as img:
+        with os.fdopen(open_regular(path)[0], "rb") as fh, Image.open(fh) as img:
             img.load()
     except Exception as exc:  # Pillow raises many types for damaged data; all mean "does not decode"
         return f"{type(exc).__name__}: {exc}"

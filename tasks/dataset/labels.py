@@ -24,6 +24,8 @@ from tasks.dataset.tally import Tally
 KITTI_FIELDS = 15
 #: Longest line read as a label line; a 15-field KITTI line is about 100 bytes.
 MAX_LINE_BYTES = 64 * 1024
+#: Label files up to this size are read in one piece (fast); larger ones a line at a time (bounded).
+WHOLE_FILE_BYTES = 1024 * 1024
 #: Pixels a box may stick out of the image before we call it out (annotation tools round).
 BOX_TOLERANCE_PX = 2.0
 _OCCLUSION = frozenset((0.0, 1.0, 2.0, 3.0))
@@ -45,6 +47,14 @@ def _is_number(token: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class NotText(ValueError):
+    """The label file is not UTF-8 (TAO's text-mode read fails on the whole file)."""
+
+    def __init__(self, line: int, byte: int) -> None:
+        super().__init__(f"not UTF-8 text (line {line}, byte {byte} of the line)")
+        self.line = line
 
 
 def read_lines(fh, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
@@ -69,10 +79,54 @@ def read_lines(fh, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | N
             yield lineno, part
 
 
+def text_lines(fd: int, size: int) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) of each line of the open file `fd`, None for a line over `MAX_LINE_BYTES`;
+    `NotText` on bad UTF-8.
+
+    A file up to `WHOLE_FILE_BYTES` is read and decoded at once (every real label file); a larger one
+    a line at a time, so memory stays bounded whatever the file holds.
+    """
+    if size <= WHOLE_FILE_BYTES:
+        data = _read_small(fd)
+        if data is not None:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                head = data[: exc.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                raise NotText(head.count(b"\n") + 1, len(head) - (head.rfind(b"\n") + 1)) from None
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            for lineno, line in enumerate(text.split("\n"), start=1):
+                yield lineno, (line if len(line) <= MAX_LINE_BYTES else None)
+            return
+        os.lseek(fd, 0, os.SEEK_SET)
+    with os.fdopen(os.dup(fd), "rb") as fh:
+        for lineno, raw in read_lines(fh):
+            if raw is None:
+                yield lineno, None
+                continue
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise NotText(lineno, exc.start) from None
+
+
+def _read_small(fd: int) -> bytes | None:
+    """The whole file, or None when it holds more than `WHOLE_FILE_BYTES` (it grew since the fstat)."""
+    chunks, total = [], 0
+    while total <= WHOLE_FILE_BYTES:
+        chunk = os.read(fd, WHOLE_FILE_BYTES + 1 - total)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+    return None
+
+
 def check_label_file(path: str, size: tuple[int, int] | None, rules: LabelRules, tally: Tally) -> None:
     """Check one label file against its image's (width, height); `size` None when the image is unreadable."""
     try:
-        fd = open_regular(path)
+        fd, file_size = open_regular(path)
     except NotRegular as exc:  # swapped for a link or FIFO since the listing: never read
         tally.not_followed(path, exc.kind, "this label file")
         return
@@ -82,25 +136,23 @@ def check_label_file(path: str, size: tuple[int, int] | None, rules: LabelRules,
     tally.totals["labels"] += 1
     instances: Counter = Counter()
     lines = 0
-    with os.fdopen(fd, "rb") as fh:
-        for lineno, data in read_lines(fh):
-            if data is None:
+    try:
+        for lineno, text in text_lines(fd, file_size):
+            if text is None:
                 tally.add("label.line-too-long", f"line longer than {MAX_LINE_BYTES} bytes, skipped unread",
                           file=path, line=lineno)
                 continue
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                tally.add("label.unreadable", f"not UTF-8 text (byte {exc.start} of the line)", file=path,
-                          line=lineno)
-                return
             fields = text.split()
-            if not fields:
-                continue  # TAO skips blank lines
-            lines += 1
-            name = _check_line(fields, path, lineno, size, rules, tally)
-            if name is not None:
-                instances[name] += 1
+            if fields:  # TAO skips blank lines
+                lines += 1
+                name = _check_line(fields, path, lineno, size, rules, tally)
+                if name is not None:
+                    instances[name] += 1
+    except NotText as exc:
+        tally.add("label.unreadable", str(exc), file=path, line=exc.line)
+        return
+    finally:
+        os.close(fd)
     if instances:
         tally.totals["objects"] += sum(instances.values())
         tally.add_classes(instances)
@@ -111,55 +163,57 @@ def check_label_file(path: str, size: tuple[int, int] | None, rules: LabelRules,
 def _check_line(fields: list[str], path: str, lineno: int, size: tuple[int, int] | None,
                 rules: LabelRules, tally: Tally) -> str | None:
     """Problems of one line; the lower-cased class when the line yields an object TAO trains on."""
-    def add(code: str, message: str) -> None:
-        tally.add(code, message, file=path, line=lineno)
-
     n, name = len(fields), fields[0]
-    if n == KITTI_FIELDS - 1 and name[0] in _NUMBER_START and _is_number(name):
-        add("label.class-missing", f"14 fields starting with the number {name!r}: the class name is missing")
-        return None
-    if n == KITTI_FIELDS + 1:
-        add("label.score-column", f"16 fields: a trailing score {fields[15]!r} after the 15 KITTI fields")
-        return None
     if n != KITTI_FIELDS:
-        add("label.field-count", f"{n} fields, KITTI needs 15" + (" (a class name with a space?)" if n > 15 else ""))
+        if n == KITTI_FIELDS - 1 and name[0] in _NUMBER_START and _is_number(name):
+            code, message = "label.class-missing", f"14 fields starting with the number {name!r}: no class name"
+        elif n == KITTI_FIELDS + 1:
+            code, message = "label.score-column", f"16 fields: a trailing score {fields[15]!r} after the 15 KITTI fields"
+        else:
+            code, message = "label.field-count", f"{n} fields, KITTI needs 15" + (
+                " (a class name with a space?)" if n > KITTI_FIELDS else "")
+        tally.add(code, message, file=path, line=lineno)
         return None
     try:
         values = list(map(float, fields[1:]))
     except ValueError:
         bad = next(i for i, t in enumerate(fields[1:], start=2) if not _is_number(t))
-        add("label.not-a-number", f"field {bad} {fields[bad - 1]!r} is not a number")
+        tally.add("label.not-a-number", f"field {bad} {fields[bad - 1]!r} is not a number", file=path, line=lineno)
         return None
     if not name.isascii():
         bom = " (it starts with a byte-order mark)" if name.startswith("\ufeff") else ""
-        add("label.class-not-ascii", f"class name {name!r} is not ASCII{bom}")
+        tally.add("label.class-not-ascii", f"class name {name!r} is not ASCII{bom}", file=path, line=lineno)
         return None
-    crashing = [i for i in _CRASHING if not math.isfinite(values[i])]
-    if crashing:
-        add("label.not-finite", f"field {crashing[0] + 2} is {fields[crashing[0] + 1]!r}; TAO takes int() of it")
-        return None
-    unused = [i for i in _UNUSED if not math.isfinite(values[i])]
-    if unused:
-        add("label.not-finite-unused", f"field {unused[0] + 2} is {fields[unused[0] + 1]!r} (stored, not used)")
+    if not all(map(math.isfinite, values)):
+        crashing = [i for i in _CRASHING if not math.isfinite(values[i])]
+        if crashing:
+            tally.add("label.not-finite", f"field {crashing[0] + 2} is {fields[crashing[0] + 1]!r}; TAO takes int() "
+                      "of it", file=path, line=lineno)
+            return None
+        unused = next((i for i in _UNUSED if not math.isfinite(values[i])), None)
+        if unused is not None:
+            tally.add("label.not-finite-unused", f"field {unused + 2} is {fields[unused + 1]!r} (stored, not used)",
+                      file=path, line=lineno)
     truncation, occlusion, _alpha, x1, y1, x2, y2 = values[:7]
     if not 0.0 <= truncation <= 1.0:
-        add("label.truncation-range", f"truncation {fields[1]} is outside [0, 1]")
+        tally.add("label.truncation-range", f"truncation {fields[1]} is outside [0, 1]", file=path, line=lineno)
     if occlusion not in _OCCLUSION:
-        add("label.occlusion-range", f"occlusion {fields[2]} is not 0, 1, 2 or 3 (TAO stores {int(occlusion)})")
+        tally.add("label.occlusion-range", f"occlusion {fields[2]} is not 0, 1, 2 or 3 (TAO stores {int(occlusion)})",
+                  file=path, line=lineno)
     if int(x1) >= int(x2) or int(y1) >= int(y2):
-        add("label.box-degenerate", f"box ({fields[4]}, {fields[5]}, {fields[6]}, {fields[7]}) has x1 >= x2 or "
-            "y1 >= y2 once truncated to whole pixels: TAO drops the object")
+        tally.add("label.box-degenerate", f"box ({fields[4]}, {fields[5]}, {fields[6]}, {fields[7]}) has x1 >= x2 or "
+                  "y1 >= y2 once truncated to whole pixels: TAO drops the object", file=path, line=lineno)
         return None
     if size is not None:
         width, height = size
         if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-            add("label.box-outside-image", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside the {width}x{height} "
-                "image: kept by dataset_convert, cropped away in training")
+            tally.add("label.box-outside-image", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside the "
+                      f"{width}x{height} image: kept by dataset_convert, cropped away in training", file=path, line=lineno)
         elif (x1 < -rules.tolerance or y1 < -rules.tolerance
               or x2 > width + rules.tolerance or y2 > height + rules.tolerance):
-            add("label.box-exceeds-image", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) extends beyond the "
-                f"{width}x{height} image")
+            tally.add("label.box-exceeds-image", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) extends beyond the "
+                      f"{width}x{height} image", file=path, line=lineno)
     if x2 - x1 < rules.min_bbox_width or y2 - y1 < rules.min_bbox_height:
-        add("label.box-too-small", f"box is {x2 - x1:g}x{y2 - y1:g} px, under the spec's min_bbox "
-            f"{rules.min_bbox_width:g}x{rules.min_bbox_height:g}")
+        tally.add("label.box-too-small", f"box is {x2 - x1:g}x{y2 - y1:g} px, under the spec's min_bbox "
+                  f"{rules.min_bbox_width:g}x{rules.min_bbox_height:g}", file=path, line=lineno)
     return name.lower()

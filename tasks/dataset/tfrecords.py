@@ -51,8 +51,7 @@ class NotATFRecord(Exception):
 
 def count_records(path: str) -> int:
     """Number of records in a TFRecord file; NotATFRecord when the framing does not hold."""
-    fd = open_regular(path)
-    size = os.fstat(fd).st_size
+    fd, size = open_regular(path)
     count, offset = 0, 0
     with os.fdopen(fd, "rb") as fh:
         while offset < size:

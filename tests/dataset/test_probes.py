@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 from PIL import Image
@@ -114,3 +115,28 @@ def test_glob_reaches_into_subfolders_wherever_it_points(tmp_path):
     (sub / "kitti-fold-009").symlink_to("/etc/hostname")
     files, blocked = shard_glob(str(tmp_path), rebased)
     assert files == want and blocked == [(str(sub / "kitti-fold-009"), "symlink")]
+
+
+def test_label_lines_split_as_tao_reads_text(tmp_path):
+    """Universal newlines (\\r\\n, \\r, \\n) like TAO's open(); the same on the small and the streaming path."""
+    from tasks.dataset.labels import MAX_LINE_BYTES, NotText, WHOLE_FILE_BYTES, text_lines
+
+    def lines(data: bytes) -> list:
+        path = tmp_path / "l.txt"
+        path.write_bytes(data)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return list(text_lines(fd, len(data)))
+        finally:
+            os.close(fd)
+
+    assert lines(b"a\r\nb\rc\n\nd") == [(1, "a"), (2, "b"), (3, "c"), (4, ""), (5, "d")]
+    long = b"x" * (MAX_LINE_BYTES + 1)
+    big = b"a\r\n" * (WHOLE_FILE_BYTES // 3) + long + b"\nz\rw\n"  # over 1 MiB: read a line at a time
+    got = lines(big)
+    n = WHOLE_FILE_BYTES // 3
+    assert got[n] == (n + 1, None) and got[n + 1:] == [(n + 2, "z"), (n + 3, "w")]
+    assert lines(b"a\n" + long + b"\nb")[1] == (2, None)
+    with pytest.raises(NotText) as info:
+        lines(b"car 1\r\ntruck \xff 2\n")
+    assert info.value.line == 2 and "byte 6 of the line" in str(info.value)
