@@ -19,7 +19,7 @@ from tasks.errors import Problem, SpecError
 from tasks.spec.reading import Overwrite, Reading, read_document
 from tasks.spec.schema import BadValue, FieldSchema, MessageSchema, Schema, coerce, load_schema
 from tasks.spec.syntax import Document, FieldNode, ListValue, MessageNode, Scalar
-from tasks.spec.validator import validate_reading
+from tasks.spec.validator import Findings, validate_reading
 
 #: Codes of the errors TAO's parser itself would raise; everything else is TAO's validator or later.
 STRUCTURE_CODES = frozenset({"syntax", "unknown-field", "wrong-type", "bad-enum", "not-repeated", "missing-colon"})
@@ -54,21 +54,7 @@ def require_valid(doc: Document, schema: Schema | None = None) -> list[Problem]:
     return problems
 
 
-def _problem(doc: Document, code: str, message: str, token: int | None, hint: str | None = None,
-             severity: str = "error") -> Problem:
-    line, column = doc.where(token) if token is not None else (1, 1)
-    return Problem(code, message, severity, doc.file, line, column, hint)  # type: ignore[arg-type]
-
-
-class _Structure:
-    def __init__(self, doc: Document, schema: Schema) -> None:
-        self.doc = doc
-        self.schema = schema
-        self.problems: list[Problem] = []
-
-    def add(self, code: str, message: str, token: int | None, hint: str | None = None, severity: str = "error") -> None:
-        self.problems.append(_problem(self.doc, code, message, token, hint, severity))
-
+class _Structure(Findings):
     def message(self, node: MessageNode, msg: MessageSchema) -> None:
         for fnode in node.fields:
             f = msg.fields.get(fnode.name)
@@ -169,15 +155,15 @@ def overwrite_warnings(doc: Document, reading: Reading) -> list[Problem]:
 def _overwrite(doc: Document, o: Overwrite) -> Problem:
     first = doc.where(o.earlier)[0]
     if o.kind == "scalar":
-        return _problem(doc, "duplicate-field", f"{o.name} is set twice in {o.message} (first at line {first}); "
+        return doc.problem("duplicate-field", f"{o.name} is set twice in {o.message} (first at line {first}); "
                         "TAO uses the last value", o.later, "keep one", "warning")
     if o.kind == "block":
-        return _problem(doc, "duplicate-block", f"{o.name} is written twice in {o.message} (first at line {first}); "
+        return doc.problem("duplicate-block", f"{o.name} is written twice in {o.message} (first at line {first}); "
                         "TAO merges this block into the first one (its values win where both set one)", o.later,
                         "write one block", "warning")
     if o.kind == "oneof":
-        return _problem(doc, "oneof-conflict", f"{o.name} and {o.other} (line {first}) are both set, but only one "
+        return doc.problem("oneof-conflict", f"{o.name} and {o.other} (line {first}) are both set, but only one "
                         f"may be; TAO keeps {o.name} (the later one) and drops {o.other}", o.later,
                         f"remove {o.other} or {o.name}", "warning")
-    return _problem(doc, "duplicate-key", f"{o.name} has the key {o.other!r} twice (first at line {first}); TAO "
+    return doc.problem("duplicate-key", f"{o.name} has the key {o.other!r} twice (first at line {first}); TAO "
                     "keeps the last entry whole (it does not merge the two)", o.later, "keep one entry", "warning")

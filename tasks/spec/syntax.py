@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from tasks.errors import SpecError
+from tasks.errors import Problem, SpecError
 from tasks.spec.lexer import Token, decode_text, syntax_error, tokenize
 from tasks.spec.literals import BadLiteral, unescape, unescape_old, utf8
 
@@ -85,6 +85,12 @@ class Document:
 
     def span(self, first: int, last: int) -> tuple[int, int]:
         return self.tokens[first].start, self.tokens[last].end
+
+    def problem(self, code: str, message: str, token: int | None, hint: str | None = None,
+                severity: str = "error") -> Problem:
+        """A finding at token `token` (line 1 when None), in this spec's file."""
+        line, column = self.where(token) if token is not None else (1, 1)
+        return Problem(code, message, severity, self.file, line, column, hint)  # type: ignore[arg-type]
 
 
 def parse(text: str | bytes, file: str | None = None, kind: str = "train") -> Document:

@@ -30,15 +30,19 @@ def validate_reading(doc: Document, reading: Reading, schema: Schema) -> list[Pr
     return rules.problems
 
 
-class _Rules:
+class Findings:
+    """The problems one pass over a spec collects, each at its token."""
+
     def __init__(self, doc: Document, schema: Schema) -> None:
         self.doc = doc
         self.schema = schema
         self.problems: list[Problem] = []
 
     def add(self, code: str, message: str, token: int | None, hint: str | None = None, severity: str = "error") -> None:
-        line, column = self.doc.where(token) if token is not None else (1, 1)
-        self.problems.append(Problem(code, message, severity, self.doc.file, line, column, hint))  # type: ignore[arg-type]
+        self.problems.append(self.doc.problem(code, message, token, hint, severity))
+
+
+class _Rules(Findings):
 
     # --- TAO's spec_validator ------------------------------------------------------------
 

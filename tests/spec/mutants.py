@@ -247,8 +247,9 @@ def brackets(rng: random.Random, text: str) -> str:
     return text
 
 
-def raw_bytes(rng: random.Random, text: str) -> bytes:
-    buf = bytearray(text.encode())
+def raw_bytes(rng: random.Random, data: bytes) -> bytes:
+    """1-4 random byte edits (replace, insert, delete), biased to the format's own punctuation."""
+    buf = bytearray(data)
     for _ in range(rng.randint(1, 4)):
         pos = rng.randrange(len(buf) + 1)
         byte = rng.choice([ord(c) for c in "{}<>[]:;,-+\"'#\\ \n0.eEx_"] + [rng.randrange(256)])
@@ -287,7 +288,7 @@ FAMILIES = {
     "line-ending": lambda r, t, k: line_ending(r, t),
     "comment": lambda r, t, k: comment(r, t),
     "brackets": lambda r, t, k: brackets(r, t),
-    "bytes": lambda r, t, k: raw_bytes(r, t),
+    "bytes": lambda r, t, k: raw_bytes(r, t.encode("utf-8")),
     "drop-line": lambda r, t, k: drop_line(r, t),
 }
 
