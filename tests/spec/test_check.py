@@ -157,3 +157,13 @@ def test_kind_hint_and_convert_rules():
 def test_logging_period_longer_than_epochs():
     problems = check_spec(_edited("num_epochs: 120", "num_epochs: 3"))
     assert [(p.code, p.line) for p in problems] == [("logging-period", 232)]
+
+
+def test_dataset_convert_without_partition_mode_is_an_error():
+    # facts §6: the converter raises NotImplementedError("Unknown partition mode") without it.
+    name = "tao_tutorials_5.5__detectnet_v2_tfrecords_kitti_trainval.txt"
+    text = spec_text(name)
+    assert '  partition_mode: "random"\n' in text
+    problems = check_spec(text.replace('  partition_mode: "random"\n', ""), name, "dataset_convert")
+    assert [(p.code, p.severity) for p in problems] == [("invalid-value", "error")], [p.render() for p in problems]
+    assert "partition_mode is not set" in problems[0].message
