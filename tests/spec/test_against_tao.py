@@ -43,7 +43,7 @@ def _rebasings(name: str) -> dict[str, str]:
     return {folder: f"/mnt/slot{i}" for i, folder in enumerate(folders)}
 
 
-def test_spec_engine_agrees_with_tao_on_mutants():
+def test_spec_engine_agrees_with_tao_on_mutants(capsys):
     cases = mutants(N_MUTANTS, SEED)
     assert len(cases) >= 3000 or N_MUTANTS < 3000
     old = OldProtobuf().read_all([(m.data, m.kind) for m in cases])
@@ -94,10 +94,11 @@ def test_spec_engine_agrees_with_tao_on_mutants():
     summary = ", ".join(f"{k}: {counts[k]}" for k in ("tao accepts", "tao refuses", "protobuf versions differ",
                                                         "facts compared", "rewrites compared", "rewrites refused",
                                                         "oneof conflicts warned"))
-    print(f"\n{len(cases)} mutants ({len(per_family)} families, {min(per_family.values())}+ each): {summary}; "
-          f"{counts['schema disagreements']} disagreements at schema level, {counts['facts mismatches']} facts "
-          f"mismatches, {counts['rewrite mismatches']} rewrite mismatches, {counts['missing warnings']} missing "
-          f"warnings, {counts['spurious version warnings']} spurious version warnings")
+    with capsys.disabled():  # the counts show in every run, not only on failure
+        print(f"\n{len(cases)} mutants ({len(per_family)} families, {min(per_family.values())}+ each): {summary}; "
+              f"{counts['schema disagreements']} disagreements at schema level, {counts['facts mismatches']} facts "
+              f"mismatches, {counts['rewrite mismatches']} rewrite mismatches, {counts['missing warnings']} missing "
+              f"warnings, {counts['spurious version warnings']} spurious version warnings")
     assert set(per_family) == set(FAMILIES)
     bad = {k: examples[k][:3] for k in examples}
     assert not bad, "\n\n".join(f"{k} ({counts[k]}):\n" + "\n---\n".join(v) for k, v in bad.items())
