@@ -16,7 +16,7 @@ import statistics
 import time
 
 from tasks.spec import check_spec, parse_spec
-from tasks.spec.syntax import _TOKEN
+from tasks.spec.lexer import _TOKEN
 
 HEAD = """random_seed: 42
 model_config {
@@ -75,6 +75,10 @@ evaluation_config {
 EVAL = """  minimum_detection_ground_truth_overlap {{
     key: "{c}"
     value: 0.5
+  }}
+  evaluation_box_config {{
+    key: "{c}"
+    value {{ minimum_height: 20 maximum_height: 9999 minimum_width: 10 maximum_width: 9999 }}
   }}
 """
 CLASS_BLOCKS = {

@@ -71,3 +71,44 @@ stop_started_dockerd() {
     wait "$STARTED_DOCKERD_PID" 2>/dev/null || true
   fi
 }
+
+# NVIDIA's own DetectNet_v2 message definitions, for the tests that hold our spec engine against
+# TAO's parser (tests/spec/tao_protos.py). Only the generated *_pb2.py modules are taken from the
+# nvidia-tao-deploy wheel (they need nothing but `protobuf`); the pure-Python protobuf 3.20.3 that
+# TAO's TF1 containers may ship is kept beside them as a second reference. Without network access
+# this only warns: the tests that need the modules then fail under TAOFLOW_REQUIRE_SERVICES=1.
+TAO_DEPLOY_VERSION="7.3.0"
+TAO_OLD_PROTOBUF_VERSION="3.20.3"
+ensure_tao_protos() {
+  local dest="$ROOT/.cache/tao-protos" py="$VENV/bin/python"
+  local stamp="$dest/.ready-$TAO_DEPLOY_VERSION-$TAO_OLD_PROTOBUF_VERSION"
+  export TAOFLOW_TAO_PROTOS="$dest/nvidia-tao-deploy-$TAO_DEPLOY_VERSION"
+  export TAOFLOW_PROTOBUF_320="$dest/protobuf-$TAO_OLD_PROTOBUF_VERSION"
+  [ -f "$stamp" ] && return 0
+  log "fetching NVIDIA's DetectNet_v2 protos (nvidia-tao-deploy==$TAO_DEPLOY_VERSION) and protobuf $TAO_OLD_PROTOBUF_VERSION"
+  rm -rf "$dest" && mkdir -p "$dest/wheels"
+  if ! "$py" -m pip download -q --no-deps -d "$dest/wheels" "nvidia-tao-deploy==$TAO_DEPLOY_VERSION" \
+      "protobuf==$TAO_OLD_PROTOBUF_VERSION" --only-binary=:all: --python-version 3.11 >/dev/null 2>&1; then
+    log "WARNING: cannot download the TAO protos; the tests that compare with NVIDIA's parser will fail"
+    return 0
+  fi
+  "$py" - "$dest" "$TAOFLOW_TAO_PROTOS" "$TAOFLOW_PROTOBUF_320" <<'PY' || { log "WARNING: extracting the TAO protos failed"; return 0; }
+import glob, os, re, sys, zipfile
+dest, protos, old = sys.argv[1:4]
+(tao,) = glob.glob(os.path.join(dest, "wheels", "nvidia_tao_deploy-*.whl"))
+(pb,) = glob.glob(os.path.join(dest, "wheels", "protobuf-*.whl"))
+wanted = re.compile(r"nvidia_tao_deploy/cv/(detectnet_v2|common)/proto/[a-z0-9_]+_pb2\.py")
+with zipfile.ZipFile(tao) as z:
+    names = [n for n in z.namelist() if wanted.fullmatch(n)]
+    for n in names:
+        z.extract(n, protos)
+# Empty package markers: the wheel's own __init__ files are not needed to import the protos.
+for pkg in ("nvidia_tao_deploy", "nvidia_tao_deploy/cv", "nvidia_tao_deploy/cv/detectnet_v2",
+            "nvidia_tao_deploy/cv/detectnet_v2/proto", "nvidia_tao_deploy/cv/common", "nvidia_tao_deploy/cv/common/proto"):
+    open(os.path.join(protos, pkg, "__init__.py"), "w").close()
+with zipfile.ZipFile(pb) as z:
+    z.extractall(old, [n for n in z.namelist() if n.startswith("google/")])
+print(len(names), "proto modules")
+PY
+  touch "$stamp"
+}

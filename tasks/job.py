@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from tasks.dataset import ValidationReport, validate_dataset
+from tasks.dataset.tfrecords import any_shard
 from tasks.errors import ConfigError, Problem, SpecError
 from tasks.launch import (
     LaunchPlan,
@@ -150,9 +151,8 @@ def conversion_reason(request: TrainRequest, staged: Mapping[str, StagedInput]) 
     if not request.dataset_convert_spec:
         return None
     tfrecords = staged["training_tfrecords"].path
-    files = [p for p in tfrecords.iterdir() if p.is_file() and not p.name.startswith(".")] if tfrecords.is_dir() else []
-    shards = [p for p in files if p.name != TFRECORDS_SOURCE_FILE]
-    if not shards:
+    # Shards may sit in sub-folders (`<reference>/kitti_trainval/*`, NVIDIA's notebook layout).
+    if not tfrecords.is_dir() or not any_shard(str(tfrecords)):
         return "the TFRecords location is empty"
     source = tfrecords / TFRECORDS_SOURCE_FILE
     if source.is_file():

@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 
 from tasks.dataset.tally import Tally
-from tasks.dataset.tfrecords import NotATFRecord, count_records, fold_of, glob_local
+from tasks.dataset.entries import NotRegular
+from tasks.dataset.tfrecords import NotATFRecord, count_records, fold_of, shard_glob
 from tasks.spec.facts import SpecFacts
 
 DEFAULT_SCALAR_LOGGING_FREQUENCY = 10  # TAO's value when the field is unset (0)
@@ -34,8 +35,10 @@ def check_tfrecords(facts: SpecFacts, directory: str, tally: Tally, *, validatio
     for spec_glob in filter(None, globs):
         field = "validation_data_source.tfrecords_path" if validation else "tfrecords_path"
         line = _line_of(facts, field)
-        matched = glob_local(directory, spec_glob)
-        if not matched:
+        matched, blocked = shard_glob(directory, spec_glob)
+        for path, kind in blocked:
+            tally.not_followed(path, kind, f"a file the glob {spec_glob!r} matches")
+        if not matched and not blocked:
             tally.add("train.tfrecords-no-match", f"{spec_glob!r} matches no file in {directory}",
                       file=facts.file, line=line)
             continue
@@ -43,6 +46,9 @@ def check_tfrecords(facts: SpecFacts, directory: str, tally: Tally, *, validatio
         for path in matched:
             try:
                 n = count_records(path)
+            except NotRegular as exc:  # swapped for a link or FIFO since the listing
+                tally.not_followed(path, exc.kind, f"a file the glob {spec_glob!r} matches")
+                continue
             except NotATFRecord as exc:
                 tally.add("train.tfrecords-not-shard", f"the glob {spec_glob!r} matches "
                           f"{os.path.basename(path)}: {exc}", file=path)

@@ -12,6 +12,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from tasks.dataset.entries import open_regular
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8\xff"
 #: Enough for a typical JPEG's tables and SOF, and a PNG's IHDR, in one read.
@@ -55,10 +57,9 @@ def sniff_format(head: bytes) -> str | None:
 
 
 def probe_image(path: str) -> ImageInfo:
-    """Read just enough of `path` to know its format, size and channels."""
-    fd = os.open(path, os.O_RDONLY)
+    """Read just enough of `path` to know its format, size and channels (a link or FIFO: `NotRegular`)."""
+    fd, size = open_regular(path)
     try:
-        size = os.fstat(fd).st_size
         head = os.read(fd, HEAD_BYTES)
         fmt = sniff_format(head)
         if fmt is None:
@@ -137,7 +138,7 @@ def decode_fully(path: str) -> str | None:
     from PIL import Image  # imported here: only --deep pays for it
 
     try:
-        with Image.open(path) as img:
+        with os.fdopen(open_regular(path)[0], "rb") as fh, Image.open(fh) as img:
             img.load()
     except Exception as exc:  # Pillow raises many types for damaged data; all mean "does not decode"
         return f"{type(exc).__name__}: {exc}"

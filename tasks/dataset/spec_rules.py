@@ -33,10 +33,16 @@ def check_spec(facts: SpecFacts, tally: Tally) -> None:
         if facts.output_channels not in (1, 3):
             tally.add("spec.channels-invalid", f"output_image_channel is {facts.output_channels}, must be 1 or 3",
                       file=f)
-    ext = spec_extension(facts)
-    if ext not in VALID_EXTENSIONS:
-        tally.add("spec.image-extension-invalid", f"image_extension is {facts.image_extension!r}; TAO decodes "
-                  "JPEG only for exactly 'jpg'/'jpeg' and uses lower-case file names", file=f)
+    ext = facts.image_extension
+    if facts.kind == "train" and ext.startswith("."):
+        problem = "starts with a dot: TAO looks for <frame>.{ext} (two dots) and stops at the first batch"
+    elif facts.kind != "train" and not ext.startswith("."):
+        problem = "has no leading dot: dataset_convert opens <frame>{ext} (no dot) and finds nothing"
+    elif spec_extension(facts).lower() not in VALID_EXTENSIONS:
+        problem = "names no decoder TAO has (png, jpg or jpeg)"
+    else:
+        return
+    tally.add("spec.image-extension-invalid", f"image_extension {ext!r} " + problem.format(ext=ext), file=f)
 
 
 def check_classes(facts: SpecFacts, class_instances: Counter, class_images: Counter, tally: Tally) -> None:

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tasks.dataset.codes import problem
+from tasks.dataset.entries import SYMLINK, describe
 from tasks.errors import Problem
 
 #: Distinct image sizes kept in the histogram; the rest are counted under "other".
@@ -34,6 +35,11 @@ class Tally:
         kept = self.examples.setdefault(code, [])
         if len(kept) < self.max_examples:
             kept.append(problem(code, message, file=file, line=line))
+
+    def not_followed(self, path: str, kind: str, why: str) -> None:
+        """A link or special file met in the dataset: a finding; nothing was read from it."""
+        code = "layout.symlink" if kind == SYMLINK else "layout.special-file"
+        self.add(code, f"{why} is a {describe(kind)}; taoflow does not follow or open it", file=path)
 
     def add_size(self, width: int, height: int) -> None:
         key = f"{width}x{height}"

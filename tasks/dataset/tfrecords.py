@@ -3,14 +3,21 @@
 A TFRecord file is a run of records framed as <uint64 length><masked crc32c of length><data><crc>;
 checking the first frame's CRC tells a shard from anything else (the converter's *_warning.json),
 and walking the frames counts the images without decoding them.
+
+The spec's `tfrecords_path` is a glob TAO hands to `glob.glob`; it may reach into sub-folders of the
+staged location (`<reference>/kitti_trainval/*`, the layout of NVIDIA's notebooks). `shard_glob`
+matches it the same way (`*` skips dot-files) without following links.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import posixpath
 import re
 import struct
+
+from tasks.dataset.entries import DIR, FILE, SYMLINK, open_regular, scan
 
 _CRC32C_POLY = 0x82F63B78
 _TABLE = []
@@ -44,9 +51,9 @@ class NotATFRecord(Exception):
 
 def count_records(path: str) -> int:
     """Number of records in a TFRecord file; NotATFRecord when the framing does not hold."""
-    size = os.path.getsize(path)
+    fd, size = open_regular(path)
     count, offset = 0, 0
-    with open(path, "rb") as fh:
+    with os.fdopen(fd, "rb") as fh:
         while offset < size:
             header = fh.read(12)
             if len(header) < 12:
@@ -62,13 +69,91 @@ def count_records(path: str) -> int:
     return count
 
 
-def glob_local(directory: str, spec_glob: str) -> list[str]:
-    """Files of `directory` matched by the last component of the spec's `tfrecords_path` glob."""
-    pattern = os.path.basename(spec_glob.rstrip("/")) or "*"
-    hidden_ok = pattern.startswith(".")  # like glob.glob, which TAO uses: `*` skips dot-files
-    with os.scandir(directory) as entries:
-        return sorted(e.path for e in entries if e.is_file() and fnmatch.fnmatchcase(e.name, pattern)
-                      and (hidden_ok or not e.name.startswith(".")))
+def shard_glob(directory: str, spec_glob: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files the spec's `tfrecords_path` glob picks in the staged `directory`, and the links or special
+    files it would pick too (never followed; (path, kind)).
+
+    A rebased glob (the flow's host facts) lies under `directory` and is matched from there. A glob
+    for another machine (`taoflow validate --tfrecords DIR` with a container path) is anchored at the
+    longest tail whose folders exist under `directory`, so both DIR=<kitti_trainval> and DIR=<its
+    parent> find `.../kitti_trainval/*`.
+
+    >>> shard_glob("/nonexistent", "/data/x/*")
+    ([], [])
+    """
+    norm_dir = posixpath.normpath(directory)
+    norm_glob = posixpath.normpath(spec_glob.rstrip("/") or "*")
+    if norm_glob.startswith(norm_dir.rstrip("/") + "/"):
+        return _match(directory, norm_glob[len(norm_dir.rstrip("/")) + 1:].split("/"))
+    parts = [p for p in norm_glob.split("/") if p] or ["*"]
+    for k in range(len(parts), 1, -1):
+        if _folders(directory, parts[-k:-1]):
+            return _match(directory, parts[-k:])
+    return _match(directory, parts[-1:])
+
+
+def _folders(directory: str, components: list[str]) -> list[str]:
+    """The real folders (no links) under `directory` that the folder patterns `components` reach."""
+    folders = [directory]
+    for pattern in components:
+        folders = [os.path.join(f, name) for f in folders for name, kind in _scan(f)
+                   if kind == DIR and fnmatch.fnmatchcase(name, pattern) and _visible(name, pattern)]
+    return folders
+
+
+def _scan(folder: str) -> list[tuple[str, str]]:
+    try:
+        return scan(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _visible(name: str, pattern: str) -> bool:
+    return not name.startswith(".") or pattern.startswith(".")  # like glob.glob, which TAO uses
+
+
+def _match(directory: str, components: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    if any(c == ".." for c in components):
+        return [], []  # never climb out of the staged folder
+    folders, files, blocked = [directory], [], []
+    for depth, pattern in enumerate(components):
+        last = depth == len(components) - 1
+        found = []
+        for folder in folders:
+            for name, kind in _scan(folder):
+                if not fnmatch.fnmatchcase(name, pattern) or not _visible(name, pattern):
+                    continue
+                path = os.path.join(folder, name)
+                if last and kind == FILE:
+                    files.append(path)
+                elif kind == DIR:
+                    found.append(path)
+                elif kind != FILE and (last or kind == SYMLINK):
+                    blocked.append((path, kind))
+        folders = found
+    return sorted(files), sorted(blocked)
+
+
+def any_shard(directory: str, max_depth: int = 4) -> bool:
+    """Whether `directory` (or a real sub-folder, `max_depth` deep) holds a visible regular file that is
+    not a converter's `*_warning.json`: TFRecords are there, wherever the spec's glob points.
+
+    >>> any_shard("/nonexistent")
+    False
+    """
+    folders = [directory]
+    for _ in range(max_depth + 1):
+        nested = []
+        for folder in folders:
+            for name, kind in _scan(folder):
+                if name.startswith("."):
+                    continue  # taoflow's own .taoflow-dataset.json, and what glob's `*` skips
+                if kind == FILE and not name.endswith("_warning.json"):
+                    return True
+                if kind == DIR:
+                    nested.append(os.path.join(folder, name))
+        folders = nested
+    return False
 
 
 def fold_of(path: str) -> int | None:

@@ -54,7 +54,7 @@ def validate_dataset(
     tally = Tally(max_examples=max_examples)
     check_spec(facts, tally)
     dirs = dict(images=images, labels=labels, image_dir_name=facts.kitti_image_dir_name,
-                label_dir_name=facts.kitti_label_dir_name)
+                label_dir_name=facts.kitti_label_dir_name, extension=spec_extension(facts))
     layout = find_layout(os.fspath(data_dir), tally, **dirs)
     val_layout = find_layout(os.fspath(validation_data_dir), tally, **dirs) if validation_data_dir else None
     if facts.kind == "train":

@@ -1,5 +1,10 @@
 """The spec engine: parse, check, extract facts from and rewrite DetectNet_v2 spec files.
 
+It reads a spec the way TAO does (`text_format.Merge` into NVIDIA's messages): TAO's tokens and
+literal rules (`lexer`, `literals`), the merged message it builds (`reading`: last value wins, blocks
+merge, map keys replace, oneofs clear), the parser's errors and TAO 5's validator (`check`,
+`validator`). tests/spec/test_against_tao.py holds it against NVIDIA's own parser.
+
 The flow's path through it, in order::
 
     doc = parse_spec(text, file="spec.txt", kind="train")     # SpecError on bad syntax (file:line:col)

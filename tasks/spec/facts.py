@@ -6,10 +6,11 @@ The dataset validator, the flow and the reports read these; none of them re-pars
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
-from tasks.spec.schema import BadValue, Bound, Schema, coerce, load_schema, map_key, walk
-from tasks.spec.syntax import Document, MessageNode, Scalar
+from tasks.spec.reading import Msg, Read, read_document
+from tasks.spec.reading import paths as walk_reading
+from tasks.spec.schema import MessageSchema, Schema, load_schema
+from tasks.spec.syntax import Document
 
 
 @dataclass(frozen=True)
@@ -73,101 +74,97 @@ class SpecFacts:
 
 
 def extract_facts(doc: Document, schema: Schema | None = None) -> SpecFacts:
-    """The facts of a parsed spec. Values of the wrong type read as unset: `check` reports them."""
+    """The facts of a parsed spec as TAO reads it (`tasks.spec.reading`): the last of a value written
+    twice, blocks merged, map entries by key. Values of the wrong type read as unset: `check` reports them.
+
+    >>> from tasks.spec.syntax import parse
+    >>> extract_facts(parse("training_config { num_epochs: 5 num_epochs: 7 }")).num_epochs
+    7
+    """
     schema = schema or load_schema()
-    bounds = list(walk(doc, schema))
-    at = {b.path: b for b in bounds}
-
-    def get(path: str, default: Any = None) -> Any:
-        b = at.get(path)
-        if b is None or not isinstance(b.value, Scalar):
-            return default
-        try:
-            return coerce(b.value, b.schema, schema)
-        except BadValue:
-            return default
-
+    root = read_document(doc, schema).root
     paths = [
-        PathField(b.path, b.value.value, *doc.where(b.value.first))  # type: ignore[arg-type]
-        for b in bounds
-        if b.schema.path and isinstance(b.value, Scalar) and b.value.kind == "string"
+        PathField(path, read.value, *doc.where(read.scalar.first))
+        for path, f, read in walk_reading(root)
+        if f.path and isinstance(read, Read) and read.scalar is not None and isinstance(read.value, str)
     ]
-    mapping_prefix = "dataset_config.target_class_mapping" if doc.kind == "train" else "target_class_mapping"
-    mapping, key_lines = {}, {}
-    for key, value, line in _map_entries(doc, bounds, mapping_prefix):
-        if isinstance(value, Scalar) and value.kind == "string":
-            mapping[key] = str(value.value)
-            key_lines[key] = line
+    mapping_owner = root.sub("dataset_config") if doc.kind == "train" else root
+    mapping = _map(mapping_owner, "target_class_mapping")
     common = dict(
         kind=doc.kind,
         file=doc.file,
         path_fields=paths,
-        target_class_mapping=mapping,
-        mapping_key_lines=key_lines,
+        target_class_mapping={k: v.value for k, v in mapping.items()},
+        mapping_key_lines={k: _line(doc, v) for k, v in mapping.items()},
     )
     if doc.kind != "train":
-        kitti = "kitti_config."
+        kitti = root.sub("kitti_config") or _EMPTY
         return SpecFacts(
             **common,
-            image_extension=get(kitti + "image_extension") or ".png",  # the converter's default
-            kitti_root_directory_path=get(kitti + "root_directory_path"),
-            kitti_image_dir_name=get(kitti + "image_dir_name"),
-            kitti_label_dir_name=get(kitti + "label_dir_name"),
-            num_partitions=get(kitti + "num_partitions", 0),
-            num_shards=get(kitti + "num_shards", 0),
-            partition_mode=get(kitti + "partition_mode"),
-            val_split=get(kitti + "val_split", 0.0),
+            image_extension=kitti.get("image_extension") or ".png",  # the converter's default
+            kitti_root_directory_path=kitti.get("root_directory_path"),
+            kitti_image_dir_name=kitti.get("image_dir_name"),
+            kitti_label_dir_name=kitti.get("label_dir_name"),
+            num_partitions=kitti.get("num_partitions", 0),
+            num_shards=kitti.get("num_shards", 0),
+            partition_mode=kitti.get("partition_mode"),
+            val_split=kitti.get("val_split", 0.0),
         )
-    pre = "augmentation_config.preprocessing."
-    vis = "training_config.visualizer."
-    ev = "evaluation_config."
-    sources = [b for b in bounds if b.path.startswith("dataset_config.data_sources[") and b.path.count(".") == 1]
-    evaluation = [k for k, _, _ in _map_entries(doc, bounds, ev + "minimum_detection_ground_truth_overlap")]
-    evaluation += [k for k, _, _ in _map_entries(doc, bounds, ev + "evaluation_box_config") if k not in evaluation]
+    ds = root.sub("dataset_config") or _EMPTY
+    pre = _at(root, "augmentation_config", "preprocessing")
+    training = root.sub("training_config") or _EMPTY
+    vis = training.sub("visualizer") or _EMPTY
+    ev = root.sub("evaluation_config") or _EMPTY
+    sources = [s for s in ds.fields.get("data_sources", []) if isinstance(s, Msg)]
+    val_source = ds.sub("validation_data_source")
+    evaluation = list(_map(ev, "minimum_detection_ground_truth_overlap"))
+    evaluation += [k for k in _map(ev, "evaluation_box_config") if k not in evaluation]
+    targets = (root.sub("cost_function_config") or _EMPTY).fields.get("target_classes", [])
     return SpecFacts(
         **common,
-        output_width=get(pre + "output_image_width", 0),
-        output_height=get(pre + "output_image_height", 0),
-        output_channels=get(pre + "output_image_channel", 0),
-        enable_auto_resize=get(pre + "enable_auto_resize", False),
-        min_bbox_width=get(pre + "min_bbox_width", 0.0),
-        min_bbox_height=get(pre + "min_bbox_height", 0.0),
-        image_extension=get("dataset_config.image_extension", ""),
-        cost_function_classes=[
-            str(get(b.path + ".name", "")) for b in bounds if b.path.startswith("cost_function_config.target_classes[")
-            and b.path.count(".") == 1
-        ],
-        bbox_rasterizer_classes=[k for k, _, _ in _map_entries(doc, bounds, "bbox_rasterizer_config.target_class_config")],
-        postprocessing_classes=[k for k, _, _ in _map_entries(doc, bounds, "postprocessing_config.target_class_config")],
+        output_width=pre.get("output_image_width", 0),
+        output_height=pre.get("output_image_height", 0),
+        output_channels=pre.get("output_image_channel", 0),
+        enable_auto_resize=pre.get("enable_auto_resize", False),
+        min_bbox_width=pre.get("min_bbox_width", 0.0),
+        min_bbox_height=pre.get("min_bbox_height", 0.0),
+        image_extension=ds.get("image_extension", ""),
+        cost_function_classes=[t.get("name", "") for t in targets if isinstance(t, Msg)],
+        bbox_rasterizer_classes=list(_map(root.sub("bbox_rasterizer_config") or _EMPTY, "target_class_config")),
+        postprocessing_classes=list(_map(root.sub("postprocessing_config") or _EMPTY, "target_class_config")),
         evaluation_classes=evaluation,
-        num_epochs=get("training_config.num_epochs", 0),
-        checkpoint_interval=get("training_config.checkpoint_interval", 0),
-        batch_size_per_gpu=get("training_config.batch_size_per_gpu", 0),
-        validation_fold=get("dataset_config.validation_fold"),
-        has_validation_data_source="dataset_config.validation_data_source" in at,
-        tfrecords_paths=[v for v in (get(b.path + ".tfrecords_path") for b in sources) if v is not None],
-        image_directory_paths=[v for v in (get(b.path + ".image_directory_path") for b in sources) if v is not None],
-        validation_tfrecords_path=get("dataset_config.validation_data_source.tfrecords_path"),
-        validation_image_directory_path=get("dataset_config.validation_data_source.image_directory_path"),
-        pretrained_model_file=get("model_config.pretrained_model_file"),
-        visualizer_enabled=get(vis + "enabled", False),
-        scalar_logging_frequency=get(vis + "scalar_logging_frequency", 0),
-        infrequent_logging_frequency=get(vis + "infrequent_logging_frequency", 0),
-        validation_period_during_training=get(ev + "validation_period_during_training", 0),
-        first_validation_epoch=get(ev + "first_validation_epoch", 0),
+        num_epochs=training.get("num_epochs", 0),
+        checkpoint_interval=training.get("checkpoint_interval", 0),
+        batch_size_per_gpu=training.get("batch_size_per_gpu", 0),
+        validation_fold=ds.get("validation_fold"),
+        has_validation_data_source=val_source is not None,
+        tfrecords_paths=[s.get("tfrecords_path", "") for s in sources],
+        image_directory_paths=[s.get("image_directory_path", "") for s in sources],
+        validation_tfrecords_path=val_source.get("tfrecords_path", "") if val_source else None,
+        validation_image_directory_path=val_source.get("image_directory_path", "") if val_source else None,
+        pretrained_model_file=(root.sub("model_config") or _EMPTY).get("pretrained_model_file"),
+        visualizer_enabled=vis.get("enabled", False),
+        scalar_logging_frequency=vis.get("scalar_logging_frequency", 0),
+        infrequent_logging_frequency=vis.get("infrequent_logging_frequency", 0),
+        validation_period_during_training=ev.get("validation_period_during_training", 0),
+        first_validation_epoch=ev.get("first_validation_epoch", 0),
     )
 
 
-def _map_entries(doc: Document, bounds: list[Bound], path: str) -> list[tuple[str, Any, int]]:
-    """(key, value node, key line) of each entry of the map at `path`, in file order."""
-    out = []
-    for b in bounds:
-        if not (isinstance(b.value, MessageNode) and b.schema.label == "map"):
-            continue
-        key = map_key(b.value)
-        if key is None or b.path != f"{path}[{key}]":
-            continue
-        value = next((f.value for f in b.value.fields if f.name == "value"), None)
-        key_node = next(f for f in b.value.fields if f.name == "key")
-        out.append((key, value, doc.where(key_node.name_token)[0]))
-    return out
+_EMPTY = Msg(MessageSchema("(unset)", {}))
+
+
+def _at(msg: Msg, *names: str) -> Msg:
+    for name in names:
+        msg = msg.sub(name) or _EMPTY
+    return msg
+
+
+def _map(msg: Msg | None, name: str) -> dict:
+    value = msg.fields.get(name) if msg is not None else None
+    return value if isinstance(value, dict) else {}
+
+
+def _line(doc: Document, value: Read | Msg) -> int | None:
+    token = value.key_token
+    return doc.where(token)[0] if token is not None else None

@@ -7,24 +7,16 @@ gives it types and answers "is this literal a valid value of that field type".
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Iterator
 
+from tasks.spec.literals import INT_RANGES, BadLiteral, parse_bool, parse_enum, parse_float, parse_float_old, parse_int
 from tasks.spec.syntax import Document, FieldNode, ListValue, MessageNode, Scalar
 
 SCALAR_TYPES = ("int32", "uint32", "int64", "uint64", "float", "double", "bool", "string")
 KINDS = ("train", "dataset_convert")
-_INT_RANGES = {
-    "int32": (-(2**31), 2**31 - 1),
-    "uint32": (0, 2**32 - 1),
-    "int64": (-(2**63), 2**63 - 1),
-    "uint64": (0, 2**64 - 1),
-}
-_BOOLS = {"true": True, "True": True, "t": True, "false": False, "False": False, "f": False}
-_FLOAT_WORDS = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +46,8 @@ class Schema:
     roots: dict[str, str]
     enums: dict[str, tuple[str, ...]]
     messages: dict[str, MessageSchema]
-    required: dict[str, tuple[str, ...]]  # train validator: message -> fields that must be present/non-empty
+    required_root: tuple[str, ...]  # train validator: Experiment fields that must be set
+    required: dict[str, tuple[str, ...]]  # train validator: field name -> fields its message must set
     value_rules: dict[str, dict[str, Any]]  # train validator: field name -> rule
 
     def root(self, kind: str) -> MessageSchema:
@@ -93,6 +86,7 @@ def load_schema() -> Schema:
         roots=data["roots"],
         enums={k: tuple(v) for k, v in data["enums"].items()},
         messages=messages,
+        required_root=tuple(train["required_root"]),
         required={k: tuple(v) for k, v in train["required"].items()},
         value_rules=train["values"],
     )
@@ -102,41 +96,52 @@ class BadValue(ValueError):
     """A literal that is not a value of the field's type; the message says what was expected."""
 
 
-def coerce(scalar: Scalar, f: FieldSchema, schema: Schema) -> Any:
-    """The typed value of `scalar` for field `f`, or `BadValue` saying why it is not one."""
+def coerce(scalar: Scalar, f: FieldSchema, schema: Schema, *, old: bool = False) -> Any:
+    """The typed value of `scalar` for field `f` as TAO's parser reads it, or `BadValue` saying why not.
+
+    `old=True` reads it as protobuf 3.20.x does (see `tasks.spec.literals`). Enum values come back
+    as their name, or as a number when it names no value (proto3 enums accept any int32).
+
+    >>> from tasks.spec.syntax import parse
+    >>> s = load_schema(); f = s.messages["TrainingConfig"].fields["num_epochs"]
+    >>> coerce(parse("n: 0x1F").root.fields[0].value, f, s)
+    31
+    """
     t = f.type
     if t == "string":
         if scalar.kind != "string":
             raise BadValue(f"{f.name} is a string, got {scalar.text}; put it in quotes")
-        return scalar.value
-    if t in _INT_RANGES:
-        if scalar.kind != "number" or not scalar.is_int:
-            raise BadValue(f"{f.name} is {t} (a whole number), got {scalar.text}")
-        lo, hi = _INT_RANGES[t]
-        if not lo <= scalar.value <= hi:  # type: ignore[operator]
-            raise BadValue(f"{f.name} is {t}, {scalar.text} is out of its range {lo}..{hi}")
-        return scalar.value
-    if t in ("float", "double"):
-        if scalar.kind == "number":
-            return float(scalar.value)
-        word = str(scalar.value).lstrip("-").lower()
-        if scalar.kind == "ident" and word in _FLOAT_WORDS:
-            return -_FLOAT_WORDS[word] if str(scalar.value).startswith("-") else _FLOAT_WORDS[word]
-        raise BadValue(f"{f.name} is {t} (a number), got {scalar.text}")
-    if t == "bool":
-        if scalar.kind == "ident" and scalar.value in _BOOLS:
-            return _BOOLS[scalar.value]  # type: ignore[index]
-        if scalar.kind == "number" and scalar.is_int and scalar.value in (0, 1):
-            return bool(scalar.value)
-        raise BadValue(f"{f.name} is bool, got {scalar.text}; write true or false")
-    if t in schema.enums:
-        names = schema.enums[t]
-        if scalar.kind == "ident" and scalar.value in names:
-            return scalar.value
-        if scalar.kind == "number" and scalar.is_int and 0 <= scalar.value < len(names):  # type: ignore[operator]
-            return names[scalar.value]  # type: ignore[index]
-        raise BadValue(f"{f.name} is one of {', '.join(names)}; got {scalar.text}")
+        value, error = (scalar.old_value, scalar.old_error) if old else (scalar.value, scalar.error)
+        if value is None:
+            raise BadValue(f"{f.name}: {error}")
+        return value
+    if scalar.kind == "string" or scalar.value is None:
+        raise BadValue(f"{f.name} is {_describe_type(t, schema)}, got the string {scalar.text}")
+    text = scalar.value
+    try:
+        if t in INT_RANGES:
+            return parse_int(text, t)
+        if t in ("float", "double"):
+            return parse_float_old(text, t) if old else parse_float(text, t)
+        if t == "bool":
+            return parse_bool(text)
+        if t in schema.enums:
+            return parse_enum(text, schema.enums[t])
+    except BadLiteral as exc:
+        raise BadValue(f"{f.name} is {_describe_type(t, schema)}: {exc}") from None
     raise BadValue(f"{f.name} is a block ({t}); write `{f.name} {{ ... }}`")
+
+
+def _describe_type(t: str, schema: Schema) -> str:
+    if t in INT_RANGES:
+        return f"{t} (a whole number)"
+    if t in ("float", "double"):
+        return f"{t} (a number)"
+    if t == "bool":
+        return "bool (true or false)"
+    if t in schema.enums:
+        return "one of " + ", ".join(schema.enums[t])
+    return t
 
 
 def default_value(f: FieldSchema, schema: Schema) -> Any:
@@ -205,10 +210,9 @@ def _walk_map_value(entry: MessageNode, f: FieldSchema, path: str, schema: Schem
 
 
 def map_key(entry: MessageNode) -> str | None:
-    for fnode in entry.fields:
-        if fnode.name == "key" and isinstance(fnode.value, Scalar):
-            return str(fnode.value.value)
-    return None
+    """The key of a map entry as TAO reads it (the last `key` written), None when none is written."""
+    keys = [f.value for f in entry.fields if f.name == "key" and isinstance(f.value, Scalar)]
+    return None if not keys else (keys[-1].value if keys[-1].value is not None else keys[-1].old_value)
 
 
 def index(doc: Document, schema: Schema | None = None) -> dict[str, Bound]:

@@ -1,70 +1,43 @@
-"""Protobuf text format as TAO writes it, parsed into a concrete syntax tree.
+"""A spec's concrete syntax tree over TAO's own tokens (`tasks.spec.lexer`).
 
 Every character of the input belongs to exactly one token (whitespace and `#` comments are
 tokens too), so `Document.unparse()` gives the input back unchanged and a rewrite can splice
 new text over a few tokens while every other byte stays as the user wrote it.
 
-The grammar is protobuf's text format, with the forms real TAO/TLT specs use: `name {`,
-`name: {`, `name <...>`, `[a, b]` lists, `;`/`,` separators, adjacent string concatenation,
-single or double quotes, `True`/`False`, exponent floats, hex/octal integers, `-inf`/`nan`.
+The tree is what `text_format.Merge` accepts before it knows the field types: `name: value`,
+`name {...}` / `name: {...}` / `name <...>`, `name: [a, b]` lists, one optional `,` or `;` after a
+field, and adjacent strings. A value is one token (its meaning depends on the field's type and
+is read by `tasks.spec.literals`) or a run of adjacent strings. Whether a name exists, a value
+fits its type, or a list may stand there is the schema's to say (`tasks.spec.check`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Union
 
-from tasks.errors import Problem, SpecError, format_where
+from tasks.errors import Problem, SpecError
+from tasks.spec.lexer import Token, decode_text, syntax_error, tokenize
+from tasks.spec.literals import BadLiteral, unescape, unescape_old, utf8
 
-# One alternation for the whole lexicon. Numbers are matched generously and validated after,
-# so `12abc` is reported as a malformed number rather than as two surprising tokens.
-_TOKEN = re.compile(
-    r"""
-     (?P<ws>[ \t\r\n\f\v\ufeff]+)
-    |(?P<comment>\#[^\n]*)
-    |(?P<string>"(?:[^"\\\n]|\\[^\n])*"|'(?:[^'\\\n]|\\[^\n])*')
-    |(?P<number>\.?[0-9](?:[0-9A-Za-z_.]|(?<=[eE])[+-])*)
-    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-    |(?P<punct>[{}<>\[\]:,;\-])
-    """,
-    re.VERBOSE,
-)
-_INT = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
-_FLOAT = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fF]?")
-_ESCAPE = re.compile(r"[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}")
 _CLOSING = {"{": "}", "<": ">"}
-_SIMPLE_ESCAPES = {
-    "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
-    "\\": "\\", "'": "'", '"': '"', "?": "?",
-}  # fmt: skip
 #: Nesting deeper than this is not a spec; refuse before Python's recursion limit does.
 MAX_DEPTH = 64
 
 
-@dataclass(slots=True)
-class Token:
-    kind: str  # ws | comment | string | number | ident | punct | eof
-    text: str
-    start: int  # offset in the decoded text (bytes and characters coincide for ASCII specs)
-    line: int  # 1-based
-    column: int  # 1-based
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.text)
-
-
 @dataclass(slots=True, eq=False)
 class Scalar:
-    """A scalar value: one literal (with its sign) or several adjacent strings."""
+    """A value: one token, or several adjacent quoted strings (`kind` "string")."""
 
-    kind: str  # string | number | ident
-    value: str | int | float  # decoded string, parsed number (sign applied) or identifier
-    text: str  # the literal as written, sign included; adjacent strings joined by their gap
-    first: int  # token index of the first token (the sign, if any)
+    kind: str  # "string" | "token"
+    text: str  # the literal as written; adjacent strings joined by their gaps
+    first: int  # token index of the first token
     last: int  # token index of the last token
-    is_int: bool = False  # a number written as an integer literal
+    #: strings: the decoded text (None when the current protobuf refuses it); tokens: the token text
+    value: str | None
+    error: str | None = None  # strings: why the current protobuf refuses the literal
+    old_value: str | None = None  # strings: what protobuf 3.20.x decodes (None when it refuses)
+    old_error: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -113,66 +86,22 @@ class Document:
     def span(self, first: int, last: int) -> tuple[int, int]:
         return self.tokens[first].start, self.tokens[last].end
 
-
-def tokenize(text: str, file: str | None = None) -> list[Token]:
-    """All tokens of `text`, trivia included, ending with an `eof` token."""
-    tokens: list[Token] = []
-    pos, line, line_start, n = 0, 1, 0, len(text)
-    match = _TOKEN.match
-    while pos < n:
-        m = match(text, pos)
-        if m is None:
-            _raise_bad_char(text, pos, line, pos - line_start + 1, file)
-        kind = m.lastgroup
-        chunk = m.group()
-        tokens.append(Token(kind, chunk, pos, line, pos - line_start + 1))
-        if kind == "ws" and "\n" in chunk:
-            line += chunk.count("\n")
-            line_start = pos + chunk.rindex("\n") + 1
-        pos = m.end()
-    tokens.append(Token("eof", "", n, line, n - line_start + 1))
-    return tokens
-
-
-def _raise_bad_char(text: str, pos: int, line: int, column: int, file: str | None) -> None:
-    ch = text[pos]
-    if ch in "\"'":
-        raise syntax_error(
-            f"unterminated string starting with {ch}",
-            file, line, column,
-            f"close the string with a matching {ch} on the same line (escape inner quotes as \\{ch})",
-        )  # fmt: skip
-    raise syntax_error(
-        f"unexpected character {ch!r}",
-        file, line, column,
-        "spec files are protobuf text format: `name: value`, `name { ... }` and `# comments` only",
-    )  # fmt: skip
-
-
-def syntax_error(message: str, file: str | None, line: int, column: int, hint: str) -> SpecError:
-    problem = Problem("syntax", message, file=file, line=line, column=column, hint=hint)
-    return SpecError(
-        f"cannot parse the spec: {message}",
-        where=format_where(file, line, column),
-        fix=hint,
-        problems=[problem],
-    )
+    def problem(self, code: str, message: str, token: int | None, hint: str | None = None,
+                severity: str = "error") -> Problem:
+        """A finding at token `token` (line 1 when None), in this spec's file."""
+        line, column = self.where(token) if token is not None else (1, 1)
+        return Problem(code, message, severity, self.file, line, column, hint)  # type: ignore[arg-type]
 
 
 def parse(text: str | bytes, file: str | None = None, kind: str = "train") -> Document:
-    """Parse spec text into a `Document`; any malformed input raises `SpecError` with line:col."""
-    if isinstance(text, (bytes, bytearray)):
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = bytes(text)[: exc.start].count(b"\n") + 1
-            raise syntax_error(
-                f"the file is not UTF-8 text (byte 0x{bytes(text)[exc.start]:02x} at offset {exc.start})",
-                file, line, 1, "save the spec as plain UTF-8 (ASCII) text",
-            ) from None  # fmt: skip
+    """Parse spec text into a `Document`; input TAO's parser refuses on syntax alone raises `SpecError`.
+
+    >>> parse('a: 1  b { c: "x" }').root.fields[1].value.fields[0].value.value
+    'x'
+    """
+    text = decode_text(text, file)
     tokens = tokenize(text, file)
-    parser = _Parser(tokens, file)
-    root = parser.message(closer=None, depth=0)
+    root = _Parser(tokens, file).message(closer=None, depth=0)
     return Document(text, tokens, root, file, kind)
 
 
@@ -184,8 +113,8 @@ class _Parser:
         self.sig = [i for i, t in enumerate(tokens) if t.kind not in ("ws", "comment")]
         self.pos = 0
 
-    def peek(self, ahead: int = 0) -> tuple[int, Token]:
-        i = self.sig[min(self.pos + ahead, len(self.sig) - 1)]
+    def peek(self) -> tuple[int, Token]:
+        i = self.sig[min(self.pos, len(self.sig) - 1)]
         return i, self.tokens[i]
 
     def take(self) -> tuple[int, Token]:
@@ -194,16 +123,19 @@ class _Parser:
             self.pos += 1
         return i, tok
 
+    def at(self, text: str) -> bool:
+        tok = self.peek()[1]
+        return tok.kind == "punct" and tok.text == text
+
     def fail(self, tok: Token, message: str, hint: str) -> SpecError:
         return syntax_error(message, self.file, tok.line, tok.column, hint)
 
     def message(self, closer: str | None, depth: int, opener: Token | None = None) -> MessageNode:
         if depth > MAX_DEPTH:
-            _, tok = self.peek()
-            raise self.fail(tok, f"blocks nested deeper than {MAX_DEPTH} levels", "check for unbalanced braces")
+            raise self.fail(self.peek()[1], f"blocks nested deeper than {MAX_DEPTH} levels", "check for unbalanced braces")
         node = MessageNode()
         while True:
-            i, tok = self.peek()
+            _, tok = self.peek()
             if tok.kind == "eof":
                 if closer is None:
                     return node
@@ -213,63 +145,56 @@ class _Parser:
                     f"missing {closer!r} for the block opened at line {opener.line}, column {opener.column}",
                     f"add {closer!r} to close the block, or remove the extra opening brace",
                 )
-            if tok.kind == "punct" and tok.text == closer:
+            if closer is not None and self.at(closer):
                 return node
             if tok.kind == "ident":
                 node.fields.append(self.field(depth))
                 continue
             if tok.kind == "punct" and tok.text in "}>":
                 raise self.fail(tok, f"unexpected {tok.text!r}", "this closing brace has no matching opening brace")
+            if tok.text == "\ufeff":
+                raise self.fail(tok, "expected a field name, found '\\ufeff' (a UTF-8 byte-order mark), which TAO's "
+                                "parser refuses", "save the spec as UTF-8 without a byte-order mark")
             raise self.fail(tok, f"expected a field name, found {_describe(tok)}", "each entry reads `name: value` or `name { ... }`")
 
     def field(self, depth: int) -> FieldNode:
         name_index, name_tok = self.take()
         colon = None
-        i, tok = self.peek()
-        if tok.kind == "punct" and tok.text == ":":
-            colon = i
-            self.take()
-            i, tok = self.peek()
+        if self.at(":"):
+            colon = self.take()[0]
+        _, tok = self.peek()
         if tok.kind == "punct" and tok.text in _CLOSING:
             value: Value = self.block(depth)
-        elif tok.kind == "punct" and tok.text == "[":
+        elif self.at("["):
             value = self.list_value(depth, name_tok)
+        elif colon is None:
+            raise self.fail(
+                tok,
+                f"expected ':' or '{{' after field name {name_tok.text!r}, found {_describe(tok)}",
+                f"write `{name_tok.text}: value` for a value or `{name_tok.text} {{ ... }}` for a block",
+            )
         else:
-            if colon is None:
-                raise self.fail(
-                    tok,
-                    f"expected ':' or '{{' after field name {name_tok.text!r}, found {_describe(tok)}",
-                    f"write `{name_tok.text}: value` for a value or `{name_tok.text} {{ ... }}` for a block",
-                )
             value = self.scalar(name_tok)
         last = value.last
-        i, tok = self.peek()
-        if tok.kind == "punct" and tok.text in ",;":
-            self.take()
-            last = i
+        if self.at(",") or self.at(";"):
+            last = self.take()[0]
         assert last is not None
         return FieldNode(name_tok.text, name_index, colon, value, last)
 
     def block(self, depth: int) -> MessageNode:
         open_index, open_tok = self.take()
-        closer = _CLOSING[open_tok.text]
-        node = self.message(closer, depth + 1, open_tok)
-        close_index, _ = self.take()
-        node.first, node.last = open_index, close_index
+        node = self.message(_CLOSING[open_tok.text], depth + 1, open_tok)
+        node.first, node.last = open_index, self.take()[0]
         return node
 
     def list_value(self, depth: int, name_tok: Token) -> ListValue:
         open_index, _ = self.take()
         items: list[Scalar | MessageNode] = []
+        if self.at("]"):
+            return ListValue(items, open_index, self.take()[0])
         while True:
-            i, tok = self.peek()
-            if tok.kind == "punct" and tok.text == "]" and not items:
-                self.take()
-                return ListValue(items, open_index, i)
-            if tok.kind == "punct" and tok.text in _CLOSING:
-                items.append(self.block(depth))
-            else:
-                items.append(self.scalar(name_tok))
+            _, tok = self.peek()
+            items.append(self.block(depth) if tok.kind == "punct" and tok.text in _CLOSING else self.scalar(name_tok))
             i, tok = self.take()
             if tok.kind == "punct" and tok.text == "]":
                 return ListValue(items, open_index, i)
@@ -278,19 +203,10 @@ class _Parser:
 
     def scalar(self, name_tok: Token) -> Scalar:
         first, tok = self.take()
-        negative = False
-        if tok.kind == "punct" and tok.text == "-":
-            negative = True
-            _, tok = self.take()
-        if tok.kind == "string" and not negative:
+        if tok.kind == "string":
             return self.strings(first)
-        last = self.sig[self.pos - 1]
-        text = self.tokens[first].text if not negative else "".join(t.text for t in self.tokens[first : last + 1])
-        if tok.kind == "number":
-            value, is_int = self.number(tok)
-            return Scalar("number", -value if negative else value, text, first, last, is_int)
-        if tok.kind == "ident" and (not negative or tok.text.lower() in ("inf", "infinity", "nan")):
-            return Scalar("ident", ("-" if negative else "") + tok.text, text, first, last)
+        if tok.kind in ("ident", "number"):
+            return Scalar("token", tok.text, first, first, tok.text)
         raise self.fail(
             tok,
             f"expected a value for {name_tok.text!r}, found {_describe(tok)}",
@@ -298,63 +214,24 @@ class _Parser:
         )
 
     def strings(self, first: int) -> Scalar:
-        parts = [decode_string(self.tokens[first], self.file)]
         last = first
-        while True:
-            i, tok = self.peek()
-            if tok.kind != "string":
-                break
-            self.take()
-            parts.append(decode_string(tok, self.file))
-            last = i
+        while self.peek()[1].kind == "string":
+            last = self.take()[0]
+        parts = [self.tokens[i] for i in range(first, last + 1) if self.tokens[i].kind == "string"]
         text = "".join(t.text for t in self.tokens[first : last + 1])
-        return Scalar("string", "".join(parts), text, first, last)
-
-    def number(self, tok: Token) -> tuple[int | float, bool]:
-        text = tok.text
-        if _INT.fullmatch(text):
-            if len(text) > 1 and text[0] == "0" and text[1] not in "xX":
-                return int(text, 8), True
-            return int(text, 0), True
-        if _FLOAT.fullmatch(text):
-            return float(text.rstrip("fF")), False
-        raise self.fail(tok, f"malformed number {text!r}", "write numbers like 42, 0.5, 5e-06 or 0x1F")
-
-
-def decode_string(tok: Token, file: str | None) -> str:
-    """The value of a quoted literal, with C-style escapes resolved."""
-    body = tok.text[1:-1]
-    if "\\" not in body:
-        return body
-    out: list[str] = []
-    i, n = 0, len(body)
-    while i < n:
-        ch = body[i]
-        if ch != "\\":
-            out.append(ch)
-            i += 1
-            continue
-        esc = body[i + 1]
-        if esc in _SIMPLE_ESCAPES:
-            out.append(_SIMPLE_ESCAPES[esc])
-            i += 2
-            continue
-        m = _ESCAPE.match(body, i + 1)
-        if m is None:
-            raise syntax_error(
-                f"invalid escape \\{esc} in a string",
-                file, tok.line, tok.column + i + 1,
-                "use \\\\ for a backslash; valid escapes are \\n \\t \\\" \\' \\\\ \\NNN \\xHH \\uHHHH",
-            )  # fmt: skip
-        code = m.group()
-        value = int(code, 8) if code[0] in "01234567" else int(code[1:], 16)
-        if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
-            raise syntax_error(
-                f"escape \\{code} is not a valid character", file, tok.line, tok.column + i + 1, "use a valid Unicode code point"
-            )
-        out.append(chr(value))
-        i = m.end()
-    return "".join(out)
+        scalar = Scalar("string", text, first, last, None)
+        if not any("\\" in t.text for t in parts):  # no escapes: both protobuf lines read the text as written
+            scalar.value = scalar.old_value = "".join(t.text[1:-1] for t in parts)
+            return scalar
+        try:
+            scalar.value = utf8(b"".join(unescape(t.text[1:-1]) for t in parts))
+        except BadLiteral as exc:
+            scalar.error = str(exc)
+        try:
+            scalar.old_value = utf8(b"".join(unescape_old(t.text[1:-1]) for t in parts))
+        except BadLiteral as exc:
+            scalar.old_error = str(exc)
+        return scalar
 
 
 def _describe(tok: Token) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -59,8 +60,8 @@ def c_channels(root):
     return dict(output_channels=4), {}
 
 
-def c_spec_ext(root):
-    return dict(image_extension="PNG"), {}
+def c_spec_ext(root):  # facts §7: a train spec's extension is used as '.' + ext
+    return dict(image_extension=".png"), {}
 
 
 def c_data_missing(root):
@@ -81,6 +82,20 @@ def c_label_dir(root):
 def c_no_images(root):
     for p in (root / "image_2").iterdir():
         p.unlink()
+    return {}, {}
+
+
+def c_symlink(root):  # an image that is a link to a file outside the dataset
+    outside = root.parent / "outside.png"
+    outside.write_bytes(encoded("png", (77, 33)))
+    (root / "image_2" / "000003.png").symlink_to(outside)
+    _label(root, "000003", kitti_line())
+    return {}, {}
+
+
+def c_fifo(root):
+    os.mkfifo(root / "image_2" / "000003.png")
+    _label(root, "000003", kitti_line())
     return {}, {}
 
 
@@ -200,6 +215,21 @@ def c_nan(root):
     return {}, {}
 
 
+def c_not_ascii(root):
+    _label(root, "000001", kitti_line("voiture_é"))
+    return {}, {}
+
+
+def c_long_line(root):
+    _label(root, "000001", kitti_line() + " 1.0" * 20_000)
+    return {}, {}
+
+
+def c_nan_3d(root):
+    _label(root, "000001", kitti_line().replace(" 1.50 ", " nan ", 1))
+    return {}, {}
+
+
 def _one_line(name: str, line: str):
     """A case whose label 000001.txt holds just `line`."""
     def case(root):
@@ -298,7 +328,9 @@ CASES = {
     "image.channels-unsupported": c_cmyk, "image.channels-mismatch": c_gray, "image.alpha": c_alpha,
     "image.16-bit": c_16bit, "image.size-mismatch": c_size, "label.unreadable": c_label_bytes,
     "label.field-count": c_14_fields, "label.score-column": c_score, "label.class-missing": c_class_missing,
-    "label.not-a-number": c_nan_text, "label.not-finite": c_nan, "label.truncation-range": c_truncation,
+    "label.not-a-number": c_nan_text, "label.not-finite": c_nan, "label.not-finite-unused": c_nan_3d,
+    "label.class-not-ascii": c_not_ascii, "label.line-too-long": c_long_line,
+    "layout.symlink": c_symlink, "layout.special-file": c_fifo, "label.truncation-range": c_truncation,
     "label.occlusion-range": c_occlusion, "label.box-degenerate": c_inverted,
     "label.box-outside-image": c_outside, "label.box-exceeds-image": c_exceeds, "label.box-too-small": c_tiny,
     "class.unmapped": c_unmapped, "class.uppercase-mapping-key": c_upper_key,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 from PIL import Image
@@ -86,11 +87,56 @@ def test_count_records_and_folds(tmp_path):
 
 
 def test_local_glob_skips_dot_files_like_glob_glob(tmp_path):
-    from tasks.dataset.tfrecords import glob_local
+    from tasks.dataset.tfrecords import shard_glob
 
     write_shard(tmp_path / "kitti-fold-000-of-002-shard-00000-of-00001", 1)
     (tmp_path / ".source.json").write_text("{}")
     (tmp_path / "kitti_warning.json").write_text("{}")
-    names = [p.rsplit("/", 1)[1] for p in glob_local(str(tmp_path), "/workspace/tfrecords/*")]
+    names = [p.rsplit("/", 1)[1] for p in shard_glob(str(tmp_path), "/workspace/tfrecords/*")[0]]
     assert names == ["kitti-fold-000-of-002-shard-00000-of-00001", "kitti_warning.json"]
-    assert len(glob_local(str(tmp_path), "/workspace/tfrecords/kitti-fold-*")) == 1
+    assert len(shard_glob(str(tmp_path), "/workspace/tfrecords/kitti-fold-*")[0]) == 1
+
+
+def test_glob_reaches_into_subfolders_wherever_it_points(tmp_path):
+    """`<reference>/kitti_trainval/*` (NVIDIA's notebook layout): shards in a sub-folder of the staged folder."""
+    from tasks.dataset.tfrecords import shard_glob
+
+    sub = tmp_path / "kitti_trainval"
+    sub.mkdir()
+    for fold in range(2):
+        write_shard(sub / f"kitti-fold-{fold:03d}-of-002-shard-00000-of-00001", 2)
+    (tmp_path / "kitti_warning.json").write_text("{}")  # beside the sub-folder: not matched
+    rebased = str(tmp_path / "kitti_trainval" / "*")
+    want = [str(p) for p in sorted(sub.iterdir())]
+    assert shard_glob(str(tmp_path), rebased) == (want, [])  # the flow: host facts, rebased onto the staging
+    assert shard_glob(str(tmp_path), "/workspace/tao/data/tfrecords/kitti_trainval/*")[0] == want  # CLI: parent
+    assert shard_glob(str(sub), "/workspace/tao/data/tfrecords/kitti_trainval/*")[0] == want  # CLI: the folder
+    assert shard_glob(str(sub), "../*")[0] == want  # `..` never climbs out of the staged folder
+    (sub / "kitti-fold-009").symlink_to("/etc/hostname")
+    files, blocked = shard_glob(str(tmp_path), rebased)
+    assert files == want and blocked == [(str(sub / "kitti-fold-009"), "symlink")]
+
+
+def test_label_lines_split_as_tao_reads_text(tmp_path):
+    """Universal newlines (\\r\\n, \\r, \\n) like TAO's open(); the same on the small and the streaming path."""
+    from tasks.dataset.labels import MAX_LINE_BYTES, NotText, WHOLE_FILE_BYTES, text_lines
+
+    def lines(data: bytes) -> list:
+        path = tmp_path / "l.txt"
+        path.write_bytes(data)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return list(text_lines(fd, len(data)))
+        finally:
+            os.close(fd)
+
+    assert lines(b"a\r\nb\rc\n\nd") == [(1, "a"), (2, "b"), (3, "c"), (4, ""), (5, "d")]
+    long = b"x" * (MAX_LINE_BYTES + 1)
+    big = b"a\r\n" * (WHOLE_FILE_BYTES // 3) + long + b"\nz\rw\n"  # over 1 MiB: read a line at a time
+    got = lines(big)
+    n = WHOLE_FILE_BYTES // 3
+    assert got[n] == (n + 1, None) and got[n + 1:] == [(n + 2, "z"), (n + 3, "w")]
+    assert lines(b"a\n" + long + b"\nb")[1] == (2, None)
+    with pytest.raises(NotText) as info:
+        lines(b"car 1\r\ntruck \xff 2\n")
+    assert info.value.line == 2 and "byte 6 of the line" in str(info.value)

@@ -70,7 +70,8 @@ def test_bad_dataset_fails_before_any_container(prefect_api, engine_env, demo_da
 
     shutil.copytree(demo_data / "data" / "shapes", data)
     label = data / "label_2" / "000003.txt"
-    label.write_text(label.read_text() + "Truck 0.00 0 0.00 10 10 5 50 0 0 0 0 0 0 0\n")
+    # A NaN box corner: TAO's dataset_convert crashes on int() of it (facts §6), so pre-flight must stop here.
+    label.write_text(label.read_text() + "Truck 0.00 0 0.00 nan 10 50 50 0 0 0 0 0 0 0\n")
     before = {c.id for c in docker_client.containers.list(all=True)}
     tfrecords = tmp_path / "tfr"
     tfrecords.mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tasks.errors import SpecError
@@ -59,6 +61,55 @@ def test_tao_validator_rules(old, new, code, line, words):
     assert words in problems[0].message and problems[0].hint
 
 
+# TAO 5 validator rules (facts §4) that a by-name check on the real tutorial spec must catch; each
+# edit is one line of the real file, and each gives exactly one error at that line.
+@pytest.mark.parametrize(
+    "old, new, line, words",
+    [
+        ("      scale: 35.0", "      scale: 0.0", 99, "scale is 0.0; TAO 5 requires it > 0"),
+        ("      offset: 0.5", "      offset: -0.5", 100, "offset is -0.5; TAO 5 requires it >= 0"),
+        ("      maximum_height: 9999", "      maximum_height: 0", 126, "maximum_height is 0; TAO 5 requires it > 0"),
+        ("      minimum_width: 10", "      minimum_width: -1", 127, "minimum_width is -1; TAO 5 requires it >= 0"),
+        ("        minimum_bounding_box_height: 20", "        minimum_bounding_box_height: -2", 62, ">= 0"),
+        ("    min_bbox_width: 1.0", "    min_bbox_width: -1.0", 34, "min_bbox_width is -1.0"),
+        ("    min_bbox_height: 1.0", "    min_bbox_height: -1.0", 35, "min_bbox_height is -1.0"),
+        ("    zoom_min: 1.0", "    zoom_min: -0.5", 40, "zoom_min is -0.5"),
+        ("    zoom_max: 1.0", "    zoom_max: -1.0", 41, "zoom_max is -1.0"),
+        ("    translate_max_x: 8.0", "    translate_max_x: -8.0", 42, "translate_max_x is -8.0"),
+        ("    translate_max_y: 8.0", "    translate_max_y: -8.0", 43, "translate_max_y is -8.0"),
+        ("    class_weight: 8.0", "    class_weight: -8.0", 169, "class_weight is -8.0"),
+        ("    coverage_foreground_weight: 0.0500000007451\n    objectives", "    coverage_foreground_weight: -1\n"
+         "    objectives", 155, "coverage_foreground_weight is -1.0"),
+        ("      initial_weight: 10.0", "      initial_weight: -10.0", 163, "initial_weight is -10.0"),
+        ("      weight_target: 10.0", "      weight_target: -1.0", 164, "weight_target is -1.0"),
+        ('      name: "detectnet_v2_resnet18_wandb"\n', "", 259, "name is not set (TAO reads '') in WandBConfig"),
+        ('  image_extension: "png"', '  image_extension: ".png"', 7, "starts with a dot"),
+    ],
+)
+def test_tao5_validator_rules_from_the_source(old, new, line, words):
+    problems = check_spec(_edited(old, new))
+    assert [(p.line, p.severity) for p in problems] == [(line, "error")], [p.render() for p in problems]
+    assert words in problems[0].message and problems[0].hint
+
+
+def test_evaluation_maps_are_required():
+    text = spec_text(BASE)
+    for name in ("minimum_detection_ground_truth_overlap", "evaluation_box_config"):
+        cut = re.sub(r"  %s \{\n(?:    .*\n|      .*\n)*?  \}\n" % name, "", text)
+        assert cut.count(name) == 0
+        problems = check_spec(cut)
+        assert [(p.code, p.line) for p in problems] == [("missing-required", 107)], [p.render() for p in problems]
+        assert f"{name} is required in EvaluationConfig" in problems[0].message
+
+
+def test_validator_judges_blocks_as_tao_merges_them():
+    # training_config split in two blocks: TAO merges them, so nothing is missing; the second block is a warning.
+    text = _edited("  num_epochs: 120\n", "").replace("\ntraining_config {", "\ntraining_config { num_epochs: 120 }\ntraining_config {", 1)
+    problems = check_spec(text)
+    assert [(p.code, p.severity) for p in problems] == [("duplicate-block", "warning")], [p.render() for p in problems]
+    assert "merges this block into the first one" in problems[0].message
+
+
 def test_missing_target_class_mapping_and_messages():
     text = spec_text(BASE)
     start = text.index("  target_class_mapping {")
@@ -99,10 +150,20 @@ def test_kind_hint_and_convert_rules():
     assert [(p.code, p.line, p.severity) for p in problems] == [
         ("invalid-value", 4, "error"),
         ("invalid-value", 5, "error"),
-        ("extension-dot", 6, "warning"),
+        ("extension-dot", 6, "error"),  # facts §6: the converter then opens <frame>png
     ]
 
 
 def test_logging_period_longer_than_epochs():
     problems = check_spec(_edited("num_epochs: 120", "num_epochs: 3"))
     assert [(p.code, p.line) for p in problems] == [("logging-period", 232)]
+
+
+def test_dataset_convert_without_partition_mode_is_an_error():
+    # facts §6: the converter raises NotImplementedError("Unknown partition mode") without it.
+    name = "tao_tutorials_5.5__detectnet_v2_tfrecords_kitti_trainval.txt"
+    text = spec_text(name)
+    assert '  partition_mode: "random"\n' in text
+    problems = check_spec(text.replace('  partition_mode: "random"\n', ""), name, "dataset_convert")
+    assert [(p.code, p.severity) for p in problems] == [("invalid-value", "error")], [p.render() for p in problems]
+    assert "partition_mode is not set" in problems[0].message

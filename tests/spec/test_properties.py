@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.errors import SpecError
 from tasks.spec import check_spec, extract_facts, parse_spec, rewrite_spec
 from tests.spec._specs import ALL, kind_of, spec_bytes
+from tests.spec.mutants import raw_bytes
 
 _SETTINGS = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -52,19 +55,7 @@ def test_generated_specs_round_trip(body, lead):
 @st.composite
 def mutated(draw):
     name = draw(st.sampled_from(ALL))
-    data = spec_bytes(name)
-    buf = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        pos = draw(st.integers(0, len(buf)))
-        op = draw(st.sampled_from(["replace", "insert", "delete"]))
-        byte = draw(st.sampled_from([ord(c) for c in "{}<>[]:;,-\"'#\\ \n0.eE"]) | st.integers(0, 255))
-        if op == "insert" or pos == len(buf):
-            buf.insert(pos, byte)
-        elif op == "replace":
-            buf[pos] = byte
-        else:
-            del buf[pos]
-    return name, bytes(buf)
+    return name, raw_bytes(random.Random(draw(st.integers(0, 2**32))), spec_bytes(name))
 
 
 @_SETTINGS

@@ -143,3 +143,16 @@ def test_overrides_typed_and_located():
         assert words in str(info.value)
     with pytest.raises(SpecError, match="changed twice"):
         rewrite_spec(text, {f"{EXP}/data/training": "/d"}, overrides={"dataset_config.data_sources[0].image_directory_path": "/e"})
+
+
+def test_rewrite_changes_what_tao_reads():
+    # num_epochs written twice, in two training_config blocks: the last one is what TAO reads and what changes.
+    text = spec_text(BASE) + "training_config { num_epochs: 30 }\n"
+    result = rewrite_spec(text, {}, num_epochs=5)
+    assert result.text == spec_text(BASE) + "training_config { num_epochs: 5 }\n"
+    assert extract_facts(parse_spec(result.text)).num_epochs == 5
+    # A reference that only matches a value TAO reads over is still unmatched.
+    text = spec_text(BASE).replace('  pretrained_model_file: "', '  pretrained_model_file: "/old/model.hdf5"\n'
+                                   '  pretrained_model_file: "', 1)
+    with pytest.raises(SpecError, match="match no path field"):
+        rewrite_spec(text, {"/old": "/mnt/model"})

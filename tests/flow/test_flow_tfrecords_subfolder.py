@@ -1,0 +1,80 @@
+"""TFRecords below the reference: `<reference>/shapes_trainval/*`, the layout of NVIDIA's own notebooks.
+
+The spec's reference names the TFRecords root and its glob reaches into a sub-folder of it. Pre-flight
+(as `taoflow plan` runs it) must find the shards there, count their frames and not ask for a
+conversion; the flow then trains end to end with the stand-in TAO (real Prefect API, real dockerd).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.train import train_detectnet_v2
+from tasks import job
+from tasks.layout import Slot, container_path
+from tasks.request import TrainRequest
+from tasks.storage import StorageAccess
+from tasks.workspace import Workspace, stage_input
+from tests.dataset.check_cases import write_shard
+from tests.flow.conftest import TRAIN_SPEC, request_fields
+
+TFR_ROOT_REF = "/workspace/tao-experiments/data/tfrecords"
+SHARDS = {"shapes-fold-000-of-002-shard-00000-of-00001": 9, "shapes-fold-001-of-002-shard-00000-of-00001": 55}
+
+
+def _subfolder_request(demo_data, tmp_path, image: str) -> TrainRequest:
+    spec = tmp_path / "train_subfolder.txt"
+    text = TRAIN_SPEC.read_text()
+    old = f'"{TFR_ROOT_REF}/shapes_trainval/shapes-fold-*"'
+    assert text.count(old) == 1
+    spec.write_text(text.replace(old, f'"{TFR_ROOT_REF}/shapes_trainval/*"'))
+    shards = tmp_path / "tfrecords" / "shapes_trainval"
+    shards.mkdir(parents=True)
+    for name, records in SHARDS.items():
+        write_shard(shards / name, records)
+    fields = request_fields(demo_data, tfrecords=str(tmp_path / "tfrecords"), output=str(tmp_path / "out"),
+                            image=image, spec=str(spec))
+    fields["training_tfrecords"]["spec_reference"] = TFR_ROOT_REF
+    return TrainRequest(**fields)
+
+
+def test_conversion_reason_sees_shards_in_subfolders(tmp_path):
+    from tasks.workspace import StagedInput
+
+    class Request:
+        dataset_convert_spec = "convert.txt"
+
+    tfr = tmp_path / "tfr"
+    (tfr / "kitti_trainval").mkdir(parents=True)
+    staged = {"training_tfrecords": StagedInput("training_tfrecords", str(tfr), tfr, "none", remote=False)}
+    (tfr / "kitti_trainval_warning.json").write_text("{}")  # the converter's leftovers are no shards
+    assert job.conversion_reason(Request(), staged) == "the TFRecords location is empty"
+    write_shard(tfr / "kitti_trainval" / "kitti-fold-000-of-001-shard-00000-of-00001", 2)
+    assert job.conversion_reason(Request(), staged) is None
+
+
+@pytest.mark.services
+def test_subfolder_layout_passes_preflight_and_trains(prefect_api, demo_data, engine_env, tmp_path):
+    image = engine_env()
+    request = _subfolder_request(demo_data, tmp_path, image)
+
+    # Pre-flight exactly as `taoflow plan` runs it: no server, no engine.
+    workspace, access = Workspace.default(), StorageAccess(credentials=request.storage_credentials)
+    staged = {n: stage_input(n, loc, workspace, access) for n, loc in job.input_locations(request).items()}
+    prepared = job.prepare_spec(request, staged)
+    tfr_container = container_path(Slot.TRAINING_TFRECORDS)
+    assert prepared.facts.tfrecords_paths == [f"{tfr_container}/shapes_trainval/*"]
+    assert job.conversion_reason(request, staged) is None
+    report = job.validate_inputs(request, prepared, staged)
+    assert report.ok, report.to_markdown()
+    assert report.frames == {"train": SHARDS["shapes-fold-001-of-002-shard-00000-of-00001"],
+                             "validation": SHARDS["shapes-fold-000-of-002-shard-00000-of-00001"]}
+
+    # And the flow end to end with the stand-in TAO: no conversion, trained and published.
+    state = train_detectnet_v2(request, return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result.status == "trained" and not result.converted_tfrecords
+    published = tmp_path / "out" / "shapes" / "run-1"
+    assert (published / "weights" / "shapes_detector.hdf5").is_file()
+    assert f'"{tfr_container}/shapes_trainval/*"' in (published / "experiment_spec.txt").read_text()
