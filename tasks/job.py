@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -166,10 +167,24 @@ def conversion_reason(request: TrainRequest, staged: Mapping[str, StagedInput]) 
 
 
 def output_prefix(facts: SpecFacts) -> str:
-    """The `-o` prefix name that makes shards the train spec's tfrecords glob will match."""
-    pattern = os.path.basename((facts.tfrecords_paths or ["*"])[0])
-    stem = pattern.split("-fold", 1)[0].split("*", 1)[0].rstrip("-_")
-    return stem or "tfrecords"
+    """The `-o` prefix, relative to the TFRecords folder, that makes shards the train spec's glob matches.
+
+    NVIDIA's notebooks point the glob into a folder below the reference (`<ref>/kitti_trainval/*`):
+    the shards must then be written into that folder, named after it.
+
+    >>> output_prefix(SpecFacts(tfrecords_paths=["/workspace/taoflow/tfrecords/training/kitti_trainval/*"]))
+    'kitti_trainval/kitti_trainval'
+    >>> output_prefix(SpecFacts(tfrecords_paths=["/workspace/taoflow/tfrecords/training/shapes-fold-*"]))
+    'shapes'
+    """
+    glob = (facts.tfrecords_paths or ["*"])[0]
+    root = container_path(Slot.TRAINING_TFRECORDS)
+    relative = glob[len(root) + 1:] if glob.startswith(root + "/") else posixpath.basename(glob)
+    folder, pattern = posixpath.split(relative)
+    if any(ch in folder for ch in "*?[") or ".." in folder.split("/"):
+        folder = ""  # a wildcard folder names no single place to write to
+    stem = pattern.split("-fold", 1)[0].split("*", 1)[0].rstrip("-_") or posixpath.basename(folder)
+    return posixpath.join(folder, stem or "tfrecords")
 
 
 def plan_conversion(
@@ -199,7 +214,7 @@ def plan_conversion(
 def finish_conversion(out_dir: Path, dataset_fingerprint: str) -> list[Path]:
     """Keep only the shards in the TFRecords folder and record which data they came from."""
     moved = []
-    for extra in out_dir.glob("*_warning.json"):
+    for extra in out_dir.rglob("*_warning.json"):
         # A bare `*` glob in the train spec would feed this JSON to the TFRecord reader.
         target = out_dir.parent / extra.name
         extra.replace(target)
