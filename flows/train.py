@@ -74,7 +74,7 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         clock = now
 
     staged: dict[str, StagedInput] = {}
-    diff, validation_summary = "", "not validated"
+    validation_summary = "not validated"
     result = JobResult(status="failed", run_id=run_id, results_location=_display(request.results_location))
     try:
         staged = stage_all(input_locations(request), workspace, access)
@@ -83,7 +83,7 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
             prepared = prepare_spec_task(request, staged)
         except TaoflowError as exc:
             fail_fast(exc)
-        diff = prepared.diff
+        result.spec_diff = prepared.diff
         reason = conversion_reason(request, staged)
         report = validate_inputs_task(request, prepared, staged, check_tfrecords=reason is None, strict=strict)
         validation_summary = report.summary()
@@ -100,7 +100,7 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         plan = plan_training(request, prepared, staged, run_dir, run_id, key=key)
         result.launch_plan = plan.render()
         if dry_run:
-            result.notes += [p.render() for p in problems]
+            result.would_stop = [p.to_dict() for p in problems]
             if reason:
                 result.notes.append(f"dataset_convert would run first: {reason}")
             result.status, result.note = "planned", "dry run: stopped after validation, nothing was launched"
@@ -138,7 +138,7 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
     finally:
         result.timings = timings
         create_markdown_artifact(
-            render_summary(result=result, staged=staged, spec_diff=diff, validation_summary=validation_summary),
+            render_summary(result=result, staged=staged, validation_summary=validation_summary),
             key="train-summary",
             description=f"DetectNet_v2 training {result.status}",
         )

@@ -26,13 +26,17 @@ class JobResult(BaseModel):
     launch_plan: str = Field(default="", description="The container launch, key redacted")
     note: str | None = None
     notes: list[str] = Field(default_factory=list, description="Findings that did not stop the run")
+    spec_diff: str = Field(default="", description="The spec rewrite as a unified diff (paths and num_epochs)")
+    would_stop: list[dict] = Field(
+        default_factory=list,
+        description="A dry run's findings that would stop training (code, message, file, hint), e.g. base-model-missing",
+    )
 
 
 def render_summary(
     *,
     result: JobResult,
     staged: dict[str, StagedInput],
-    spec_diff: str,
     validation_summary: str,
 ) -> str:
     """The run's markdown summary: inputs resolved, spec diff, container command, outcome."""
@@ -43,7 +47,7 @@ def render_summary(
     for name, item in sorted(staged.items()):
         moved = f"{item.bytes_transferred / 1e6:.1f} MB" if item.remote else "in place"
         lines.append(f"| {name} | `{item.location}` | `{item.path}` | `{item.fingerprint[:12]}` | {moved} |")
-    lines += ["", "## Spec rewrite", "", "```diff", spec_diff.rstrip() or "(no change)", "```", ""]
+    lines += ["", "## Spec rewrite", "", "```diff", result.spec_diff.rstrip() or "(no change)", "```", ""]
     lines += ["## Dataset", "", validation_summary, ""]
     lines += ["## Container launch", "", "```", result.launch_plan.rstrip(), "```", ""]
     lines += ["## Outcome", "", f"- status: **{result.status}**", f"- results: `{result.results_location}`"]
@@ -59,6 +63,8 @@ def render_summary(
         lines.append("- timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     for note in result.notes:
         lines.append(f"- {note}")
+    for finding in result.would_stop:
+        lines.append(f"- training would stop: {finding['code']}: {finding['message']}")
     if result.per_class_ap:
         lines += ["", "## Final average precision per class", "", "| class | AP (%) |", "|---|---|"]
         lines += [f"| {name} | {ap:.2f} |" for name, ap in sorted(result.per_class_ap.items())]

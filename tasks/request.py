@@ -522,7 +522,7 @@ def _hint(name: str) -> str | None:
 
 def _unknown_field_problem(name: str, known, source: str, line: int | None = None) -> Problem:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}?" if close else "remove it; the accepted names are listed in the README"
+    hint = f"did you mean {close[0]!r}?" if close else "remove it; `taoflow run --help` lists the accepted names"
     return Problem("unknown-field", f"unknown field {name!r}", file=source, line=line, hint=hint)
 
 

@@ -37,8 +37,12 @@ def plan(
     set_: list[str] = typer.Option([], "--set", help=SETS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
-    """Everything up to the launch: stage, rewrite and check the spec, validate, print the launch plan."""
+    """Everything up to the launch: stage, rewrite and check the spec, validate, print the launch plan.
+
+    Exits non-zero when training would stop (a dataset error, a missing base model).
+    """
     from tasks import job
+    from tasks.errors import DatasetError
     from tasks.storage import StorageAccess
     from tasks.workspace import Workspace, stage_input
 
@@ -56,27 +60,27 @@ def plan(
         print_json({
             "inputs": {n: {"location": s.location, "path": str(s.path), "fingerprint": s.fingerprint}
                        for n, s in staged.items()},
-            "spec_changes": [str(c) for c in prepared.changes],
+            "spec_changes": [c.to_dict() for c in prepared.changes],
             "spec_diff": prepared.diff,
             "validation": report.to_dict(),
             "dataset_convert": reason,
             "launch": launch.to_dict(),
-            "problems": [p.to_dict() for p in problems],
+            "would_stop": [p.to_dict() for p in problems],
         })
-        return
-    out = out_console
-    out.print("[bold]Inputs[/bold]")
-    for name, item in staged.items():
-        out.print(f"  {name:<22} {item.location}  ->  {item.path}", markup=False)
-    out.print("[bold]Spec rewrite[/bold]")
-    out.print(prepared.diff.rstrip() or "  (no change)", markup=False, highlight=False)
-    out.print(f"[bold]Dataset[/bold]\n  {report.summary()}")
-    if reason:
-        out.print(f"[bold]dataset_convert[/bold]\n  runs first: {reason}")
-    out.print("[bold]Launch plan[/bold]")
-    out.print(launch.render(), markup=False)
-    for problem in problems:
-        err_console.print(f"warning: {problem.render()} (training would stop here)", markup=False)
+    else:
+        out = out_console
+        out.print("[bold]Inputs[/bold]")
+        for name, item in staged.items():
+            out.print(f"  {name:<22} {item.location}  ->  {item.path}", markup=False)
+        _print_diff(prepared.diff)
+        out.print(f"[bold]Dataset[/bold]\n  {report.summary()}")
+        if reason:
+            out.print(f"[bold]dataset_convert[/bold]\n  runs first: {reason}")
+        out.print("[bold]Launch plan[/bold]")
+        out.print(launch.render(), markup=False)
+    if problems:
+        raise DatasetError("training would stop before the container starts", problems=problems,
+                           fix="fix base_model.location or the spec's pretrained_model_file, then plan again")
 
 
 def _key_for_plan(request) -> str | None:
@@ -91,13 +95,27 @@ def run(
     set_: list[str] = typer.Option([], "--set", help=SETS_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Stop after validation with the launch plan."),
     strict: bool = typer.Option(False, "--strict", help="Dataset warnings fail the run."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result (JobResult) as JSON on stdout."),
 ) -> None:
     """Run the training flow on a config file (ephemeral Prefect unless PREFECT_API_URL is set)."""
     _prefect_defaults()
     request = _load(config, set_).request
     from flows.train import train_detectnet_v2
 
-    _report(train_detectnet_v2(request, dry_run=dry_run, strict=strict))
+    result = train_detectnet_v2(request, dry_run=dry_run, strict=strict)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        _report(result)
+
+
+#: What the demo needs to train, where it looks for it, and how to get it (not verifiable here:
+#: no NGC account or GPU on the machines this project is tested on).
+PRETRAINED_HINT = (
+    "put NVIDIA's pretrained DetectNet_v2 ResNet-18 there: the file resnet18.hdf5 of the NGC model "
+    "nvidia/tao/pretrained_detectnet_v2:resnet18 (`ngc registry model download-version "
+    "nvidia/tao/pretrained_detectnet_v2:resnet18`)"
+)
 
 
 def demo(
@@ -105,8 +123,8 @@ def demo(
     epochs: int = typer.Option(3, min=1, help="Epochs to train when a GPU runtime is present."),
     image: str = typer.Option(None, help="TAO image (default: the request's default TAO 5 image)."),
 ) -> None:
-    """The main job on the bundled demo data: local files, ephemeral Prefect; without a GPU runtime it
-    stops after validation with the launch plan."""
+    """The main job on the bundled demo data: local files, ephemeral Prefect; without a GPU runtime, the
+    TAO image or the pretrained model it stops after validation with the launch plan and says why."""
     _prefect_defaults()
     from tasks.demo_data import DEMO_MODEL_FILE, write_demo_config
     from tasks.launch.readiness import docker_gpu_readiness
@@ -116,33 +134,62 @@ def demo(
     err_console.print(f"demo job: {config} (64 generated images, 960x544, 3 shape classes)", markup=False)
     readiness = docker_gpu_readiness(image or DEFAULT_IMAGE)
     model = directory / "pretrained" / "resnet18" / DEMO_MODEL_FILE
-    why = None if readiness.ready else readiness.reason
-    if why is None and not model.is_file():
-        why = f"no pretrained model at {model} (download NVIDIA's pretrained_detectnet_v2:resnet18 from NGC)"
+    missing = [] if readiness.ready else [readiness.reason]
+    if not model.is_file():
+        missing.append(f"no pretrained model at {model}: {PRETRAINED_HINT}")
     request = _load(config, []).request
     from flows.train import train_detectnet_v2
 
-    result = train_detectnet_v2(request, dry_run=why is not None)
-    _report(result)
-    if why:
-        err_console.print(f"[bold]Stopped before training:[/bold] {why}.", highlight=False)
+    result = train_detectnet_v2(request, dry_run=bool(missing))
+    # The demo says itself what is missing; the flow's own base-model finding would only repeat it.
+    _report(result, explained={"base-model-missing"} if not model.is_file() else set())
+    if missing:
+        err_console.print("[bold]Stopped before training.[/bold] To train on this machine:", highlight=False)
+        for why in missing:
+            err_console.print(f"  - {why}", markup=False)
 
 
-def _report(result) -> None:
+def _print_diff(diff: str) -> None:
+    out_console.print("[bold]Spec rewrite[/bold] (only the paths and num_epochs change)")
+    out_console.print(diff.rstrip() or "  (no change)", markup=False, highlight=False)
+
+
+def _report(result, explained: set[str] = frozenset()) -> None:
+    if result.spec_diff:
+        _print_diff(result.spec_diff)
     if result.launch_plan:
         out_console.print("[bold]Launch plan[/bold]")
         out_console.print(result.launch_plan, markup=False)
     out_console.print(f"status: {result.status}" + (f" - {result.note}" if result.note else ""), markup=False)
     for note in result.notes:
         out_console.print(f"note: {note}", markup=False)
+    for finding in result.would_stop:
+        if finding["code"] not in explained:
+            hint = f" ({finding['hint']})" if finding.get("hint") else ""
+            out_console.print(f"training would stop: {finding['message']}{hint}", markup=False)
     if result.model_location:
         out_console.print(f"model: {result.model_location}", markup=False)
     if result.final_map is not None:
         out_console.print(f"final mAP: {result.final_map:.2f} %")
 
 
+def config_fields_help() -> str:
+    """The config file's fields with their descriptions (the TrainRequest form), for --help.
+
+    >>> "num_epochs" in config_fields_help()
+    True
+    """
+    from tasks.request import TrainRequest
+
+    lines = ["\b", "Config fields (TrainRequest; the AzureML component's flat input names work too):"]
+    for name, field in TrainRequest.model_fields.items():
+        lines.append(f"  {name}{'' if field.is_required() else ' (optional)'}: {field.description or ''}")
+    return "\n".join(lines)
+
+
 def register(app: typer.Typer) -> None:
     """Add run, plan and demo to the root app."""
-    app.command()(run)
-    app.command()(plan)
+    fields = config_fields_help()
+    app.command(epilog=fields)(run)
+    app.command(epilog=fields)(plan)
     app.command()(demo)
