@@ -48,7 +48,8 @@ Location = Annotated[
 
 #: One folder or file name: what model_app_name, model_subfolder, model_name and log_file may be.
 PATH_COMPONENT = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-MAX_COMPONENT = 255  # bytes in one path segment on ext4, xfs and NTFS
+# A path segment may have 255 bytes (ext4, xfs, NTFS); TAO adds suffixes to model_name (.hdf5, .tlt).
+MAX_COMPONENT = 200
 ALLOWED_COMPONENT = (
     f"1-{MAX_COMPONENT} characters from A-Z a-z 0-9 . _ -, starting with a letter or digit "
     "(so never '.' or '..', and no '/', '\\', spaces, '#' or '?')"

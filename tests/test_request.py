@@ -191,7 +191,7 @@ def test_errors_survive_pickling():
 
 #: Names that would leave OUTPUT/APP/SUBFOLDER, cut a URL (#), replace its SAS (?), or be a flag to TAO.
 HOSTILE_NAMES = ["..", ".", "../..", "a/b", "/abs", "a\\b", "#frag", "x#y", "?sv=2024&sig=evil", "x?y", " ",
-                 "a b", "-n", ".hidden", "", "x" * 256, "naïve", "a\nb", "a\x00b", "run-1\n"]
+                 "a b", "-n", ".hidden", "", "x" * 201, "naïve", "a\nb", "a\x00b", "run-1\n"]
 NAME_FIELDS = ["model_app_name", "model_subfolder", "model_name", "log_file"]
 
 
@@ -216,7 +216,7 @@ def test_output_names_are_single_safe_path_components(field, name):
     assert "realsig" not in text
 
 
-@pytest.mark.parametrize("name", ["a..b", "v1.2", "run_7-x", "A" * 255, "incoming-kitti-0412-20261125T020000Z"])
+@pytest.mark.parametrize("name", ["a..b", "v1.2", "run_7-x", "A" * 200, "incoming-kitti-0412-20261125T020000Z"])
 def test_accepted_names_keep_the_results_under_output_app_subfolder(name):
     req = TrainRequest.parse(request_fields(model_app_name=name, model_subfolder=name, model_name=name))
     assert req.results_location == f"{BLOB}/trained/{name}/{name}?sv=2024-08-04&sig=realsig"
