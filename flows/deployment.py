@@ -17,8 +17,8 @@ from tasks.errors import TaoflowError
 from tasks.job_tasks import fail_fast
 from tasks.log_redaction import install_log_redaction
 from tasks.outcome import JobResult
-from tasks.request import TrainRequest, refuse_stored_secrets
-from tasks.stored_parameters import scrub_stored_parameters
+from tasks.request import TrainRequest
+from tasks.stored_parameters import refuse_stored_secrets, scrub_stored_parameters
 
 # Before Prefect validates a run's parameters: it logs them raw when they fail.
 install_log_redaction()

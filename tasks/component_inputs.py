@@ -69,21 +69,17 @@ def component_inputs_to_fields(
     lines = lines or {}
     known = set(COMPONENT_INPUTS) | set(COMPONENT_OUTPUTS) | set(COMPONENT_EXTRAS)
     problems: list[Problem] = []
+
+    def add(code: str, message: str, line: int | None, hint: str | None) -> None:
+        problems.append(Problem(code, message, file=source, line=line, hint=hint))
+
     values = {k: _blank_to_none(v) for k, v in inputs.items()}
     for name in inputs:
         if name not in known:
             problems.append(unknown_field_problem(name, known, source, lines.get(name)))
     for name in _REQUIRED_COMPONENT:
         if values.get(name) is None:
-            problems.append(
-                Problem(
-                    "missing-input",
-                    f"required input {name!r} is missing or empty",
-                    file=source,
-                    line=lines.get(name),
-                    hint=_hint(name),
-                )
-            )
+            add("missing-input", f"required input {name!r} is missing or empty", lines.get(name), _hint(name))
     app = values.get("model_app_name")
     fields: dict[str, Any] = {}
 
@@ -92,8 +88,7 @@ def component_inputs_to_fields(
         bad = [(name, why) for name, value in named if value is not None and (why := join_problem(str(value)))]
         for name, why in bad:
             if name != "model_app_name":  # its own field check reports it, with the allowed characters
-                problems.append(Problem("unsafe-path", f"{name}: {why}", file=source, line=lines.get(name),
-                                        hint="give a relative folder name below the input's folder"))
+                add("unsafe-path", f"{name}: {why}", lines.get(name), "give a relative folder name below the input's folder")
         return None if bad else join_location(str(base), *(str(v) for _, v in named if v is not None))
 
     for slot, dir_key, sub_key, ref_key, with_app in _COMPONENT_BINDINGS:
@@ -101,27 +96,13 @@ def component_inputs_to_fields(
         if base is None:
             if sub is not None or ref is not None:
                 given = ", ".join(k for k, v in ((sub_key, sub), (ref_key, ref)) if v is not None)
-                problems.append(
-                    Problem(
-                        "incomplete-binding",
-                        f"{given} given but {dir_key!r} is missing",
-                        file=source,
-                        line=lines.get(sub_key) or lines.get(ref_key),
-                        hint=f"set {dir_key} or drop {given}",
-                    )
-                )
+                add("incomplete-binding", f"{given} given but {dir_key!r} is missing",
+                    lines.get(sub_key) or lines.get(ref_key), f"set {dir_key} or drop {given}")
             continue
         if ref is None:
             if dir_key not in _REQUIRED_COMPONENT:
-                problems.append(
-                    Problem(
-                        "incomplete-binding",
-                        f"{dir_key!r} given but {ref_key!r} (the path in the spec it replaces) is missing",
-                        file=source,
-                        line=lines.get(dir_key),
-                        hint=f"set {ref_key} to the path your spec uses for this data",
-                    )
-                )
+                add("incomplete-binding", f"{dir_key!r} given but {ref_key!r} (the path in the spec it replaces) is missing",
+                    lines.get(dir_key), f"set {ref_key} to the path your spec uses for this data")
             continue
         location = joined(base, *((("model_app_name", app),) if with_app else ()), (sub_key, sub))
         if location is not None:

@@ -30,15 +30,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import ConfigError, Problem
-from tasks.request_fields import (
-    ALLOWED_COMPONENT,
-    KEY_ADVICE,
-    SAS_ADVICE,
-    Location,
-    PathComponent,
-    has_url_query,
-    join_location,
-)
+from tasks.request_fields import ALLOWED_COMPONENT, KEY_ADVICE, Location, PathComponent, join_location
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
 
@@ -283,31 +275,6 @@ class TrainRequest(BaseModel):
 
         fields = component_inputs_to_fields(inputs, source=source, lines=lines)
         return cls.parse(fields, source=source, lines=component_lines(lines or {}))
-
-
-def refuse_stored_secrets(request: TrainRequest) -> None:
-    """Refuse a request whose parameters Prefect stored (a deployment run) if it holds a secret.
-
-    The deployments' schema already makes the Prefect server refuse a `key` or a URL with a
-    query before the run exists; this catches a run created around that check (an API call with
-    `enforce_parameter_schema: false`) at its very first step, with the same advice.
-
-    >>> refuse_stored_secrets(TrainRequest.model_validate(EXAMPLE))  # nothing to refuse
-    """
-    problems = []
-    if request.key is not None:
-        problems.append(Problem("key-in-parameters", "key: a plain TAO key", hint=KEY_ADVICE))
-    for name, value in request.locations().items():
-        if has_url_query(value):
-            problems.append(Problem("sas-in-parameters", f"{name}: a URL with a query string (a SAS token) or fragment",
-                                    hint=SAS_ADVICE))
-    if problems:
-        raise ConfigError(
-            "this deployment run's parameters carry a secret, and Prefect stores and shows a run's parameters",
-            where="request",
-            problems=problems,
-            fix="start the run again without it, as the hints say (the stored copy of these parameters was masked)",
-        )
 
 
 #: A complete, valid request (the docstring examples and the placeholder of the component mapping use it).

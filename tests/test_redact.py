@@ -12,7 +12,9 @@ import pytest
 from tasks.errors import ConfigError, Problem, StorageError, TrainingFailed
 from tasks.log_redaction import RedactingFilter, install_log_redaction
 from tasks.redact import MASK, Redactor, scrub
-from tasks.stored_parameters import sanitized_parameters
+from tasks.request import TrainRequest
+from tasks.stored_parameters import refuse_stored_secrets, sanitized_parameters
+from tests.test_request import BLOB, request_fields
 
 SIG = "Zm9vYmFyYmF6%2Bqux%3D"
 SAS = f"sv=2024-08-04&ss=b&srt=sco&sp=rl&se=2026-01-01T00:00:00Z&st=2025-01-01&spr=https&sig={SIG}"
@@ -121,3 +123,13 @@ def test_stored_parameters_lose_keys_unknown_names_and_signatures():
                                  "spec_overrides": {"a.b": "1"}},
                      "dry_run": False, "tao_key": MASK}
     assert sanitized_parameters(clean, ["request", "dry_run"]) == clean
+
+
+def test_a_stored_request_with_a_key_or_sas_is_refused_with_advice():
+    refuse_stored_secrets(TrainRequest.parse(request_fields(output=f"{BLOB}/trained", key_block="tao")))
+    with pytest.raises(ConfigError) as info:
+        refuse_stored_secrets(TrainRequest.parse(request_fields(key="k3y-zz")))
+    text = info.value.render()
+    assert {p.code for p in info.value.problems} == {"key-in-parameters", "sas-in-parameters"}
+    assert "Secret block" in text and "storage_credentials" in text and "output" in text
+    assert "k3y-zz" not in text and "realsig" not in text

@@ -283,15 +283,3 @@ def test_in_process_requests_still_take_a_key_and_a_sas_but_never_dump_the_key()
     assert "key" not in dumped and "key" not in req.model_dump()
     assert dumped["output"] == f"{BLOB}/trained?sv=2024-08-04&sig=***"
     assert req.output.endswith("sig=realsig")
-
-
-def test_a_stored_request_with_a_key_or_sas_is_refused_with_advice():
-    from tasks.request import refuse_stored_secrets
-
-    refuse_stored_secrets(TrainRequest.parse(request_fields(output=f"{BLOB}/trained", key_block="tao")))
-    with pytest.raises(ConfigError) as info:
-        refuse_stored_secrets(TrainRequest.parse(request_fields(key="k3y-zz")))
-    text = info.value.render()
-    assert {p.code for p in info.value.problems} == {"key-in-parameters", "sas-in-parameters"}
-    assert "Secret block" in text and "storage_credentials" in text and "output" in text
-    assert "k3y-zz" not in text and "realsig" not in text
