@@ -65,7 +65,7 @@ ROWS: tuple[Row, ...] = (
     Row("event-load", "1,000 BlobCreated events in a burst (tests/events/test_bridge_e2e.py)",
         "one run per dataset window; 0 lost; receiver p99 reported"),
     Row("output-names", "Hostile model_app_name / model_subfolder / model_name / log_file (.., /, #, ?sv=..., "
-        "spaces, 256 chars, ...) through TrainRequest, component inputs, job files, the deployments' schema and "
+        "spaces, 201 chars, ...) through TrainRequest, component inputs, job files, the deployments' schema and "
         "join_location; edge names that pass published to Azurite and disk",
         "ConfigError stating the allowed characters, or published inside OUTPUT/APP/SUBFOLDER; "
         "0 writes outside (a write outside counts as leaked)", 100),
