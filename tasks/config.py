@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
+from pydantic import SecretStr
 
 from tasks.errors import ConfigError
 from tasks.request import COMPONENT_INPUTS, COMPONENT_OUTPUTS, TrainRequest
@@ -65,15 +66,29 @@ def load_mapping(
             f"{source}: the TAO key is written in the file in plain text; prefer env {KEY_ENV} "
             "or a Prefect Secret block (key_block)"
         )
-    elif not data.get("key_block") and env.get(KEY_ENV):
-        data = {**data, "key": env[KEY_ENV]}
     if form == "component":
         request = TrainRequest.from_component_inputs(data, source=source, lines=lines)
     else:
         request = TrainRequest.parse(data, source=source, lines=lines)
+    request = with_env_key(request, env)
     if base_dir is not None:
         request = resolve_local_paths(request, base_dir)
     return LoadedConfig(request=request, form=form, source=source, warnings=warnings)
+
+
+def with_env_key(request: TrainRequest, env: Mapping[str, str] | None = None) -> TrainRequest:
+    """The request with the key from env TAO_KEY when it names neither a key nor a key_block.
+
+    Used by `taoflow run` and by deployment runs (whose parameters never carry the key).
+
+    >>> from tasks.request import EXAMPLE
+    >>> with_env_key(TrainRequest.model_validate(EXAMPLE), {"TAO_KEY": "k"}).key.get_secret_value()
+    'k'
+    """
+    env = os.environ if env is None else env
+    if request.key is None and not request.key_block and env.get(KEY_ENV):
+        return request.model_copy(update={"key": SecretStr(env[KEY_ENV])})
+    return request
 
 
 def resolve_local_paths(request: TrainRequest, base_dir: Path) -> TrainRequest:

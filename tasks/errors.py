@@ -7,12 +7,18 @@ readable block and exits non-zero; a bare traceback means a bug in taoflow, not 
 `transient` tells the flow's retry policy whether trying again can help (a storage hiccup,
 an engine restart, a crashed trainer that can resume) or cannot (a bad spec, a bad dataset,
 wrong credentials): user errors fail at once, with the message, and are never retried.
+
+Every text of an error passes through `tasks.redact.scrub` as it is set: an Azure SDK message
+quoting a URL with its SAS, or a connection string, never reaches a log, a state message or
+a pickled task result through us.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
+
+from tasks.redact import scrub
 
 Severity = Literal["error", "warning"]
 
@@ -64,8 +70,25 @@ def format_where(file: str | None, line: int | None = None, column: int | None =
     return ":".join(parts)
 
 
+class _Scrubbed:
+    """An error text attribute that is scrubbed of secrets whenever it is set."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj.__dict__.get(self.slot)
+
+    def __set__(self, obj, value: str | None) -> None:
+        obj.__dict__[self.slot] = None if value is None else scrub(str(value))
+
+
 class TaoflowError(Exception):
     """Base of every error taoflow raises on purpose."""
+
+    what = _Scrubbed()
+    where = _Scrubbed()
+    fix = _Scrubbed()
 
     #: Whether a retry of the same step can succeed without the user changing anything.
     transient: bool = False
@@ -91,11 +114,16 @@ class TaoflowError(Exception):
         lines.extend(f"  {p.render()}" for p in self.problems)
         if self.fix:
             lines.append(f"  how to fix: {self.fix}")
-        return "\n".join(lines)
+        # Problems come from anywhere (an SDK message in a finding) and may be added later.
+        return scrub("\n".join(lines))
+
+    def __str__(self) -> str:
+        return self.render()
 
     def __reduce__(self):
         # Prefect pickles exceptions into task states; keep every field across that trip.
-        return (_rebuild, (type(self), self.what, self.where, self.fix, self.problems, self.__dict__))
+        state = {k: v for k, v in self.__dict__.items() if k not in {"_what", "_where", "_fix"}}
+        return (_rebuild, (type(self), self.what, self.where, self.fix, self.problems, state))
 
 
 def _rebuild(cls, what, where, fix, problems, state):

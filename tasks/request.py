@@ -2,37 +2,37 @@
 
 The descriptions are not decoration: Prefect renders them as the deployment's UI form and
 the CLI shows them in `--help`. `TrainRequest.from_component_inputs` takes the AzureML
-component's flat inputs by their exact names, so an existing pipeline's values move over
-unchanged.
+component's flat inputs by their exact names (`tasks/component_inputs.py`), so an existing
+pipeline's values move over unchanged.
+
+A request is safe to store and to publish (`tasks/request_fields.py`): the names that become
+folders under the output are single path components, and the JSON schema the deployments get
+has no `key` field and refuses URLs with a query string (a SAS token), so the Prefect server
+refuses such a run before storing anything. In-process runs (`taoflow run`) still take a key and
+a SAS; their stored parameters leave the key out and mask the SAS.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Any, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import ConfigError, Problem
-from tasks.redact import Redactor
+from tasks.request_fields import ALLOWED_COMPONENT, KEY_ADVICE, Location, PathComponent, join_location
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
-
-# Whenever a request is turned into JSON (Prefect stores a flow run's parameters that way, the
-# UI shows them), a SAS signature or account key in a location is masked, like the key itself.
-# In-process the real value is used; runs started from stored parameters need a credentials block.
-Location = Annotated[str, PlainSerializer(lambda value: Redactor()(value), when_used="json")]
-
 
 class DataBinding(BaseModel):
     """Where a dataset really is, and the hard-coded path in the spec it replaces."""
@@ -69,12 +69,19 @@ GpuSetting = Literal["all", "none"] | int
 class TrainRequest(BaseModel):
     """A DetectNet_v2 retraining job: inputs, spec rebasings, output and TAO options."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_default=True,
+        # The deployments' schema names the one field a deployment must never get, with the fix:
+        # the Prefect server quotes this when it refuses a run whose request has a `key`.
+        json_schema_extra={"propertyNames": {"not": {"const": "key", "description": f"no key here: {KEY_ADVICE}"}}},
+    )
 
-    model_app_name: str = Field(
-        description="Application name; the results go to OUTPUT/MODEL_APP_NAME/MODEL_SUBFOLDER.",
-        min_length=1,
-        pattern=r"^[^/\\]+$",
+    model_app_name: PathComponent = Field(
+        description=(
+            "Application name; the results go to OUTPUT/MODEL_APP_NAME/MODEL_SUBFOLDER. One folder name: "
+            + ALLOWED_COMPONENT
+        ),
     )
     num_epochs: int = Field(
         description="Epochs to train (3-5 for a quick experiment, 120+ for a good model). Replaces the spec's num_epochs.",
@@ -104,9 +111,8 @@ class TrainRequest(BaseModel):
         description="Where trained models are published (the component's trained_model_dir).",
         min_length=1,
     )
-    model_subfolder: str = Field(
-        description="Subfolder under OUTPUT/MODEL_APP_NAME for this run's results.",
-        min_length=1,
+    model_subfolder: PathComponent = Field(
+        description="Subfolder under OUTPUT/MODEL_APP_NAME for this run's results. One folder name: " + ALLOWED_COMPONENT,
     )
     storage_credentials: str | None = Field(
         default=None,
@@ -115,19 +121,26 @@ class TrainRequest(BaseModel):
             "env AZURE_STORAGE_CONNECTION_STRING, a SAS token in the URL, or DefaultAzureCredential."
         ),
     )
-    model_name: str = Field(
+    model_name: PathComponent = Field(
         default="model",
-        description="Name of the final model file (-n): weights/MODEL_NAME.hdf5.",
-        min_length=1,
-        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Name of the final model file (-n): weights/MODEL_NAME.hdf5. One file name: " + ALLOWED_COMPONENT,
     )
-    key: SecretStr | None = Field(
+    # Not in any JSON schema (so no deployment form offers it and the server refuses it) and
+    # never dumped (so no stored parameters hold it, not even masked).
+    key: SkipJsonSchema[SecretStr | None] = Field(
         default=None,
-        description="Encryption key for .tlt models (-k). Never shown or logged. Prefer key_block.",
+        exclude=True,
+        description=(
+            "Encryption key for .tlt models (-k), for in-process runs (taoflow run: the job file or env TAO_KEY). "
+            "Never shown, logged or stored; deployments refuse it."
+        ),
     )
     key_block: str | None = Field(
         default=None,
-        description="Name of a Prefect Secret block holding the key (used when key is not given).",
+        description=(
+            "Name of a Prefect Secret block holding the TAO key (-k). Without it, env TAO_KEY on the machine "
+            "that runs the flow. The key itself is never a deployment parameter."
+        ),
     )
     num_gpus: int = Field(default=1, ge=1, le=64, description="GPUs to train on (--gpus).")
     gpu_index: list[int] = Field(
@@ -135,9 +148,9 @@ class TrainRequest(BaseModel):
         description="Indices of the GPUs to use (--gpu_index); as many as num_gpus, or empty for the first ones.",
     )
     use_amp: bool = Field(default=False, description="Automatic mixed precision (--use_amp).")
-    log_file: str | None = Field(
+    log_file: PathComponent | None = Field(
         default=None,
-        description="Also write the training log to this file name inside the results (--log_file).",
+        description="Also write the training log to this file name inside the results (--log_file). " + ALLOWED_COMPONENT,
     )
     image: str = Field(default=DEFAULT_IMAGE, description="TAO container image that runs detectnet_v2.")
     docker_gpus: GpuSetting = Field(
@@ -219,6 +232,12 @@ class TrainRequest(BaseModel):
         }
         return {name: b for name, b in named.items() if b is not None}
 
+    def locations(self) -> dict[str, str]:
+        """Every location of the request by its dotted field name (spec, output, bindings)."""
+        named = {"spec": self.spec, "dataset_convert_spec": self.dataset_convert_spec, "output": self.output}
+        named |= {f"{name}.location": b.location for name, b in self.bindings().items()}
+        return {name: value for name, value in named.items() if value is not None}
+
     # --- construction ---------------------------------------------------------------------
 
     @classmethod
@@ -232,11 +251,11 @@ class TrainRequest(BaseModel):
         """
         lines = lines or {}
         unknown = [k for k in data if k not in cls.model_fields]
-        problems = [_unknown_field_problem(k, cls.model_fields, source, lines.get(k)) for k in unknown]
+        problems = [unknown_field_problem(k, cls.model_fields, source, lines.get(k)) for k in unknown]
         try:
             request = cls.model_validate({k: v for k, v in data.items() if k not in unknown})
         except ValidationError as exc:
-            problems.extend(_pydantic_problems(exc, source, lines))
+            problems.extend(pydantic_problems(exc, source, lines))
             request = None
         if problems:
             raise ConfigError(
@@ -252,11 +271,26 @@ class TrainRequest(BaseModel):
         cls, inputs: Mapping[str, Any], *, source: str = "component inputs", lines: Mapping[str, int] | None = None
     ) -> "TrainRequest":
         """Build a request from the AzureML component's flat input names, with the seed's mapping."""
+        from tasks.component_inputs import component_inputs_to_fields, component_lines  # it builds on this module
+
         fields = component_inputs_to_fields(inputs, source=source, lines=lines)
-        return cls.parse(fields, source=source, lines=_component_lines(lines or {}))
+        return cls.parse(fields, source=source, lines=component_lines(lines or {}))
 
 
-# --- the AzureML component's inputs ----------------------------------------------------------
+#: A complete, valid request (the docstring examples and the placeholder of the component mapping use it).
+EXAMPLE: dict[str, Any] = {
+    "model_app_name": "placeholder",
+    "num_epochs": 1,
+    "spec": "placeholder",
+    "training_data": {"location": "placeholder", "spec_reference": "/placeholder"},
+    "training_tfrecords": {"location": "placeholder", "spec_reference": "/placeholder"},
+    "base_model": {"location": "placeholder", "spec_reference": "/placeholder"},
+    "output": "placeholder",
+    "model_subfolder": "placeholder",
+}
+
+
+# --- the AzureML component's input names (the mapping: tasks/component_inputs.py) ------------
 
 #: Input names of the seed component, exactly as its README lists them, plus its output binding.
 COMPONENT_INPUTS: tuple[str, ...] = (
@@ -299,182 +333,8 @@ COMPONENT_EXTRAS: tuple[str, ...] = (
     "launcher",
 )
 
-_REQUIRED_COMPONENT = (
-    "model_app_name",
-    "num_epochs",
-    "training_data_dir",
-    "specfile_reference_training_data_dir",
-    "training_tf_records_dir",
-    "specfile_reference_training_tf_records_dir",
-    "base_model_dir",
-    "specfile_reference_model_dir",
-    "original_specs",
-    "specs_file",
-    "model_subfolder",
-    "trained_model_dir",
-)
-
-# (slot field, dir input, subdir input, reference input, app-name segment in between?)
-_COMPONENT_BINDINGS = (
-    ("training_data", "training_data_dir", "training_data_subdir", "specfile_reference_training_data_dir", False),
-    ("validation_data", "validation_data_dir", "validation_data_subdir", "specfile_reference_validation_data_dir", False),
-    (
-        "training_tfrecords",
-        "training_tf_records_dir",
-        "training_tf_records_subdir",
-        "specfile_reference_training_tf_records_dir",
-        False,
-    ),
-    (
-        "validation_tfrecords",
-        "validation_tf_records_dir",
-        "validation_tf_records_subdir",
-        "specfile_reference_validation_tf_records_dir",
-        False,
-    ),
-    ("base_model", "base_model_dir", "base_model_subdir", "specfile_reference_model_dir", True),
-)
-
-
-def component_inputs_to_fields(
-    inputs: Mapping[str, Any], *, source: str = "component inputs", lines: Mapping[str, int] | None = None
-) -> dict[str, Any]:
-    """Map the seed's flat inputs onto `TrainRequest` fields, collecting every problem first."""
-    lines = lines or {}
-    known = set(COMPONENT_INPUTS) | set(COMPONENT_OUTPUTS) | set(COMPONENT_EXTRAS)
-    problems: list[Problem] = []
-    values = {k: _blank_to_none(v) for k, v in inputs.items()}
-    for name in inputs:
-        if name not in known:
-            problems.append(_unknown_field_problem(name, known, source, lines.get(name)))
-    for name in _REQUIRED_COMPONENT:
-        if values.get(name) is None:
-            problems.append(
-                Problem(
-                    "missing-input",
-                    f"required input {name!r} is missing or empty",
-                    file=source,
-                    line=lines.get(name),
-                    hint=_hint(name),
-                )
-            )
-    app = values.get("model_app_name")
-    fields: dict[str, Any] = {}
-    for slot, dir_key, sub_key, ref_key, with_app in _COMPONENT_BINDINGS:
-        base, sub, ref = values.get(dir_key), values.get(sub_key), values.get(ref_key)
-        if base is None:
-            if sub is not None or ref is not None:
-                given = ", ".join(k for k, v in ((sub_key, sub), (ref_key, ref)) if v is not None)
-                problems.append(
-                    Problem(
-                        "incomplete-binding",
-                        f"{given} given but {dir_key!r} is missing",
-                        file=source,
-                        line=lines.get(sub_key) or lines.get(ref_key),
-                        hint=f"set {dir_key} or drop {given}",
-                    )
-                )
-            continue
-        if ref is None:
-            if dir_key not in _REQUIRED_COMPONENT:
-                problems.append(
-                    Problem(
-                        "incomplete-binding",
-                        f"{dir_key!r} given but {ref_key!r} (the path in the spec it replaces) is missing",
-                        file=source,
-                        line=lines.get(dir_key),
-                        hint=f"set {ref_key} to the path your spec uses for this data",
-                    )
-                )
-            continue
-        parts = [str(base)] + ([str(app)] if with_app and app is not None else []) + ([str(sub)] if sub else [])
-        fields[slot] = {"location": join_location(*parts), "spec_reference": str(ref)}
-    if values.get("original_specs") is not None and values.get("specs_file") is not None:
-        fields["spec"] = join_location(str(values["original_specs"]), str(values["specs_file"]))
-    simple = _COMPONENT_SIMPLE
-    for src, dst in simple.items():
-        if values.get(src) is not None:
-            fields[dst] = values[src]
-    if "use_amp" in fields:
-        fields["use_amp"] = _parse_bool(fields["use_amp"])
-    if "resume" in fields:
-        fields["resume"] = _parse_bool(fields["resume"])
-    if problems:
-        # Validate what we have too, so the user sees every problem in one go.
-        try:
-            TrainRequest.model_validate(_PLACEHOLDERS | fields)
-        except ValidationError as exc:
-            problems.extend(_pydantic_problems(exc, source, _component_lines(lines)))
-        raise ConfigError(
-            f"{source}: {len(problems)} problem(s) in the component inputs",
-            problems=problems,
-            fix="correct the inputs listed above; their names are those of the AzureML component's README",
-        )
-    return fields
-
-
-#: Seed inputs that map one-to-one onto a request field.
-_COMPONENT_SIMPLE = {
-    "model_app_name": "model_app_name",
-    "num_epochs": "num_epochs",
-    "model_subfolder": "model_subfolder",
-    "trained_model_dir": "output",
-    "name_string_for_the_model": "model_name",
-    "num_gpus": "num_gpus",
-    "gpu_index": "gpu_index",
-    "use_amp": "use_amp",
-    "log_file": "log_file",
-    "key": "key",
-    "image": "image",
-    "docker_gpus": "docker_gpus",
-    "key_block": "key_block",
-    "resume": "resume",
-    "dataset_convert_spec": "dataset_convert_spec",
-    "storage_credentials": "storage_credentials",
-    "launcher": "launcher",
-}
-
-
-def _component_lines(lines: Mapping[str, int]) -> dict[str, int]:
-    """Line numbers of the seed's inputs, re-keyed by the request fields they become."""
-    out = {dst: lines[src] for src, dst in _COMPONENT_SIMPLE.items() if src in lines}
-    for slot, dir_key, _sub, _ref, _app in _COMPONENT_BINDINGS:
-        if dir_key in lines:
-            out[slot] = lines[dir_key]
-    if "original_specs" in lines:
-        out["spec"] = lines["original_specs"]
-    return out
-
-
-# Valid stand-ins for missing required fields, so one pass reports the other fields' problems too.
-_PLACEHOLDERS: dict[str, Any] = {
-    "model_app_name": "placeholder",
-    "num_epochs": 1,
-    "spec": "placeholder",
-    "training_data": {"location": "placeholder", "spec_reference": "/placeholder"},
-    "training_tfrecords": {"location": "placeholder", "spec_reference": "/placeholder"},
-    "base_model": {"location": "placeholder", "spec_reference": "/placeholder"},
-    "output": "placeholder",
-    "model_subfolder": "placeholder",
-}
-
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def join_location(base: str, *parts: str) -> str:
-    """Join path segments onto a local path or URL, keeping a URL's query (a SAS token) at the end."""
-    query = ""
-    if "://" in base and "?" in base:
-        base, query = base.split("?", 1)
-        query = "?" + query
-    out = base
-    for part in parts:
-        part = str(part).strip()
-        if not part:
-            continue
-        out = out.rstrip("/") + "/" + part.lstrip("/")
-    return out + query
 
 
 def parse_gpu_index(value: Any) -> Any:
@@ -494,39 +354,13 @@ def parse_gpu_index(value: Any) -> Any:
     return value
 
 
-def _parse_bool(value: Any) -> Any:
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in {"true", "1", "yes", "on"}:
-            return True
-        if lowered in {"false", "0", "no", "off", ""}:
-            return False
-    return value
-
-
-def _blank_to_none(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
-def _hint(name: str) -> str | None:
-    hints = {
-        "trained_model_dir": "the component's output binding: where trained models are published",
-        "num_epochs": "for a quick experiment use 3-5, for a good model 120+",
-        "original_specs": "the folder holding the spec file",
-        "specs_file": "the spec file name inside original_specs",
-    }
-    return hints.get(name)
-
-
-def _unknown_field_problem(name: str, known, source: str, line: int | None = None) -> Problem:
+def unknown_field_problem(name: str, known, source: str, line: int | None = None) -> Problem:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else "remove it; `taoflow run --help` lists the accepted names"
     return Problem("unknown-field", f"unknown field {name!r}", file=source, line=line, hint=hint)
 
 
-def _pydantic_problems(exc: ValidationError, source: str, lines: Mapping[str, int] | None = None) -> list[Problem]:
+def pydantic_problems(exc: ValidationError, source: str, lines: Mapping[str, int] | None = None) -> list[Problem]:
     lines = lines or {}
     problems = []
     for err in exc.errors(include_url=False):

@@ -116,3 +116,25 @@ def test_missing_file_and_bad_set(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="FIELD=VALUE"):
         load_config(write(tmp_path, REQUEST_YAML), ["num_epochs"])
+
+
+def test_env_key_only_when_the_request_names_no_key_and_no_block(tmp_path):
+    from tasks.config import with_env_key
+
+    env = {"TAO_KEY": "from-env"}
+    assert load_config(write(tmp_path, REQUEST_YAML + "key_block: tao-key\n"), env=env).request.key is None
+    in_file = load_config(write(tmp_path, REQUEST_YAML + "key: in-file\n"), env=env).request
+    assert in_file.key.get_secret_value() == "in-file"
+    # A deployment run's request (no key, no block) takes the worker's TAO_KEY, in memory only.
+    bare = load_config(write(tmp_path, REQUEST_YAML), env={}).request
+    keyed = with_env_key(bare, env)
+    assert keyed.key.get_secret_value() == "from-env" and "from-env" not in keyed.model_dump_json()
+    assert with_env_key(bare, {}).key is None
+
+
+def test_output_names_that_leave_the_output_folder_point_at_their_line(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, REQUEST_YAML.replace("model_subfolder: run-1", "model_subfolder: ../../etc")), env={})
+    [problem] = info.value.problems
+    assert problem.line == REQUEST_YAML.splitlines().index("model_subfolder: run-1") + 1
+    assert "A-Z a-z 0-9 . _ -" in problem.message

@@ -185,3 +185,101 @@ def test_errors_survive_pickling():
     back = pickle.loads(pickle.dumps(err))
     assert back.render() == err.render()
     assert back.container_exit_code == 137 and back.transient is True and back.log_tail == ["a", "b"]
+
+
+# --- outputs stay under their prefix (issue 15, item 3) --------------------------------------
+
+#: Names that would leave OUTPUT/APP/SUBFOLDER, cut a URL (#), replace its SAS (?), or be a flag to TAO.
+HOSTILE_NAMES = ["..", ".", "../..", "a/b", "/abs", "a\\b", "#frag", "x#y", "?sv=2024&sig=evil", "x?y", " ",
+                 "a b", "-n", ".hidden", "", "x" * 201, "naïve", "a\nb", "a\x00b", "run-1\n"]
+NAME_FIELDS = ["model_app_name", "model_subfolder", "model_name", "log_file"]
+
+
+def request_fields(**overrides):
+    fields = {
+        "model_app_name": "parking", "num_epochs": 3, "spec": f"{BLOB}/specs/train.txt",
+        "training_data": {"location": f"{BLOB}/data/train", "spec_reference": "/ws/data"},
+        "training_tfrecords": {"location": f"{BLOB}/tfr", "spec_reference": "/ws/tfr"},
+        "base_model": {"location": f"{BLOB}/models/base", "spec_reference": "/ws/base"},
+        "output": f"{BLOB}/trained?sv=2024-08-04&sig=realsig", "model_subfolder": "run-42",
+    }
+    return fields | overrides
+
+
+@pytest.mark.parametrize("field", NAME_FIELDS)
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_output_names_are_single_safe_path_components(field, name):
+    with pytest.raises(ConfigError) as info:
+        TrainRequest.parse(request_fields(**{field: name}))
+    text = info.value.render()
+    assert field in text and "A-Z a-z 0-9 . _ -" in text, text  # the message states the allowed characters
+    assert "realsig" not in text
+
+
+@pytest.mark.parametrize("name", ["a..b", "v1.2", "run_7-x", "A" * 200, "incoming-kitti-0412-20261125T020000Z"])
+def test_accepted_names_keep_the_results_under_output_app_subfolder(name):
+    req = TrainRequest.parse(request_fields(model_app_name=name, model_subfolder=name, model_name=name))
+    assert req.results_location == f"{BLOB}/trained/{name}/{name}?sv=2024-08-04&sig=realsig"
+
+
+@pytest.mark.parametrize("name", [n for n in HOSTILE_NAMES if n.strip()])  # blank inputs count as missing
+def test_component_inputs_refuse_the_same_names(name):
+    for field in ("model_app_name", "model_subfolder", "name_string_for_the_model"):
+        with pytest.raises(ConfigError, match="A-Z a-z 0-9"):
+            TrainRequest.from_component_inputs(seed_inputs(**{field: name}))
+
+
+@pytest.mark.parametrize("subdir", ["..", "../secrets", "a/../../b", "kitti?sv=1&sig=x", "kitti#x", "a\\b", "a\x01b"])
+def test_component_subdirs_that_would_leave_their_folder_are_refused(subdir):
+    with pytest.raises(ConfigError) as info:
+        TrainRequest.from_component_inputs(seed_inputs(training_data_subdir=subdir, specs_file=subdir))
+    problems = {p.code: p.message for p in info.value.problems}
+    assert "unsafe-path" in problems
+    assert any("training_data_subdir" in p.message for p in info.value.problems)
+    assert any("specs_file" in p.message for p in info.value.problems)
+
+
+def test_join_location_refuses_parts_that_change_the_location():
+    for part in ("..", "a/../b", "x?sig=1", "x#y", "a\\b"):
+        with pytest.raises(ConfigError):
+            join_location(f"{BLOB}/trained?sv=1&sig=s3cr3tsig", part)
+    with pytest.raises(ConfigError) as info:
+        join_location(f"{BLOB}/trained?sv=1&sig=s3cr3tsig", "..")
+    assert "s3cr3tsig" not in info.value.render()
+    assert join_location("/out", "app", "run") == "/out/app/run"
+
+
+# --- what a deployment's schema lets through (issue 15, item 5) -------------------------------
+
+
+def test_the_json_schema_has_no_key_and_refuses_urls_with_a_query():
+    from prefect.utilities.schema_tools.validation import ValidationError, validate
+
+    schema = {"type": "object", "properties": {"request": {"$ref": "#/definitions/TrainRequest"}},
+              "definitions": TrainRequest.model_json_schema(ref_template="#/definitions/{model}")["$defs"]
+              | {"TrainRequest": {k: v for k, v in TrainRequest.model_json_schema(
+                  ref_template="#/definitions/{model}").items() if k != "$defs"}}}
+    props = schema["definitions"]["TrainRequest"]["properties"]
+    assert "key" not in props and "key_block" in props and "TAO_KEY" in props["key_block"]["description"]
+    good = request_fields(output=f"{BLOB}/trained")
+    validate({"request": good}, schema, raise_on_error=True)
+    with pytest.raises(ValidationError, match="key_block"):  # the refusal says how to store the key
+        validate({"request": good | {"key": "abc"}}, schema, raise_on_error=True)
+    for field in ("spec", "output"):
+        with pytest.raises(ValidationError, match=field):
+            validate({"request": good | {field: f"{BLOB}/c/p?sv=1&sig=abc"}}, schema, raise_on_error=True)
+    bad = good | {"training_data": {"location": f"{BLOB}/d#frag", "spec_reference": "/ws"}}
+    with pytest.raises(ValidationError, match="training_data"):
+        validate({"request": bad}, schema, raise_on_error=True)
+    for name in HOSTILE_NAMES[:10]:
+        with pytest.raises(ValidationError):
+            validate({"request": good | {"model_subfolder": name}}, schema, raise_on_error=True)
+
+
+def test_in_process_requests_still_take_a_key_and_a_sas_but_never_dump_the_key():
+    req = TrainRequest.parse(request_fields(key="abc"))
+    assert req.key.get_secret_value() == "abc"
+    dumped = req.model_dump(mode="json")
+    assert "key" not in dumped and "key" not in req.model_dump()
+    assert dumped["output"] == f"{BLOB}/trained?sv=2024-08-04&sig=***"
+    assert req.output.endswith("sig=realsig")

@@ -106,10 +106,12 @@ class PrefectServer:
         return self.post("/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}).json()
 
 
-def serve_train_flow(prefect_server: "PrefectServer", name: str, log, **env) -> subprocess.Popen:
-    """`flow.serve` of the training flow in its own process, returned once the deployment exists."""
+def serve_train_flow(prefect_server: "PrefectServer", name: str, log,
+                     entrypoint: str = "flows/train.py:train_detectnet_v2", **env) -> subprocess.Popen:
+    """`flow.serve` of the training flow (or the deployments' entry to it, flows/deployment.py) in its
+    own process, returned once the deployment exists."""
     # Loaded from its entrypoint, as a worker's `prefect flow-run execute` loads it.
-    code = (f"from prefect import Flow; Flow.from_source({str(REPO)!r}, 'flows/train.py:train_detectnet_v2')"
+    code = (f"from prefect import Flow; Flow.from_source({str(REPO)!r}, {entrypoint!r})"
             f".serve(name={name!r}, limit=4)")
     served = subprocess.Popen([sys.executable, "-c", code], env=prefect_server.env(**env), cwd=REPO,
                               stdout=log, stderr=subprocess.STDOUT)

@@ -3,6 +3,7 @@ trigger fed by the real Event Grid bridge (uvicorn + SQLite store + HTTP emitter
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -46,7 +47,7 @@ def test_retrain_deployment_has_cron_typed_parameters_and_trigger(deployed, pref
     schema = deployment["parameter_openapi_schema"]
     assert schema["required"] == ["request"]
     request_schema = schema["definitions"]["TrainRequest"]
-    assert set(request_schema["properties"]) == set(TrainRequest.model_fields)
+    assert set(request_schema["properties"]) == set(TrainRequest.model_fields) - {"key"}  # never a parameter
     assert request_schema["properties"]["num_epochs"]["type"] == "integer"
     assert request_schema["properties"]["launcher"]["enum"] == ["docker", "process"]
     assert "Secret block" in request_schema["properties"]["key_block"]["description"]
@@ -257,3 +258,47 @@ def test_polling_fallback_starts_exactly_one_run(deployed, prefect_server, azuri
     request = ours()[0]["parameters"]["request"]
     assert request["training_tfrecords"]["location"] == f"{endpoint}/tfrecords/incoming/poll-set"
     assert request["model_subfolder"].startswith("incoming-poll-set-20")
+
+
+# --- no secret reaches the server's store (issue 15, item 5) ----------------------------------
+
+SAS_QUERY = "sv=2024-08-04&ss=b&srt=co&sp=rl&se=2030-01-01T00:00:00Z&sig=DEPLOYSIG0123456789abcdefABCDEF%3D"
+
+
+def _hostile_requests(defaults: dict) -> dict[str, dict]:
+    """Requests a deployment run must refuse, by what is wrong with them."""
+    cases = {"key": defaults | {"key": "tlt_encode-DEPLOYKEY"}, "short key": defaults | {"key": "DK7"}}
+    for field in ("spec", "dataset_convert_spec", "output"):
+        cases[f"SAS in {field}"] = defaults | {field: f"https://acct.blob.core.windows.net/c/x?{SAS_QUERY}"}
+    for slot in ("training_data", "training_tfrecords", "base_model"):
+        binding = defaults[slot] | {"location": f"https://acct.blob.core.windows.net/c/{slot}?{SAS_QUERY}"}
+        cases[f"SAS in {slot}"] = defaults | {slot: binding}
+    for field in ("model_app_name", "model_subfolder", "model_name"):
+        for name in ("..", "a/b", "#x", f"x?{SAS_QUERY}"):
+            cases[f"{field}={name[:6]!r}"] = defaults | {field: name}
+    return cases
+
+
+def test_deployment_runs_with_a_key_sas_or_escaping_name_are_refused_before_storage(deployed, prefect_server):
+    deployment = deployed[RETRAIN]
+    defaults = deployment["parameters"]["request"]
+    before = len(prefect_server.flow_runs(deployment["id"]))
+    refused = {}
+    for case, request in _hostile_requests(defaults).items():
+        answer = httpx.post(f"{prefect_server.api_url}/deployments/{deployment['id']}/create_flow_run",
+                            json={"parameters": {"request": request}}, timeout=30)
+        assert answer.status_code == 409, (case, answer.status_code, answer.text)
+        refused[case] = answer.json()["detail"]
+    # The refusal of a key says how to give it instead, and never quotes the key.
+    for case in ("key", "short key"):
+        assert "Secret block" in refused[case] and "key_block" in refused[case] and "TAO_KEY" in refused[case]
+        assert "DEPLOYKEY" not in refused[case] and "DK7" not in refused[case]
+    assert "request.model_subfolder" in refused["model_subfolder='..'"]
+    # The CLI path (`prefect deployment run --params`) meets the same check.
+    cli = prefect_server.prefect("deployment", "run", f"train-detectnet-v2/{RETRAIN}",
+                                 "--params", json.dumps({"request": defaults | {"key": "tlt_encode-DEPLOYKEY"}}))
+    assert cli.returncode != 0 and "key_block" in cli.stdout + cli.stderr
+    assert len(prefect_server.flow_runs(deployment["id"])) == before  # nothing was stored
+    server_log = (prefect_server.home / "server.log").read_text(errors="replace")
+    assert "DEPLOYKEY" not in server_log and "DEPLOYSIG" not in server_log
+    print(f"\n{len(refused) + 1} hostile deployment runs refused before storage")

@@ -74,6 +74,18 @@ ROWS: tuple[Row, ...] = (
     Row("hostile-trainer", "A trainer plants links to a host file and FIFOs in its results folder (log file, "
         "status.json, model file), on both launchers (tests/launch/test_hostile_results.py)",
         "one LaunchError naming the planted file; the target neither read nor written; no hang", 8),
+    Row("output-names", "Hostile model_app_name / model_subfolder / model_name / log_file (.., /, #, ?sv=..., "
+        "spaces, 201 chars, ...) through TrainRequest, component inputs, job files, the deployments' schema and "
+        "join_location; edge names that pass published to Azurite and disk",
+        "ConfigError stating the allowed characters, or published inside OUTPUT/APP/SUBFOLDER; "
+        "0 writes outside (a write outside counts as leaked)", 100),
+    Row("deployment-secrets", "Deployment runs through a real `prefect server start`: a key or a SAS in the request, "
+        "a top-level key, the schema check turned off; then a full training run with the key in a Secret block",
+        "refused by the server before storage, or failed at once with the stored copy masked; 0 occurrences in "
+        "parameters, logs, state messages, task runs, artifacts, events, server and runner logs, files, container env"),
+    Row("sdk-errors", "Azurite down while a run stages a SAS location: each attempt's Azure SDK error quotes the "
+        "request URL (trials: the attempts)",
+        "every such log line, state message and error text shows sig=***; 0 signatures, keys or connection strings"),
 )
 ROW_IDS = {row.id for row in ROWS}
 
