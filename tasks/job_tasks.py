@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.dataset import ValidationReport
 from tasks.errors import ConfigError, TaoflowError
 from tasks.job import PreparedSpec, prepare_spec, validate_inputs
+from tasks.redact import remember_secret
 from tasks.request import TrainRequest
 from tasks.storage import StorageAccess, content_fingerprint
 from tasks.storage.task import RETRY_DELAYS, retry_only_transient
@@ -110,21 +111,28 @@ def validate_inputs_task(
 
 
 def resolve_key(request: TrainRequest) -> str | None:
-    """The TAO key from the request or its Prefect Secret block; never logged."""
-    if request.key is not None:
-        return request.key.get_secret_value()
-    if not request.key_block:
-        return None
-    from prefect.blocks.system import Secret
+    """The TAO key from the request or its Prefect Secret block; never logged.
 
-    try:
-        return str(Secret.load(request.key_block).get())
-    except ValueError as exc:
-        raise ConfigError(
-            f"the Secret block {request.key_block!r} holding the TAO key cannot be loaded: {exc}",
-            fix=f"create it in the Prefect UI (Blocks -> Secret) or with `prefect block create secret`, "
-            f"named {request.key_block!r}",
-        ) from None
+    Whatever its source, the key is remembered by the process-wide scrubber, so no log line or
+    error text of this run can show it.
+    """
+    if request.key is not None:
+        key = request.key.get_secret_value()
+    elif request.key_block:
+        from prefect.blocks.system import Secret
+
+        try:
+            key = str(Secret.load(request.key_block).get())
+        except ValueError as exc:
+            raise ConfigError(
+                f"the Secret block {request.key_block!r} holding the TAO key cannot be loaded: {exc}",
+                fix=f"create it in the Prefect UI (Blocks -> Secret) or with `prefect block create secret`, "
+                f"named {request.key_block!r}",
+            ) from None
+    else:
+        return None
+    remember_secret(key)
+    return key
 
 
 def fail_fast(exc: TaoflowError) -> None:

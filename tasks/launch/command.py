@@ -12,7 +12,7 @@ from typing import Literal, Sequence
 
 from tasks.errors import ConfigError
 from tasks.layout import Slot, container_path, container_spec_file
-from tasks.redact import MASK
+from tasks.redact import MASK, Redactor
 
 SubTask = Literal["train", "dataset_convert"]
 
@@ -38,13 +38,9 @@ class Command:
     key_reason: str | None = None
 
     def display_argv(self) -> list[str]:
-        """The argv with every secret masked: safe to print, log and store."""
-        shown = []
-        for arg in self.argv:
-            for secret in self.secrets:
-                arg = arg.replace(secret, MASK)
-            shown.append(arg)
-        return shown
+        """The argv with every secret masked: safe to print, log and store (a short key too)."""
+        redact = Redactor(self.secrets)
+        return [MASK if arg in self.secrets else redact(arg) for arg in self.argv]
 
     def __repr__(self) -> str:
         return f"Command({' '.join(self.display_argv())!r})"
