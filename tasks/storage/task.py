@@ -1,4 +1,8 @@
-"""Prefect task wrappers for sync down/up: retries for transient storage faults only, progress in the run log."""
+"""Prefect task wrappers for sync down/up: retries for transient storage faults only, progress in the run log.
+
+Not retried: auth and not-found errors, an unreachable endpoint (the SDK already spent its
+time-bounded reconnects on it, see tasks.storage.retry), a busy target (the sync already waited).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Callable
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import is_transient
+from tasks.errors import TaoflowError, is_transient
 from tasks.storage.access import StorageAccess
 from tasks.storage.sync import content_fingerprint, sync_down, sync_up
 from tasks.storage.transfer import SyncProgress, SyncReport
@@ -66,8 +70,8 @@ def sync_down_task(
 ) -> SyncReport:
     """Fetch a location into a local directory; a retry resumes where the failed attempt stopped."""
     report = sync_down(
-        location, dest_dir, access=access, concurrency=concurrency,
-        require_published=require_published, on_progress=LogProgress(f"sync down {location}"),
+        location, dest_dir, access=access, concurrency=concurrency, require_published=require_published,
+        on_progress=LogProgress(f"sync down {location}"), notice=get_run_logger().warning,
     )
     get_run_logger().info(report.summary())
     return report
@@ -82,7 +86,7 @@ def sync_up_task(
 ) -> SyncReport:
     """Publish a results directory; a retry skips blobs already uploaded and writes the marker last."""
     report = sync_up(src_dir, location, access=access, concurrency=concurrency,
-                     on_progress=LogProgress(f"sync up {location}"))
+                     on_progress=LogProgress(f"sync up {location}"), notice=get_run_logger().warning)
     get_run_logger().info(report.summary())
     return report
 
@@ -91,16 +95,25 @@ def content_cache_key(*location_parameters: str, access: StorageAccess | None = 
     """A `cache_key_fn` keyed on the *content* of the named location parameters (and the task's inputs).
 
     The key changes when any file behind those locations changes (name, size, MD5/etag), so a
-    task that only reads them is reused across runs until the data changes.
+    task that only reads them is reused across runs until the data changes. Computing it lists
+    the locations; when that fails (storage unreachable, auth) the key is None, so the task runs
+    uncached and meets the same error itself, once, instead of Prefect logging a traceback for
+    the key.
+
+    >>> @task(cache_key_fn=content_cache_key("location"), persist_result=True)  # doctest: +SKIP
+    ... def count_files(location: str) -> int: ...
     """
 
-    def key(context, parameters: dict) -> str:
+    def key(context, parameters: dict) -> str | None:
         digest = hashlib.sha256(context.task.name.encode())
         for name in sorted(parameters):
             value = parameters[name]
             digest.update(f"{name}={value!r}".encode())
             if name in location_parameters and value:
-                digest.update(content_fingerprint(value, access).encode())
+                try:
+                    digest.update(content_fingerprint(value, access).encode())
+                except TaoflowError:
+                    return None
         return digest.hexdigest()
 
     return key
