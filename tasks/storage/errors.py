@@ -27,6 +27,11 @@ class StorageBusyError(StorageError):
     """Another sync holds the target (a local lock file, or the lease on a prefix's publishing marker)."""
 
 
+class PublicationLeaseLost(TransientStorageError):
+    """The lease on a prefix's publishing marker expired or vanished mid-upload (a stalled process,
+    a storage restart): nothing was marked complete; a retry takes a new lease and resumes."""
+
+
 class UntrustedEndpointError(StorageError):
     """A blob location points at a host that is neither an Azure Storage endpoint nor the configured one."""
 

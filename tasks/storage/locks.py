@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable, Protocol
 
-from tasks.storage.errors import StorageBusyError, Target, azure_errors
+from tasks.storage.errors import PublicationLeaseLost, StorageBusyError, Target, azure_errors
 from tasks.storage.localfs import LocalTree
 
 LEASE_SECONDS = 60
@@ -126,11 +126,11 @@ class BlobPublication(_Marker):
                 return
             except Exception as exc:  # noqa: BLE001
                 self._lost = exc
-        raise StorageBusyError(
-            "the lease on the publishing marker was lost while uploading (another publisher may have taken over "
-            "after this process stalled); the completion marker was not written",
+        raise PublicationLeaseLost(
+            f"the lease on the publishing marker was lost while uploading ({type(self._lost).__name__}: the process "
+            "stalled past the lease, or the storage service restarted); the completion marker was not written",
             where=self.target.where,
-            fix="run the upload again",
+            fix="run the upload again (the step retries it by itself): it takes a new lease and uploads what is missing",
         )
 
     def finish(self) -> None:

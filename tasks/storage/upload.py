@@ -1,7 +1,8 @@
 """Sync up: publish a local results folder at a location, atomically for readers.
 
 Order: take the right to publish (tasks.storage.locks) -> delete the published marker -> upload
-what differs -> write the published marker (sizes and MD5s) -> drop the publishing marker. Files
+what differs -> list again and check every file arrived -> write the published marker (sizes and
+MD5s) -> drop the publishing marker. Files
 are read without following symlinks; symlinks and special files are left out with a notice.
 """
 
@@ -14,7 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from tasks.errors import ConfigError, Problem
+from tasks.errors import ConfigError, Problem, TransientStorageError
 from tasks.storage.access import StorageAccess, open_store
 from tasks.storage.localfs import NotRegularFile
 from tasks.storage.locations import Location, parse_location
@@ -46,6 +47,25 @@ def _local_files(source: LocalStore) -> tuple[dict[str, Entry], Listing]:
         raise ConfigError(f"{len(problems)} file name(s) cannot be blob names", where=str(source.root),
                           problems=problems[:20], fix="rename those files")
     return entries, listing
+
+
+def _check_arrived(store: Store, local: dict[str, Entry], md5s: dict[str, str]) -> None:
+    """List the target once more before sealing it: the marker must describe what is there.
+
+    One listing (a request per 5,000 files) per publication; it catches a write the service
+    acknowledged and then lost (an emulator killed mid-upload does that) or a blob replaced by
+    someone outside the protocol. The retry then uploads only what is missing.
+    """
+    there = store.list().entries
+    wrong = [n for n in sorted(local) if n not in there or there[n].size != local[n].size
+             or (there[n].md5 is not None and there[n].md5 != md5s[n])]
+    if wrong:
+        raise TransientStorageError(
+            f"{len(wrong)} uploaded file(s) are missing or differ at the target after the upload, e.g. "
+            f"{printable(wrong[0])}; the completion marker was not written",
+            where=store.location.display,
+            fix="run the upload again (the step retries it by itself): it uploads only what is missing",
+        )
 
 
 def _published(store: Store, listing: Listing) -> dict[str, tuple[int, str]] | None:
@@ -119,6 +139,7 @@ def sync_up(
                 store.delete(PUBLISHED_MARKER)
                 tracker.start()
                 run_parallel(todo, upload, concurrency)
+                _check_arrived(store, local, md5s)
                 publication.confirm()
                 store.write(PUBLISHED_MARKER, published_document(wanted))
                 report.files_transferred, report.bytes_transferred = len(todo), tracker.bytes_done
