@@ -71,7 +71,11 @@ def parse_connection_string(text: str) -> tuple[str, str]:
 
 
 def load_block(name: str):
-    """The prefect-azure `AzureBlobStorageCredentials` block `name`; a missing one is one `ConfigError`."""
+    """The prefect-azure `AzureBlobStorageCredentials` block `name`; a missing one is one `ConfigError`.
+
+    >>> load_block("taoflow-blob").account_url  # doctest: +SKIP
+    'https://myacct.blob.core.windows.net'
+    """
     try:
         from prefect_azure import AzureBlobStorageCredentials
     except ImportError as exc:  # pragma: no cover - prefect-azure is a dependency
@@ -112,6 +116,9 @@ def configured_endpoints(*, block: str | None = None, connection_string: str | N
     """[(blob endpoint, where it is configured)]: the endpoints an operator set up, besides Azure's own.
 
     Reads configuration only; no credential is created or used.
+
+    >>> configured_endpoints(connection_string="UseDevelopmentStorage=true")  # doctest: +SKIP
+    [('http://127.0.0.1:10000/devstoreaccount1', 'the given connection string')]
     """
     found = []
     if connection_string:

@@ -27,7 +27,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def normalized(url: str) -> tuple[str, str, int | None, str]:
-    """(scheme, host, port, path) of an endpoint URL, in the form two equal endpoints share."""
+    """(scheme, host, port, path) of an endpoint URL, in the form two equal endpoints share.
+
+    >>> normalized("HTTPS://Acct.blob.core.windows.net:443/")
+    ('https', 'acct.blob.core.windows.net', None, '')
+    """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     try:

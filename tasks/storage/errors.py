@@ -74,6 +74,9 @@ def unreachable_reason(exc: BaseException) -> tuple[str, bool] | None:
     """(why, permanent) when `exc` means no connection was made to the endpoint, else None.
 
     `permanent` is true for a host name that does not exist: waiting does not create it.
+
+    >>> unreachable_reason(ConnectionRefusedError(111, "Connection refused"))
+    ('the connection was refused (nothing listens there)', False)
     """
     for item in _chain(exc):
         if isinstance(item, socket.gaierror):
@@ -138,7 +141,11 @@ def map_azure_error(exc: BaseException, target: Target, doing: str) -> StorageEr
 
 
 def local_write_error(exc: OSError, where: str, doing: str) -> StorageError:
-    """A local write that failed: a full disk said as such, anything else with the OS's reason."""
+    """A local write that failed: a full disk said as such, anything else with the OS's reason.
+
+    >>> local_write_error(OSError(28, "No space left on device"), "/cache/x", "writing x").what
+    'writing x: no space left on the local disk ([Errno 28] No space left on device)'
+    """
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         # A full disk stays full for the minute the retries would take: say so at once.
         return StorageError(

@@ -54,7 +54,11 @@ RESERVED_NAMES = frozenset({LOCK_FILE, STAGING_DIR, SYNC_MANIFEST, SYNC_JOURNAL,
 
 
 def kind_of(mode: int) -> str:
-    """What a non-regular entry is, in words for a message."""
+    """What a non-regular entry is, in words for a message.
+
+    >>> kind_of(stat.S_IFIFO)
+    'FIFO'
+    """
     for test, word in ((stat.S_ISLNK, "symlink"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
                        (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "folder")):
         if test(mode):
@@ -65,7 +69,10 @@ def kind_of(mode: int) -> str:
 @contextmanager
 def open_named(path: Path) -> Iterator[BinaryIO]:
     """A file the operator named (a symlink there is followed), opened so a FIFO cannot block us
-    and read only if it is a regular file."""
+    and read only if it is a regular file.
+
+    >>> with open_named(Path("/etc/hostname")) as handle: data = handle.read()  # doctest: +SKIP
+    """
     fd = os.open(path, _READ & ~os.O_NOFOLLOW)
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):

@@ -40,7 +40,11 @@ def content_fingerprint(location: str | Path | Location, access: StorageAccess |
 
 def listing_fingerprint(location: str | Path | Location, access: StorageAccess | None = None):
     """(fingerprint, what was not followed) of a location: `content_fingerprint` plus the local
-    symlinks and special files it left out."""
+    symlinks and special files it left out.
+
+    >>> listing_fingerprint("/data/kitti")  # doctest: +SKIP
+    ('3f2a...', ('images/extra.png (symlink -> /mnt/other/extra.png)',))
+    """
     store = open_store(location, access)
     listing = store.list()
     entries, _, _ = readable_entries(store, listing.entries)

@@ -94,7 +94,11 @@ def check_names(entries: dict[str, Entry], where: str) -> None:
 
 
 def not_followed(listing: Listing, notice: NoticeFn | None) -> tuple[str, ...]:
-    """The listing's local symlinks and special files as text, told once to `notice`."""
+    """The listing's local symlinks and special files as text, told once to `notice`.
+
+    >>> not_followed(Listing({}), print)
+    ()
+    """
     items = tuple(item.render() for item in listing.not_followed)
     if items and notice is not None:
         shown = ", ".join(items[:10]) + (f", ... ({len(items) - 10} more)" if len(items) > 10 else "")
