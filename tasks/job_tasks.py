@@ -1,8 +1,10 @@
 """Thin Prefect tasks over `tasks.job` and `tasks.workspace` for the training flow.
 
 Caching is keyed on *content* (blob etags / MD5s, local sizes and change tokens) and on the
-inputs that shape a step, never on timestamps of runs: a re-run with unchanged data reuses the
-staging and validation results; any change to the data, spec or options recomputes them.
+inputs that shape a step, never on timestamps of runs: a re-run with unchanged data transfers
+nothing when staging (the sync is incremental; the stage task itself is not cached, so its key
+never contacts storage) and reuses the validation result, keyed by the fingerprints the staging
+computed; any change to the data, spec or options recomputes them.
 Retries are for transient faults only (`is_transient`); user errors fail at once.
 """
 
@@ -20,7 +22,7 @@ from tasks.errors import ConfigError, TaoflowError
 from tasks.job import PreparedSpec, prepare_spec, validate_inputs
 from tasks.redact import remember_secret
 from tasks.request import TrainRequest
-from tasks.storage import StorageAccess, content_fingerprint
+from tasks.storage import StorageAccess
 from tasks.storage.task import RETRY_DELAYS, retry_only_transient
 from tasks.workspace import StagedInput, Workspace, stage_input
 
@@ -35,17 +37,13 @@ def _digest(*parts: object) -> str:
     return h.hexdigest()
 
 
-def _stage_key(context, parameters: dict) -> str:
-    location = parameters["location"]
-    workspace: Workspace = parameters["workspace"]
-    fingerprint = content_fingerprint(location, parameters.get("access"))
-    return _digest("stage", parameters["name"], location.split("?", 1)[0], workspace.input_dir(location), fingerprint)
-
-
 @task(
     name="stage-input",
-    cache_key_fn=_stage_key,
-    persist_result=True,
+    # No cache key: a content key would list the location again before every attempt (and a
+    # failing listing would be logged as a cache-key traceback). Staging is incremental instead:
+    # an unchanged input costs one listing and transfers nothing; its fingerprint, computed from
+    # that listing, keys the validation cache below.
+    cache_policy=NO_CACHE,
     retries=len(RETRY_DELAYS),
     retry_delay_seconds=RETRY_DELAYS,
     retry_condition_fn=retry_only_transient,
@@ -53,8 +51,9 @@ def _stage_key(context, parameters: dict) -> str:
 )
 def stage_input_task(name: str, location: str, workspace: Workspace, access: StorageAccess | None = None) -> StagedInput:
     """Make one input local (remote: incremental sync into the cache; local: in place)."""
-    staged = stage_input(name, location, workspace, access)
-    get_run_logger().info(
+    logger = get_run_logger()
+    staged = stage_input(name, location, workspace, access, notice=logger.warning)
+    logger.info(
         "%s: %s -> %s (%s)", name, staged.location, staged.path,
         f"{staged.bytes_transferred / 1e6:.1f} MB transferred" if staged.remote else "used in place",
     )
@@ -62,13 +61,9 @@ def stage_input_task(name: str, location: str, workspace: Workspace, access: Sto
 
 
 def stage_all(locations: dict[str, str], workspace: Workspace, access: StorageAccess | None) -> dict[str, StagedInput]:
-    """Stage every input in parallel; a cached result whose files are gone is staged again."""
+    """Stage every input in parallel."""
     futures = {name: stage_input_task.submit(name, loc, workspace, access) for name, loc in locations.items()}
-    staged = {name: f.result() for name, f in futures.items()}
-    for name, item in staged.items():
-        if not item.is_intact():
-            staged[name] = stage_input_task.with_options(refresh_cache=True)(name, locations[name], workspace, access)
-    return staged
+    return {name: f.result() for name, f in futures.items()}
 
 
 @task(name="prepare-spec", cache_policy=NO_CACHE, retries=0)

@@ -12,8 +12,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.storage import StorageAccess, content_fingerprint, parse_location, sync_down
+from typing import Callable
+
+from tasks.storage import StorageAccess, parse_location, sync_down
 from tasks.storage.manifest import SyncManifest
+from tasks.storage.sync import listing_fingerprint
 
 HOME_ENV = "TAOFLOW_HOME"
 
@@ -47,25 +50,35 @@ class StagedInput:
     fingerprint: str
     remote: bool
     bytes_transferred: int = 0
-
-    def is_intact(self) -> bool:
-        """Still there as staged (a cached result must not point at a cache someone emptied)."""
-        if not self.path.exists():
-            return False
-        if not self.remote:
-            return True
-        root = self.path if self.path.is_dir() else self.path.parent
-        return SyncManifest.load(root).files != {}
+    not_followed: tuple[str, ...] = ()
+    """Local symlinks and special files in the input that were left out (never read)."""
 
 
-def stage_input(name: str, location: str, workspace: Workspace, access: StorageAccess | None = None) -> StagedInput:
-    """Make one input local: remote data synced into the cache (changes only), local data in place."""
+def stage_input(
+    name: str,
+    location: str,
+    workspace: Workspace,
+    access: StorageAccess | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> StagedInput:
+    """Make one input local: remote data synced into the cache (changes only), local data in place.
+
+    Two runs staging the same location share its cache folder: the second waits for the first's
+    sync, then finds everything current. The fingerprint is computed here, from the listing the
+    staging makes anyway, so nothing contacts storage again for it.
+
+    >>> stage_input("training_data", "/data/kitti", Workspace.default()).remote  # doctest: +SKIP
+    False
+    """
     loc = parse_location(location)
     if loc.kind == "local":
-        fingerprint = content_fingerprint(loc, access)
-        return StagedInput(name, loc.display, loc.path, fingerprint, remote=False)
+        fingerprint, skipped = listing_fingerprint(loc, access)
+        if skipped and notice is not None:
+            notice(f"{name}: {len(skipped)} symlink(s)/special file(s) in {loc.display} are not followed: "
+                   + ", ".join(skipped[:10]))
+        return StagedInput(name, loc.display, loc.path, fingerprint, remote=False, not_followed=skipped)
     dest = workspace.input_dir(location)
-    report = sync_down(loc, dest, access=access)
+    report = sync_down(loc, dest, access=access, notice=notice)
     path = dest
     if report.single_file:
         path = dest / next(iter(SyncManifest.load(dest).files))

@@ -2,7 +2,8 @@
 
 Credentials: `--credentials BLOCK` (a prefect-azure AzureBlobStorageCredentials block), else env
 AZURE_STORAGE_CONNECTION_STRING, else a SAS in the URL or DefaultAzureCredential.
-A progress bar is drawn on stderr when it is a terminal.
+A progress bar is drawn on stderr when it is a terminal; notices (symlinks not followed, waiting
+for another sync of the same target) are printed there as warnings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from taoflow.cli.output import err_console, is_terminal, print_json
 from tasks.storage import StorageAccess, SyncProgress, SyncReport, sync_down, sync_up
 from tasks.storage.sync import DEFAULT_CONCURRENCY
+from tasks.storage.transfer import LOCK_WAIT_SECONDS
 
 sync_app = typer.Typer(help="Copy data between local folders, Azure Blob Storage and AzureML datastores.",
                        no_args_is_help=True)
@@ -27,6 +29,14 @@ _CREDENTIALS = typer.Option(
 )
 _CONCURRENCY = typer.Option(DEFAULT_CONCURRENCY, "--concurrency", min=1, max=256, help="Parallel transfers.")
 _JSON = typer.Option(False, "--json", help="Print the report as JSON on stdout.")
+_WAIT = typer.Option(
+    LOCK_WAIT_SECONDS, "--wait", min=0, metavar="SECONDS",
+    help="How long to wait for another sync of the same target to finish (0: fail at once if busy).",
+)
+
+
+def _warn(text: str) -> None:
+    err_console.print(f"warning: {text}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -73,11 +83,16 @@ def down(
         False, "--require-published", help="Refuse a location that is not a complete, published results folder."
     ),
     as_json: bool = _JSON,
+    wait: float = _WAIT,
 ) -> None:
-    """Make DIRECTORY an exact copy of LOCATION, transferring only what changed."""
+    """Make DIRECTORY an exact copy of LOCATION, transferring only what changed.
+
+    Symlinks and special files in a local LOCATION are not followed (a warning lists them).
+    """
     with _progress_bar("down") as on_progress:
         report = sync_down(location, directory, access=StorageAccess(credentials=credentials),
-                           concurrency=concurrency, require_published=require_published, on_progress=on_progress)
+                           concurrency=concurrency, require_published=require_published, on_progress=on_progress,
+                           notice=_warn, lock_wait=wait)
     _finish(report, as_json)
 
 
@@ -88,9 +103,13 @@ def up(
     credentials: Optional[str] = _CREDENTIALS,
     concurrency: int = _CONCURRENCY,
     as_json: bool = _JSON,
+    wait: float = _WAIT,
 ) -> None:
-    """Publish DIRECTORY at LOCATION; unchanged files are skipped and the completion marker is written last."""
+    """Publish DIRECTORY at LOCATION; unchanged files are skipped and the completion marker is written last.
+
+    Symlinks and special files in DIRECTORY are not uploaded and never read (a warning lists them).
+    """
     with _progress_bar("up") as on_progress:
         report = sync_up(directory, location, access=StorageAccess(credentials=credentials),
-                         concurrency=concurrency, on_progress=on_progress)
+                         concurrency=concurrency, on_progress=on_progress, notice=_warn, lock_wait=wait)
     _finish(report, as_json)

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from tasks.storage.azureml import resolve_datastore
-from tasks.storage.credentials import bind_account, open_container, resolve_credentials
+from tasks.storage.credentials import bind_account, configured_endpoints, open_container, resolve_credentials
+from tasks.storage.endpoints import check_endpoint, is_cloud_endpoint
 from tasks.storage.locations import Location, parse_location
 from tasks.storage.stores import BlobStore, LocalStore, Store
 
@@ -26,6 +27,8 @@ class StorageAccess:
     """Builds the AzureML MLClient for live datastore resolution (tests put a fake here)."""
     sdk_retries: int = 3
     """Retries the Azure SDK makes on its own for each request before a step fails as transient."""
+    connect_budget: float = 10.0
+    """Seconds a request keeps reconnecting to an endpoint that refuses or does not answer (see tasks.storage.retry)."""
 
 
 def open_store(location: str | Path | Location, access: StorageAccess | None = None, *, pool_size: int = 32) -> Store:
@@ -37,7 +40,12 @@ def open_store(location: str | Path | Location, access: StorageAccess | None = N
     creds = None
     if loc.kind == "azureml":
         loc, creds = resolve_datastore(loc, mapping=access.datastores, client_factory=access.ml_client_factory)
+    elif loc.account_url and not is_cloud_endpoint(loc.account_url):
+        # Before any credential exists: the location alone must not choose where a token goes.
+        configured = configured_endpoints(block=access.credentials, connection_string=access.connection_string)
+        check_endpoint(loc.account_url, configured, loc.display)
     creds = creds or resolve_credentials(loc, block=access.credentials, connection_string=access.connection_string)
     loc = bind_account(loc, creds)
-    client = open_container(loc, creds, pool_size=pool_size, retries=access.sdk_retries)
+    client = open_container(loc, creds, pool_size=pool_size, retries=access.sdk_retries,
+                            connect_budget=access.connect_budget)
     return BlobStore(loc, client, creds.source)

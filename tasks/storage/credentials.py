@@ -70,18 +70,33 @@ def parse_connection_string(text: str) -> tuple[str, str]:
     return account, endpoint.rstrip("/")
 
 
-def _from_block(name: str) -> BlobCredentials:
+def load_block(name: str):
+    """The prefect-azure `AzureBlobStorageCredentials` block `name`; a missing one is one `ConfigError`.
+
+    >>> load_block("taoflow-blob").account_url  # doctest: +SKIP
+    'https://myacct.blob.core.windows.net'
+    """
     try:
         from prefect_azure import AzureBlobStorageCredentials
     except ImportError as exc:  # pragma: no cover - prefect-azure is a dependency
         raise ConfigError("prefect-azure is not installed", fix="pip install prefect-azure") from exc
     try:
-        block = AzureBlobStorageCredentials.load(name)
-    except ValueError as exc:
+        return AzureBlobStorageCredentials.load(name)
+    except ValueError:
+        # Prefect's ValueError adds nothing to this message; chaining it would print its traceback.
         raise ConfigError(
-            f"no AzureBlobStorageCredentials block named {name!r}: {exc}",
-            fix="create it in the Prefect UI or with AzureBlobStorageCredentials(...).save(name)",
-        ) from exc
+            f"the storage credentials block {name!r} (an AzureBlobStorageCredentials block) does not exist "
+            "on this Prefect server",
+            where="storage_credentials",
+            fix=f"create it once: python -c \"from prefect_azure import AzureBlobStorageCredentials as C; "
+            f"C(connection_string='<connection string>').save('{name}')\" (or account_url=... for an identity; "
+            "or in the Prefect UI: Blocks -> Azure Blob Storage Credentials), or leave storage_credentials empty "
+            f"to use {ENV_CONNECTION_STRING} on the worker",
+        ) from None
+
+
+def _from_block(name: str) -> BlobCredentials:
+    block = load_block(name)
     source = f"Prefect block {name!r}"
     if block.connection_string is not None:
         return BlobCredentials(source=source, connection_string=block.connection_string.get_secret_value())
@@ -95,6 +110,29 @@ def _from_block(name: str) -> BlobCredentials:
     return BlobCredentials(
         f"{source} (DefaultAzureCredential)", account_url=block.account_url, credential=DefaultAzureCredential()
     )
+
+
+def configured_endpoints(*, block: str | None = None, connection_string: str | None = None) -> list[tuple[str, str]]:
+    """[(blob endpoint, where it is configured)]: the endpoints an operator set up, besides Azure's own.
+
+    Reads configuration only; no credential is created or used.
+
+    >>> configured_endpoints(connection_string="UseDevelopmentStorage=true")  # doctest: +SKIP
+    [('http://127.0.0.1:10000/devstoreaccount1', 'the given connection string')]
+    """
+    found = []
+    if connection_string:
+        found.append((parse_connection_string(connection_string)[1], "the given connection string"))
+    if block:
+        loaded = load_block(block)
+        if loaded.connection_string is not None:
+            found.append((parse_connection_string(loaded.connection_string.get_secret_value())[1], f"block {block!r}"))
+        elif loaded.account_url:
+            found.append((loaded.account_url, f"block {block!r}"))
+    env = os.environ.get(ENV_CONNECTION_STRING)
+    if env:
+        found.append((parse_connection_string(env)[1], f"env {ENV_CONNECTION_STRING}"))
+    return found
 
 
 def resolve_credentials(
@@ -149,13 +187,18 @@ def bind_account(location: Location, creds: BlobCredentials) -> Location:
     return location.with_account(account, url)
 
 
-def open_container(location: Location, creds: BlobCredentials, *, pool_size: int = 32, retries: int = 3):
+def open_container(
+    location: Location, creds: BlobCredentials, *, pool_size: int = 32, retries: int = 3, connect_budget: float = 10.0
+):
     """A sync `ContainerClient` with a connection pool big enough for `pool_size` threads.
 
     The SDK's default pool holds 10 connections; more threads than that would queue on it.
+    Retries: see `tasks.storage.retry` (connection faults bounded by `connect_budget` seconds).
     """
     import requests
-    from azure.storage.blob import BlobServiceClient, ExponentialRetry
+    from azure.storage.blob import BlobServiceClient
+
+    from tasks.storage.retry import BoundedRetry
 
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
@@ -164,7 +207,7 @@ def open_container(location: Location, creds: BlobCredentials, *, pool_size: int
     options = dict(
         session=session,
         # The SDK's default first back-off is 15 s; a step-level retry (the Prefect task) follows anyway.
-        retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retries, random_jitter_range=1),
+        retry_policy=BoundedRetry(retry_total=retries, connect_budget=connect_budget),
         connection_timeout=10,
         read_timeout=60,
     )

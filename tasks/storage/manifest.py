@@ -2,7 +2,10 @@
 
 - The **local sync manifest** (``.taoflow-sync.json`` inside a synced directory) remembers, per
   file, the blob's size/etag/MD5 and the local file's mtime when we wrote it. An unchanged blob
-  whose local copy is untouched is skipped without transferring a byte.
+  whose local copy is untouched is skipped without transferring a byte. While a sync runs, each
+  finished file is also appended to ``.taoflow-sync.journal`` (one line, one `write`, no fsync),
+  so a sync killed with SIGKILL loses at most the files in flight: the next one replays the
+  journal and transfers only what is missing. A completed sync folds it into the manifest.
 - The **published marker** (``_taoflow_published.json`` at a results prefix) lists every file of
   a finished upload with its size and MD5. It is written last; readers trust only what it lists.
   ``_taoflow_publishing.json`` is written first and tells readers an upload is under way.
@@ -17,15 +20,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tasks.storage.localfs import MANIFEST_TEMP, RESERVED_NAMES, STAGING_DIR, SYNC_JOURNAL, SYNC_MANIFEST
 from tasks.storage.stores import Entry
 
-SYNC_MANIFEST = ".taoflow-sync.json"
-STAGING_DIR = ".taoflow-sync-tmp"
 PUBLISHED_MARKER = "_taoflow_published.json"
 PUBLISHING_MARKER = "_taoflow_publishing.json"
-#: Names a sync owns; a blob with one of these names is never written over them.
-RESERVED_LOCAL = {SYNC_MANIFEST, STAGING_DIR}
+#: Names a sync owns at the top of a local folder; a blob with one of these names is refused.
+RESERVED_LOCAL = RESERVED_NAMES
 MARKERS = {PUBLISHED_MARKER, PUBLISHING_MARKER}
+_NOFOLLOW = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
 
 
 @dataclass
@@ -43,20 +52,34 @@ class SyncManifest:
 
     @classmethod
     def load(cls, directory: Path) -> "SyncManifest":
-        path = directory / SYNC_MANIFEST
+        """The manifest of `directory` with its journal (progress of a killed sync) replayed."""
         try:
-            data = json.loads(path.read_text())
-            return cls(data.get("source", ""), {k: LocalRecord(**v) for k, v in data.get("files", {}).items()})
-        except (OSError, ValueError, TypeError):
+            data = json.loads(_read(directory / SYNC_MANIFEST))
+            manifest = cls(data.get("source", ""), {k: LocalRecord(**v) for k, v in data.get("files", {}).items()})
+        except (OSError, ValueError, TypeError, AttributeError):
             # Missing or damaged: forget it; the cost is a full re-download, never a wrong file.
-            return cls()
+            manifest = cls()
+        try:
+            lines = _read(directory / SYNC_JOURNAL).splitlines()
+        except OSError:
+            return manifest
+        for line in lines:
+            try:
+                name, size, etag, md5, mtime_ns = json.loads(line)
+                manifest.files[name] = LocalRecord(int(size), str(etag), md5, int(mtime_ns))
+            except (ValueError, TypeError):
+                continue  # the line a SIGKILL cut short
+        return manifest
 
     def save(self, directory: Path) -> None:
-        path = directory / SYNC_MANIFEST
-        temp = path.with_suffix(".tmp")
+        """Write the manifest atomically; its journal is then redundant and removed."""
         data = {"version": 1, "source": self.source, "files": {k: asdict(v) for k, v in sorted(self.files.items())}}
-        temp.write_text(json.dumps(data, indent=1))
-        os.replace(temp, path)
+        temp = directory / MANIFEST_TEMP
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(data, indent=1))
+        os.replace(temp, directory / SYNC_MANIFEST)
+        (directory / SYNC_JOURNAL).unlink(missing_ok=True)
 
     def is_current(self, entry: Entry, local: Path) -> bool:
         """True when `local` is exactly what we wrote for this version of the blob."""
@@ -64,10 +87,36 @@ class SyncManifest:
         if record is None or record.etag != entry.etag or record.size != entry.size:
             return False
         try:
-            stat = local.stat()
+            stat = local.lstat()  # a symlink put in the file's place never matches
         except OSError:
             return False
         return stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns
+
+
+class Journal:
+    """Appends each finished file of a running sync to the directory's journal (see the module doc).
+
+    >>> import tempfile; folder = Path(tempfile.mkdtemp())
+    >>> with Journal(folder) as journal: journal.record("a.txt", LocalRecord(1, "e", None, 5))
+    >>> SyncManifest.load(folder).files["a.txt"].etag
+    'e'
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._fd = os.open(directory / SYNC_JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
+
+    def record(self, name: str, rec: LocalRecord) -> None:
+        # One write() per line: whole lines, even with several threads and a kill at any moment.
+        os.write(self._fd, (json.dumps([name, rec.size, rec.etag, rec.md5, rec.mtime_ns]) + "\n").encode())
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def published_document(files: dict[str, tuple[int, str]]) -> bytes:

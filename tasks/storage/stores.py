@@ -7,16 +7,18 @@ names *relative to the location*, so the sync logic does not care which one it h
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import uuid
-from dataclasses import dataclass
+import io
+import stat
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Callable, Protocol
 
-from tasks.errors import StorageNotFoundError
+from tasks.errors import StorageError, StorageNotFoundError
 from tasks.storage.errors import Target, azure_errors
+from tasks.storage.localfs import RESERVED_NAMES, LocalTree, NotFollowed, kind_of, open_named
 from tasks.storage.locations import Location
+from tasks.storage.locks import BlobPublication, LocalPublication, Publication
 
 CHUNK = 1 << 20
 
@@ -33,10 +35,16 @@ class Entry:
 
 @dataclass
 class Listing:
-    """What a location holds. `single` means the location names one file, not a folder."""
+    """What a location holds. `single` means the location names one file, not a folder.
+
+    `not_followed`: local symlinks and special files that were left out (never read)."""
 
     entries: dict[str, Entry]
     single: bool = False
+    not_followed: list[NotFollowed] = field(default_factory=list)
+
+
+Notice = Callable[[str], None]
 
 
 class Store(Protocol):
@@ -44,27 +52,27 @@ class Store(Protocol):
     target: Target
 
     def list(self) -> Listing: ...
-    def fetch(self, entry: Entry, into: Path) -> str: ...
-    def put(self, source: Path, name: str, md5: str) -> None: ...
+    def fetch(self, entry: Entry, out: BinaryIO) -> str: ...
+    def put(self, data: BinaryIO, size: int, name: str, md5: str) -> None: ...
     def delete(self, name: str) -> None: ...
     def read(self, name: str) -> bytes | None: ...
     def write(self, name: str, data: bytes) -> None: ...
+    def publication(self, body: bytes, wait: float, notice: Notice | None) -> AbstractContextManager[Publication]: ...
 
 
-def file_md5(path: Path) -> str:
+def stream_md5(source: BinaryIO) -> str:
     digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
+    while chunk := source.read(CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
-def _copy_hashing(source: BinaryIO, into: Path, chunks=None) -> str:
+def copy_hashing(chunks, out: BinaryIO) -> str:
+    """Write `chunks` to `out`; the MD5 (hex) of what was written."""
     digest = hashlib.md5(usedforsecurity=False)
-    with open(into, "wb") as out:
-        for chunk in chunks if chunks is not None else iter(lambda: source.read(CHUNK), b""):
-            digest.update(chunk)
-            out.write(chunk)
+    for chunk in chunks:
+        digest.update(chunk)
+        out.write(chunk)
     return digest.hexdigest()
 
 
@@ -74,7 +82,7 @@ class BlobStore:
     def __init__(self, location: Location, container, credential_source: str) -> None:
         self.location = location
         self.container = container
-        self.target = Target(location.account, location.container, credential_source)
+        self.target = Target(location.account, location.container, credential_source, endpoint=location.account_url)
 
     def _full(self, name: str) -> str:
         return f"{self.location.prefix}/{name}" if self.location.prefix else name
@@ -142,7 +150,7 @@ class BlobStore:
     def _single_name(self, name: str) -> bool:
         return getattr(self, "_single", False) and self.location.prefix.rsplit("/", 1)[-1] == name
 
-    def fetch(self, entry: Entry, into: Path) -> str:
+    def fetch(self, entry: Entry, out: BinaryIO) -> str:
         from azure.core import MatchConditions
 
         with azure_errors(self.target, f"downloading {entry.name}"):
@@ -150,15 +158,15 @@ class BlobStore:
             stream = self._blob(entry.name).download_blob(
                 etag=entry.etag, match_condition=MatchConditions.IfNotModified, max_concurrency=1
             )
-            return _copy_hashing(None, into, stream.chunks())
+            return copy_hashing(stream.chunks(), out)
 
-    def put(self, source: Path, name: str, md5: str) -> None:
+    def put(self, data: BinaryIO, size: int, name: str, md5: str) -> None:
         from azure.storage.blob import ContentSettings
 
-        with azure_errors(self.target, f"uploading {name}"), open(source, "rb") as data:
+        with azure_errors(self.target, f"uploading {name}"):
             self._blob(name).upload_blob(
                 data,
-                length=source.stat().st_size,
+                length=size,
                 overwrite=True,
                 max_concurrency=1,
                 content_settings=ContentSettings(content_md5=bytearray(bytes.fromhex(md5))),
@@ -188,60 +196,74 @@ class BlobStore:
         with azure_errors(self.target, f"writing {name}"):
             self._blob(name).upload_blob(data, overwrite=True)
 
+    def publication(self, body: bytes, wait: float, notice: Notice | None = None) -> BlobPublication:
+        """The right to publish at this prefix: a lease on its publishing marker (see tasks.storage.locks)."""
+        from tasks.storage.manifest import PUBLISHING_MARKER
+
+        return BlobPublication(self._blob(PUBLISHING_MARKER), body, wait, self.target, notice)
+
 
 class LocalStore:
-    """A local directory (or one file) seen as a store; etags are size + modification time."""
+    """A local directory (or one file) seen as a store; etags are size + modification time.
+
+    The directory (or file) is used as named; nothing below it is followed or opened unless it
+    is a regular file (tasks.storage.localfs). Our bookkeeping at its top is never content.
+    """
 
     def __init__(self, location: Location) -> None:
         self.location = location
         self.root: Path = location.path
         self.target = Target(None, None, "local filesystem")
+        self.tree = LocalTree(self.root)
 
-    def _path(self, name: str) -> Path:
-        if self.root.is_file():
-            return self.root
-        return self.root.joinpath(*name.split("/"))
+    def _root_mode(self) -> int | None:
+        try:
+            return self.root.stat().st_mode  # follows: the operator named this path
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.root}: {exc.strerror}", fix="check the local path") from None
+
+    def _single(self) -> bool:
+        mode = self._root_mode()
+        return mode is not None and not stat.S_ISDIR(mode)
 
     @staticmethod
-    def _entry(name: str, path: Path) -> Entry:
-        stat = path.stat()
-        return Entry(name, stat.st_size, f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
+    def _entry(name: str, st) -> Entry:
+        return Entry(name, st.st_size, f"{st.st_mtime_ns:x}-{st.st_size:x}")
 
     def list(self) -> Listing:
-        if self.root.is_file():
-            return Listing({self.root.name: self._entry(self.root.name, self.root)}, single=True)
-        if not self.root.is_dir():
+        mode = self._root_mode()
+        if mode is None:
             raise StorageNotFoundError(f"{self.root} does not exist", fix="check the local path")
-        entries = {}
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            for filename in filenames:
-                path = Path(dirpath, filename)
-                name = path.relative_to(self.root).as_posix()
-                entries[name] = self._entry(name, path)
-        return Listing(entries)
+        if stat.S_ISREG(mode):
+            return Listing({self.root.name: self._entry(self.root.name, self.root.stat())}, single=True)
+        if not stat.S_ISDIR(mode):
+            raise StorageError(f"{self.root} is a {kind_of(mode)}, not a file or a folder; it was not read",
+                               fix="give a regular file or a folder")
+        scan = self.tree.scan(skip_top=RESERVED_NAMES)
+        return Listing({n: self._entry(n, st) for n, st in scan.files.items()}, not_followed=scan.not_followed)
 
-    def fetch(self, entry: Entry, into: Path) -> str:
-        with open(self._path(entry.name), "rb") as source:
-            return _copy_hashing(source, into)
+    def open(self, name: str) -> AbstractContextManager[BinaryIO]:
+        """The regular file `name`, opened without following symlinks below the root."""
+        return open_named(self.root) if self._single() else self.tree.open_read(name)
 
-    def put(self, source: Path, name: str, md5: str) -> None:
-        final = self._path(name)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
-        shutil.copyfile(source, temp)
-        os.replace(temp, final)
+    def fetch(self, entry: Entry, out: BinaryIO) -> str:
+        with self.open(entry.name) as source:
+            return copy_hashing(iter(lambda: source.read(CHUNK), b""), out)
+
+    def put(self, data: BinaryIO, size: int, name: str, md5: str) -> None:
+        self.tree.write_from(name, data)
 
     def delete(self, name: str) -> None:
-        self._path(name).unlink(missing_ok=True)
+        self.tree.unlink(name)
 
     def read(self, name: str) -> bytes | None:
-        path = self._path(name)
-        return path.read_bytes() if path.is_file() else None
+        return None if self._single() else self.tree.read_bytes(name)
 
     def write(self, name: str, data: bytes) -> None:
-        final = self._path(name)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
-        temp.write_bytes(data)
-        os.replace(temp, final)
+        self.tree.write_from(name, io.BytesIO(data))
+
+    def publication(self, body: bytes, wait: float, notice: Notice | None = None) -> LocalPublication:
+        """The right to publish into this folder: its lock file, then the publishing marker."""
+        return LocalPublication(self.tree, body, wait, notice)

@@ -1,4 +1,12 @@
-"""Prefect task wrappers for sync down/up: retries for transient storage faults only, progress in the run log."""
+"""Prefect task wrappers for sync down/up: retries for transient storage faults only, progress in the run log.
+
+Never retried: auth and not-found errors, a busy target (the sync already waited). An
+unreachable endpoint (refused, unresolvable: the SDK already spent its time-bounded reconnects
+on it, see tasks.storage.retry) is final when *reading* (staging, sync down: usually a wrong
+endpoint, so say so within seconds) but retried when *publishing*, where the endpoint is
+usually known-good, an outage is the likelier cause and a trained model is at stake; that is
+bounded too: 5 attempts of ~8 s plus the delays below, under two minutes.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +18,9 @@ from typing import Callable
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import is_transient
+from tasks.errors import TaoflowError, is_transient
 from tasks.storage.access import StorageAccess
+from tasks.storage.errors import StorageUnreachableError
 from tasks.storage.sync import content_fingerprint, sync_down, sync_up
 from tasks.storage.transfer import SyncProgress, SyncReport
 
@@ -28,13 +37,23 @@ def retry_only_transient(task, task_run, state) -> bool:
     return False
 
 
-#: Shared by both tasks: transient faults retried with back-off; results are files, so no result cache.
+def retry_transient_or_unreachable(task, task_run, state) -> bool:
+    """`retry_condition_fn` for publishing: transient faults, and an endpoint that stopped answering."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - see retry_only_transient
+        return is_transient(exc) or isinstance(exc, StorageUnreachableError)
+    return False
+
+
+#: Transient faults retried with back-off; results are files, so no result cache.
 _RETRY_TRANSIENT = dict(
     retries=len(RETRY_DELAYS),
     retry_delay_seconds=RETRY_DELAYS,
     retry_condition_fn=retry_only_transient,
     cache_policy=NO_CACHE,
 )
+_RETRY_PUBLISH = _RETRY_TRANSIENT | {"retry_condition_fn": retry_transient_or_unreachable}
 
 
 class LogProgress:
@@ -66,23 +85,27 @@ def sync_down_task(
 ) -> SyncReport:
     """Fetch a location into a local directory; a retry resumes where the failed attempt stopped."""
     report = sync_down(
-        location, dest_dir, access=access, concurrency=concurrency,
-        require_published=require_published, on_progress=LogProgress(f"sync down {location}"),
+        location, dest_dir, access=access, concurrency=concurrency, require_published=require_published,
+        on_progress=LogProgress(f"sync down {location}"), notice=get_run_logger().warning,
     )
     get_run_logger().info(report.summary())
     return report
 
 
-@task(name="sync-up", **_RETRY_TRANSIENT)
+@task(name="sync-up", **_RETRY_PUBLISH)
 def sync_up_task(
     src_dir: str | Path,
     location: str,
     access: StorageAccess | None = None,
     concurrency: int = 16,
 ) -> SyncReport:
-    """Publish a results directory; a retry skips blobs already uploaded and writes the marker last."""
+    """Publish a results directory; a retry skips blobs already uploaded and writes the marker last.
+
+    Retried also when the endpoint is unreachable (see the module doc): an outage of up to about a
+    minute during publishing does not cost the trained model.
+    """
     report = sync_up(src_dir, location, access=access, concurrency=concurrency,
-                     on_progress=LogProgress(f"sync up {location}"))
+                     on_progress=LogProgress(f"sync up {location}"), notice=get_run_logger().warning)
     get_run_logger().info(report.summary())
     return report
 
@@ -91,16 +114,25 @@ def content_cache_key(*location_parameters: str, access: StorageAccess | None = 
     """A `cache_key_fn` keyed on the *content* of the named location parameters (and the task's inputs).
 
     The key changes when any file behind those locations changes (name, size, MD5/etag), so a
-    task that only reads them is reused across runs until the data changes.
+    task that only reads them is reused across runs until the data changes. Computing it lists
+    the locations; when that fails (storage unreachable, auth) the key is None, so the task runs
+    uncached and meets the same error itself, once, instead of Prefect logging a traceback for
+    the key.
+
+    >>> @task(cache_key_fn=content_cache_key("location"), persist_result=True)  # doctest: +SKIP
+    ... def count_files(location: str) -> int: ...
     """
 
-    def key(context, parameters: dict) -> str:
+    def key(context, parameters: dict) -> str | None:
         digest = hashlib.sha256(context.task.name.encode())
         for name in sorted(parameters):
             value = parameters[name]
             digest.update(f"{name}={value!r}".encode())
             if name in location_parameters and value:
-                digest.update(content_fingerprint(value, access).encode())
+                try:
+                    digest.update(content_fingerprint(value, access).encode())
+                except TaoflowError:
+                    return None
         return digest.hexdigest()
 
     return key

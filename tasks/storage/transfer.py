@@ -9,6 +9,10 @@ from typing import Callable, Iterable, Literal, TypeVar
 
 T = TypeVar("T")
 
+DEFAULT_CONCURRENCY = 16
+#: How long a sync waits for another one holding the same target before `StorageBusyError`.
+LOCK_WAIT_SECONDS = 3600.0
+
 
 @dataclass(frozen=True, slots=True)
 class SyncProgress:
@@ -22,6 +26,8 @@ class SyncProgress:
 
 
 ProgressFn = Callable[[SyncProgress], None]
+#: Receives one-line notices for a person: entries not followed, waiting for another sync.
+NoticeFn = Callable[[str], None]
 
 
 @dataclass
@@ -42,6 +48,8 @@ class SyncReport:
     published: bool = False
     single_file: bool = False
     ignored_unpublished: tuple[str, ...] = ()
+    not_followed: tuple[str, ...] = ()
+    """Local symlinks and special files left out, never read (e.g. "a/link (symlink -> /etc/x)")."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,7 +60,7 @@ class SyncReport:
             f"{self.direction} {self.source} -> {self.destination}: {self.files_transferred} of {self.files_total} "
             f"files transferred ({self.bytes_transferred / 1e6:.1f} MB, {rate:.1f} MB/s), "
             f"{self.files_skipped} unchanged, {self.files_deleted} deleted, {self.seconds:.2f} s"
-        )
+        ) + (f"; {len(self.not_followed)} symlink(s)/special file(s) not followed" if self.not_followed else "")
 
 
 class ProgressTracker:

@@ -86,6 +86,20 @@ ROWS: tuple[Row, ...] = (
     Row("sdk-errors", "Azurite down while a run stages a SAS location: each attempt's Azure SDK error quotes the "
         "request URL (trials: the attempts)",
         "every such log line, state message and error text shows sig=***; 0 signatures, keys or connection strings"),
+    Row("storage-symlinks", "Symlinks (to host files and folders, dangling), FIFOs and devices planted in a results "
+        "folder by a real container, then published, synced down and staged",
+        "never read, opened or written through (inotify on the host side); skipped with a warning; no hang", 10),
+    Row("storage-endpoints", "Blob locations on foreign hosts (ACCOUNT.blob.<other domain>, look-alike suffixes, "
+        "other ports, IP/localhost, userinfo) with DefaultAzureCredential, behind a TLS-intercepting fake internet",
+        "refused before any token request; 0 connections to the host; Azure's and the configured endpoint still work",
+        8),
+    Row("storage-concurrency", "Two sync down into one folder, two sync up of different content to one prefix, two "
+        "staging flows with the same inputs: real concurrent processes on Azurite",
+        "serialised (the second waits) or StorageBusyError; every published marker matches its blobs", 9),
+    Row("sync-kill-resume", "taoflow sync down / sync up killed with SIGKILL at a seeded moment, then run again",
+        "the re-run transfers only what was missing; no stale temporaries; byte-identical", 4),
+    Row("storage-unreachable", "Storage on a refused loopback port and on an unresolvable host: sync, and a staging flow",
+        "StorageUnreachableError after a bounded number of attempts; no task retry; no cache-key traceback", 3),
 )
 ROW_IDS = {row.id for row in ROWS}
 

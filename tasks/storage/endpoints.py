@@ -1,0 +1,82 @@
+"""Which hosts may receive a storage credential.
+
+A blob location names its endpoint, and whatever credential taoflow picks (an identity token from
+`DefaultAzureCredential`, a service principal's token, a SAS, an account-key signature) travels
+to that endpoint. A location from a job file, a deployment parameter or an event must therefore
+not be able to name *any* host: `https://ACCOUNT.blob.attacker.example/...` would otherwise
+receive a bearer token for Azure Storage.
+
+Allowed endpoints: the blob and dfs endpoints of the public, US Government and China clouds, or
+exactly (scheme, host, port, path) the endpoint of a configured connection string or
+`AzureBlobStorageCredentials` block, which is how Azurite and custom/private endpoints are used.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from tasks.storage.errors import UntrustedEndpointError
+
+#: Storage endpoint suffixes of the Azure clouds (AzureCloud, AzureUSGovernment, AzureChinaCloud).
+CLOUD_SUFFIXES = ("core.windows.net", "core.usgovcloudapi.net", "core.chinacloudapi.cn")
+_CLOUD_HOST = re.compile(
+    r"^[a-z0-9]{3,24}\.(?:blob|dfs)\.(?:" + "|".join(re.escape(s) for s in CLOUD_SUFFIXES) + r")$"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalized(url: str) -> tuple[str, str, int | None, str]:
+    """(scheme, host, port, path) of an endpoint URL, in the form two equal endpoints share.
+
+    >>> normalized("HTTPS://Acct.blob.core.windows.net:443/")
+    ('https', 'acct.blob.core.windows.net', None, '')
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # an invalid port never equals a configured one
+    if port == _DEFAULT_PORTS.get(scheme):
+        port = None
+    return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
+def is_cloud_endpoint(url: str) -> bool:
+    """True for `http(s)://ACCOUNT.blob|dfs.<Azure cloud suffix>` with nothing else in the authority.
+
+    >>> is_cloud_endpoint("https://acct.blob.core.windows.net"), is_cloud_endpoint("https://acct.blob.evil.example")
+    (True, False)
+    """
+    parts = urlsplit(url.strip())
+    scheme, host, port, path = normalized(url)
+    return (
+        scheme in _DEFAULT_PORTS
+        and "@" not in parts.netloc
+        and port is None
+        and path == ""
+        and bool(_CLOUD_HOST.match(host))
+    )
+
+
+def check_endpoint(account_url: str, configured: list[tuple[str, str]], where: str) -> None:
+    """Raise `UntrustedEndpointError` unless `account_url` is a cloud endpoint or one of `configured`
+    [(endpoint, where it was configured)]. Call it before any credential is created or used.
+
+    >>> check_endpoint("http://127.0.0.1:10000/devstoreaccount1",
+    ...                [("http://127.0.0.1:10000/devstoreaccount1/", "env AZURE_STORAGE_CONNECTION_STRING")], "x")
+    """
+    if is_cloud_endpoint(account_url) or any(normalized(account_url) == normalized(e) for e, _ in configured):
+        return
+    scheme, host, port, path = normalized(account_url)
+    shown = f"{scheme}://{host}" + (f":{port}" if port else "") + path
+    known = "; ".join(f"{e} ({source})" for e, source in configured) or "none"
+    raise UntrustedEndpointError(
+        f"refusing to send storage credentials to {shown}: it is not an Azure Storage endpoint "
+        f"(ACCOUNT.blob|dfs.{{{', '.join(CLOUD_SUFFIXES)}}}) nor the configured endpoint (configured: {known})",
+        where=where,
+        fix="use the account's https://ACCOUNT.blob.core.windows.net URL (or its US Gov / China cloud form); "
+        "for Azurite or a custom endpoint, configure exactly that endpoint in AZURE_STORAGE_CONNECTION_STRING "
+        "(BlobEndpoint=...) or in the AzureBlobStorageCredentials block",
+    )
