@@ -13,15 +13,13 @@ from prefect import flow
 
 from flows.train import train_detectnet_v2
 from tasks.config import with_env_key
-from tasks.errors import TaoflowError
-from tasks.job_tasks import fail_fast
-from tasks.log_redaction import install_log_redaction
+from tasks.log_filters import install_log_filters
 from tasks.outcome import JobResult
 from tasks.request import TrainRequest
 from tasks.stored_parameters import refuse_stored_secrets, scrub_stored_parameters
 
 # Before Prefect validates a run's parameters: it logs them raw when they fail.
-install_log_redaction()
+install_log_filters()
 
 
 def _mask_stored_parameters(flow, flow_run, state) -> None:
@@ -47,11 +45,8 @@ def retrain_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: b
         dry_run: stop before any container starts and return the launch plan.
         strict: treat dataset warnings (e.g. classes the spec does not map) as errors.
     """
-    install_log_redaction()
-    try:
-        refuse_stored_secrets(request)
-    except TaoflowError as exc:
-        fail_fast(exc)
+    install_log_filters()
+    refuse_stored_secrets(request)
     # `.fn`: the training composition runs in this flow run (its containers carry this run's id,
     # which the cancellation hooks above reap), with the key only in memory.
     return train_detectnet_v2.fn(with_env_key(request), dry_run=dry_run, strict=strict)

@@ -25,7 +25,6 @@ from tasks.job import (
     plan_training,
 )
 from tasks.job_tasks import (
-    fail_fast,
     prepare_spec_task,
     resolve_key,
     stage_all,
@@ -79,10 +78,7 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
     try:
         staged = stage_all(input_locations(request), workspace, access)
         lap("stage")
-        try:
-            prepared = prepare_spec_task(request, staged)
-        except TaoflowError as exc:
-            fail_fast(exc)
+        prepared = prepare_spec_task(request, staged)
         result.spec_diff = prepared.diff
         reason = conversion_reason(request, staged)
         report = validate_inputs_task(request, prepared, staged, check_tfrecords=reason is None, strict=strict)
@@ -90,10 +86,10 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         create_markdown_artifact(report.to_markdown(), key="dataset-validation", description=report.summary())
         problems = base_model_problems(prepared)
         if report.to_error() is not None:
-            fail_fast(report.to_error())
+            raise report.to_error()
         if problems and not dry_run:
-            fail_fast(DatasetError("the base model is not usable", problems=problems,
-                                   fix="fix base_model.location or the spec's pretrained_model_file"))
+            raise DatasetError("the base model is not usable", problems=problems,
+                               fix="fix base_model.location or the spec's pretrained_model_file")
         lap("validate")
 
         key = resolve_key(request)

@@ -18,7 +18,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import ValidationReport
-from tasks.errors import ConfigError, TaoflowError
+from tasks.errors import ConfigError
 from tasks.job import PreparedSpec, prepare_spec, validate_inputs
 from tasks.redact import remember_secret
 from tasks.request import TrainRequest
@@ -128,9 +128,3 @@ def resolve_key(request: TrainRequest) -> str | None:
         return None
     remember_secret(key)
     return key
-
-
-def fail_fast(exc: TaoflowError) -> None:
-    """Log a user error's full text (with its file:line findings) before the run fails with it."""
-    get_run_logger().error(exc.render())
-    raise exc

@@ -13,7 +13,7 @@ token was refused (expired, wrong permissions), so it stays readable.
 
 `scrub` applies the patterns plus every secret this process was told about
 (`remember_secret`); `tasks.errors` runs it over every TaoflowError text and
-`tasks.log_redaction` over every log record.
+`tasks.log_filters` over every log record.
 """
 
 from __future__ import annotations

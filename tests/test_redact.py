@@ -10,7 +10,7 @@ import pickle
 import pytest
 
 from tasks.errors import ConfigError, Problem, StorageError, TrainingFailed
-from tasks.log_redaction import RedactingFilter, install_log_redaction
+from tasks.log_filters import RedactingFilter, install_log_filters
 from tasks.redact import MASK, Redactor, scrub
 from tasks.request import TrainRequest
 from tasks.stored_parameters import refuse_stored_secrets, sanitized_parameters
@@ -105,12 +105,12 @@ def test_log_filter_scrubs_messages_args_and_tracebacks_of_any_library():
 def test_installed_on_prefects_console_and_api_handlers():
     import prefect.main  # noqa: F401 - sets up the handlers
 
-    install_log_redaction()
+    install_log_filters()
     # Under pytest the root logger keeps pytest's capture handlers instead of Prefect's console one.
     handlers = [h for name in ("", "prefect.flow_runs", "prefect.task_runs") for h in logging.getLogger(name).handlers]
     assert "APILogHandler" in {type(h).__name__ for h in handlers}
     assert all(any(isinstance(f, RedactingFilter) for f in h.filters) for h in handlers)
-    assert install_log_redaction() == 0  # idempotent
+    assert install_log_filters() == 0  # idempotent
 
 
 def test_stored_parameters_lose_keys_unknown_names_and_signatures():
