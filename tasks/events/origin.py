@@ -25,12 +25,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import ConfigError
+from tasks.storage.endpoints import CLOUD_HOST, CLOUD_SUFFIXES
 
-#: DNS suffixes of Azure Storage in the public cloud, Azure US Government and Azure China.
-CLOUD_SUFFIXES = ("core.windows.net", "core.usgovcloudapi.net", "core.chinacloudapi.cn")
-_CLOUD_HOST = re.compile(
-    r"^(?P<account>[a-z0-9]{3,24})\.(?P<service>blob|dfs)\.(?P<suffix>" + "|".join(map(re.escape, CLOUD_SUFFIXES)) + r")$"
-)
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _CONTAINER = re.compile(r"^(?:\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
 _ALLOW_ENTRY = re.compile(r"^(?P<account>[a-z0-9]{3,24})(?:/(?P<container>[^/]+))?$")
@@ -105,7 +101,7 @@ def read_origin(url: str, *, account: str, container: str, blob: str, endpoints:
     if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         raise OriginMismatch("data.url carries user info, a query or a fragment; storage events carry none")
     host = (parts.hostname or "").lower()
-    cloud = _CLOUD_HOST.match(host)
+    cloud = CLOUD_HOST.match(host)
     if cloud and parts.scheme == "https" and parts.port in (None, 443):
         # The blob endpoint serves what the dfs one does, and only blob URLs are training locations.
         origin = BlobOrigin(f"https://{cloud['account']}.blob.{cloud['suffix']}", cloud["account"], *_path(parts.path))

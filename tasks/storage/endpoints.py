@@ -20,8 +20,9 @@ from tasks.storage.errors import UntrustedEndpointError
 
 #: Storage endpoint suffixes of the Azure clouds (AzureCloud, AzureUSGovernment, AzureChinaCloud).
 CLOUD_SUFFIXES = ("core.windows.net", "core.usgovcloudapi.net", "core.chinacloudapi.cn")
-_CLOUD_HOST = re.compile(
-    r"^[a-z0-9]{3,24}\.(?:blob|dfs)\.(?:" + "|".join(re.escape(s) for s in CLOUD_SUFFIXES) + r")$"
+#: An Azure Storage host: ACCOUNT.blob|dfs.<cloud suffix> (the event bridge checks hosts with it too).
+CLOUD_HOST = re.compile(
+    r"^(?P<account>[a-z0-9]{3,24})\.(?P<service>blob|dfs)\.(?P<suffix>" + "|".join(map(re.escape, CLOUD_SUFFIXES)) + r")$"
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -56,7 +57,7 @@ def is_cloud_endpoint(url: str) -> bool:
         and "@" not in parts.netloc
         and port is None
         and path == ""
-        and bool(_CLOUD_HOST.match(host))
+        and bool(CLOUD_HOST.match(host))
     )
 
 
