@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.dataset import ValidationReport
 from tasks.errors import ConfigError
 from tasks.job import PreparedSpec, prepare_spec, validate_inputs
+from tasks.progress import staging_reporter
 from tasks.redact import remember_secret
 from tasks.request import TrainRequest
 from tasks.storage import StorageAccess
@@ -52,7 +53,7 @@ def _digest(*parts: object) -> str:
 def stage_input_task(name: str, location: str, workspace: Workspace, access: StorageAccess | None = None) -> StagedInput:
     """Make one input local (remote: incremental sync into the cache; local: in place)."""
     logger = get_run_logger()
-    staged = stage_input(name, location, workspace, access, notice=logger.warning)
+    staged = stage_input(name, location, workspace, access, notice=logger.warning, on_progress=staging_reporter(name))
     logger.info(
         "%s: %s -> %s (%s)", name, staged.location, staged.path,
         f"{staged.bytes_transferred / 1e6:.1f} MB transferred" if staged.remote else "used in place",

@@ -17,6 +17,7 @@ from typing import Callable
 from tasks.storage import StorageAccess, parse_location, sync_down
 from tasks.storage.manifest import SyncManifest
 from tasks.storage.sync import listing_fingerprint
+from tasks.storage.transfer import ProgressFn
 
 HOME_ENV = "TAOFLOW_HOME"
 
@@ -60,6 +61,7 @@ def stage_input(
     workspace: Workspace,
     access: StorageAccess | None = None,
     notice: Callable[[str], None] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> StagedInput:
     """Make one input local: remote data synced into the cache (changes only), local data in place.
 
@@ -78,7 +80,7 @@ def stage_input(
                    + ", ".join(skipped[:10]))
         return StagedInput(name, loc.display, loc.path, fingerprint, remote=False, not_followed=skipped)
     dest = workspace.input_dir(location)
-    report = sync_down(loc, dest, access=access, notice=notice)
+    report = sync_down(loc, dest, access=access, notice=notice, on_progress=on_progress)
     path = dest
     if report.single_file:
         path = dest / next(iter(SyncManifest.load(dest).files))

@@ -102,7 +102,10 @@ def run(
     request = _load(config, set_).request
     from flows.train import train_detectnet_v2
 
-    result = train_detectnet_v2(request, dry_run=dry_run, strict=strict)
+    from taoflow.cli.progress import progress_display
+
+    with progress_display():
+        result = train_detectnet_v2(request, dry_run=dry_run, strict=strict)
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
@@ -140,7 +143,10 @@ def demo(
     request = _load(config, []).request
     from flows.train import train_detectnet_v2
 
-    result = train_detectnet_v2(request, dry_run=bool(missing))
+    from taoflow.cli.progress import progress_display
+
+    with progress_display():
+        result = train_detectnet_v2(request, dry_run=bool(missing))
     # The demo says itself what is missing; the flow's own base-model finding would only repeat it.
     _report(result, explained={"base-model-missing"} if not model.is_file() else set())
     if missing:

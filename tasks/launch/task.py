@@ -21,6 +21,7 @@ from tasks.launch.job import run_conversion, run_training
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.plan import LaunchPlan
 from tasks.launch.status import EpochEvent, ValidationEvent
+from tasks.progress import TrainingProgress, report_training
 
 
 def retry_if_transient(task, task_run, state) -> bool:
@@ -53,7 +54,7 @@ class ArtifactReporter:
         return JobObserver(
             on_line=self.logger.info,
             on_epoch=self.on_epoch,
-            on_validation=self.validations.append,
+            on_validation=self.on_validation,
             on_pull=lambda text: self.logger.info("pull: %s", text),
             on_warning=self.logger.warning,
         )
@@ -65,6 +66,17 @@ class ArtifactReporter:
             event.progress,
             description=f"{event.epoch} of {event.max_epoch} epochs done, loss {event.loss}, ETA {event.eta}",
         )
+        report_training(TrainingProgress(event.epoch, event.max_epoch, event.loss, event.eta, self._last_map()))
+
+    def on_validation(self, event: ValidationEvent) -> None:
+        self.validations.append(event)
+        if self.epochs:
+            last = self.epochs[-1]
+            report_training(TrainingProgress(max(last.epoch, event.epoch or 0), last.max_epoch, last.loss, last.eta,
+                                             event.mean_average_precision))
+
+    def _last_map(self) -> float | None:
+        return self.validations[-1].mean_average_precision if self.validations else None
 
     def completed(self, result: TrainResult) -> None:
         """A complete run is 100 %, whichever way TAO numbered its epoch lines; the metrics of a
@@ -74,6 +86,7 @@ class ArtifactReporter:
         update_progress_artifact(
             self.progress_id, 100.0, description=f"complete: {result.num_epochs} of {result.num_epochs} epochs{final}"
         )
+        report_training(TrainingProgress(result.num_epochs, result.num_epochs, last_map=result.final_map, done=True))
 
     def publish_tables(self) -> None:
         """One row per epoch and one per validation; written also when the run failed."""
