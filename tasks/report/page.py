@@ -104,7 +104,7 @@ def dataset_section(report: RunReport) -> Section | None:
     if dataset is None:
         return None
     scope = "every frame" if dataset.exact else f"a sample of {dataset.frames_sampled} frames"
-    summary = (f"{dataset.images_total} images in {dataset.data_dir}; {dataset.objects_sampled} objects in {scope}.")
+    summary = f"{dataset.images_total} images in {dataset.data_dir}; {dataset.objects_sampled} objects, counted in {scope}."
     rows = [[c.name, c.target or "(not mapped: TAO drops it)", str(c.instances), str(c.images)]
             for c in dataset.classes]
     return Section("report-dataset", "Dataset", summary, dataset_pictures(dataset),
