@@ -4,7 +4,8 @@ Generates KITTI folders of growing size (hard links of a few 1248x384 PNGs, one 
 0-12 boxes), then measures in this one run, on a warm page cache:
   ours      dataset_summary (sample of 1,000 frames) + contact_sheet (12 frames) + drawing the charts
   baseline  what an unsampled pass costs: read every label file and every image header (Pillow)
-Target: ours stays flat (largest / smallest < 2x) while the baseline grows with the dataset.
+Target: ours grows < 2x over the 10x larger dataset (the default sizes). Only the name listing grows
+with the dataset (about 0.26 s for 200,000 names here); the reads and the drawing are bounded.
 
     .venv/bin/python bench/report.py [--sizes 2000,20000]
 """
@@ -81,8 +82,9 @@ def main() -> None:
     for count, mine, base in rows:
         print(f"| {count:,} | {mine * 1000:.0f} ms | {base * 1000:.0f} ms |")
     growth = rows[-1][1] / rows[0][1]
-    print(f"\nours grows {growth:.2f}x over a {rows[-1][0] // rows[0][0]}x larger dataset "
-          f"(target < 2x: {'met' if growth < 2 else 'MISSED'}); the baseline grows {rows[-1][2] / rows[0][2]:.1f}x")
+    print(f"\nover a {rows[-1][0] // rows[0][0]}x larger dataset ours grows {growth:.2f}x (target < 2x: "
+          f"{'met' if growth < 2 else 'MISSED'}), the baseline {rows[-1][2] / rows[0][2]:.1f}x; at {rows[-1][0]:,} "
+          f"images ours costs {rows[-1][1] / rows[-1][2]:.2f}x the baseline")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ def test_taoflow_report_on_a_local_folder_needs_no_prefect(results, tmp_path):
     imported = subprocess.run([sys.executable, "-c", probe, "report", str(folder), "--out", str(out)],
                               capture_output=True, text=True, timeout=300, cwd=REPO)
     assert imported.stdout.strip() == "False", imported.stderr
+    assert "report" in taoflow("--help").stdout
 
 
 def test_only_the_training_curves_from_a_folder_without_report_json(tmp_path):
