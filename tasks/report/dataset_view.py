@@ -110,7 +110,7 @@ def _top_sizes(sizes: Counter) -> dict[str, int]:
 
 def _scope(summary: DatasetSummary) -> str:
     if summary.exact:
-        return f"all {summary.images_total} images"
+        return f"all {summary.images_total} images" if summary.images_total != 1 else "the only image"
     return f"a sample of {summary.frames_sampled} of {summary.images_total} images"
 
 
@@ -121,7 +121,14 @@ def dataset_pictures(summary: DatasetSummary) -> list[Picture]:
     ['Objects per class (all 0 images)', 'Box heights (all 0 images)', 'Images per size (all 0 images)']
     """
     scope = _scope(summary)
-    names = [f"{c.name} → {c.target}" if c.target and c.target != c.name else c.name for c in summary.classes]
+    mapped = any(c.target for c in summary.classes)  # without a mapping nothing is said about it
+
+    def label(c: ClassCount) -> str:
+        if c.target is None:
+            return f"{c.name} (not mapped)" if mapped and not c.name.startswith(OTHER) else c.name
+        return c.name if c.target == c.name else f"{c.name} → {c.target}"
+
+    names = [label(c) for c in summary.classes]
     objects = bar_chart(
         f"Objects per class ({scope})", names,
         [Series("objects", [float(c.instances) for c in summary.classes], PALETTE[0])],
