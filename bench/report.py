@@ -4,8 +4,8 @@ Generates KITTI folders of growing size (hard links of a few 1248x384 PNGs, one 
 0-12 boxes), then measures in this one run, on a warm page cache:
   ours      dataset_summary (sample of 1,000 frames) + contact_sheet (12 frames) + drawing the charts
   baseline  what an unsampled pass costs: read every label file and every image header (Pillow)
-Target: ours grows < 2x over the 10x larger dataset (the default sizes). Only the name listing grows
-with the dataset (about 0.26 s for 200,000 names here); the reads and the drawing are bounded.
+Target: ours grows < 2x over the 10x larger dataset (the default sizes). Only the listing of names
+grows with the dataset; the reads and the drawing are bounded by the sample.
 
     .venv/bin/python bench/report.py [--sizes 2000,20000]
 """

@@ -199,6 +199,7 @@ def test_the_html_report_is_one_self_contained_file(demo):
     for section in report_sections(report):
         markdown = section.markdown()
         assert markdown.count("](data:image/") == len(section.pictures) and "http://" not in markdown
+        assert len(markdown) < 300_000, f"{section.key}: {len(markdown)} bytes"
         for picture in section.pictures:
             if picture.mime == "image/svg+xml":
                 ElementTree.fromstring(picture.data)
