@@ -47,6 +47,13 @@ ensure_azurite() {
   export TAOFLOW_AZURITE_BIN="$TOOLS/node_modules/.bin/azurite-blob"
 }
 
+ensure_browser() {
+  # The artifact pictures are checked in a real browser (tests/report/test_browser.py): Debian's
+  # chromium, driven by Playwright's Python package (a test dependency, pinned in constraints.txt)
+  # with executable_path=/usr/bin/chromium. Never `playwright install`: no browser is downloaded.
+  apt_install chromium
+}
+
 STARTED_DOCKERD_PID=""
 ensure_docker() {
   command -v dockerd >/dev/null 2>&1 || apt_install docker.io

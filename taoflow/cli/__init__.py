@@ -42,6 +42,7 @@ def _root(
 
 for _module in (spec, validate, sync, run, events):
     _module.register(app)
+__import__("taoflow.cli.report", fromlist=["register"]).register(app)  # `taoflow report` (issue 17, "pictures")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,6 +40,8 @@ class PrefectServer:
     home: Path
     port: int
     process: subprocess.Popen | None = None
+    #: Serve the UI too (the browser test of the artifact pictures); the API tests leave it off.
+    ui: bool = False
 
     @property
     def api_url(self) -> str:
@@ -53,7 +55,7 @@ class PrefectServer:
             "PREFECT_PROFILES_PATH": str(self.home / "profiles.toml"),
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "true" if self.ui else "false",
             "DO_NOT_TRACK": "1",
         }
         return env | extra
@@ -125,9 +127,9 @@ def serve_train_flow(prefect_server: "PrefectServer", name: str, log,
 
 
 @contextmanager
-def running_server(home: Path):
+def running_server(home: Path, *, ui: bool = False):
     """A started `PrefectServer` for a block (a failed start is a missing service), stopped after."""
-    server = PrefectServer(home=home, port=free_port())
+    server = PrefectServer(home=home, port=free_port(), ui=ui)
     try:
         server.start()
     except (RuntimeError, OSError) as exc:
