@@ -11,7 +11,7 @@ import sys
 import typer
 
 from taoflow import __version__
-from taoflow.cli import events, run, spec, sync, validate
+from taoflow.cli import events, report, run, spec, sync, validate
 from taoflow.cli.output import print_error
 from tasks.errors import TaoflowError
 
@@ -40,9 +40,8 @@ def _root(
     """Retrain NVIDIA TAO DetectNet_v2 detectors from local or Azure data, orchestrated by Prefect 3."""
 
 
-for _module in (spec, validate, sync, run, events):
+for _module in (spec, validate, sync, run, events, report):
     _module.register(app)
-__import__("taoflow.cli.report", fromlist=["register"]).register(app)  # `taoflow report` (issue 17, "pictures")
 
 
 def main(argv: list[str] | None = None) -> None:
