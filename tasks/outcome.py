@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tasks.registry.promotion import PromotionOutcome, promotion_markdown
 from tasks.workspace import StagedInput
 
 
@@ -26,6 +27,9 @@ class JobResult(BaseModel):
     launch_plan: str = Field(default="", description="The container launch, key redacted")
     note: str | None = None
     notes: list[str] = Field(default_factory=list, description="Findings that did not stop the run")
+    promotion: PromotionOutcome | None = Field(
+        default=None, description="Promoted or not, the champion before and after, the reasons per class"
+    )
 
 
 def render_summary(
@@ -62,4 +66,6 @@ def render_summary(
     if result.per_class_ap:
         lines += ["", "## Final average precision per class", "", "| class | AP (%) |", "|---|---|"]
         lines += [f"| {name} | {ap:.2f} |" for name, ap in sorted(result.per_class_ap.items())]
+    if result.promotion is not None:
+        lines += ["", "#" + promotion_markdown(result.promotion).rstrip().replace("\n## ", "\n### ")]
     return "\n".join(lines) + "\n"

@@ -66,6 +66,46 @@ class DataBinding(BaseModel):
 GpuSetting = Literal["all", "none"] | int
 
 
+# --- evaluation and promotion (issue 17) ---------------------------------------------------
+
+
+class PromotionPolicy(BaseModel):
+    """When a newly trained model replaces the champion. Both are evaluated on the same held-out
+    data in the same run; AP and mAP are percentages, drops are in percentage points."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=True,
+        description="Move the champion pointer to a new model that passes this policy. false: evaluate, "
+        "publish and record the verdict, never change the champion.",
+    )
+    max_map_drop: float = Field(
+        default=0.0, ge=0, le=100,
+        description="Points of mAP the new model may lose against the champion (0: it must be at least as good).",
+    )
+    max_class_ap_drop: float = Field(
+        default=5.0, ge=0, le=100,
+        description="Points of AP any one class may lose against the champion, whatever the mAP does.",
+    )
+    min_map: float | None = Field(
+        default=None, ge=0, le=100,
+        description="Lowest mAP a model must reach to be promoted, also the first one (empty: no floor).",
+    )
+    min_class_ap: dict[str, float] = Field(
+        default_factory=dict,
+        description="Lowest AP per class a model must reach to be promoted, e.g. {pedestrian: 50}.",
+    )
+
+    @field_validator("min_class_ap")
+    @classmethod
+    def _percentages(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {name: ap for name, ap in value.items() if not 0 <= ap <= 100}
+        if bad:
+            raise ValueError(f"AP floors are percentages between 0 and 100, got {bad}")
+        return value
+
+
 class TrainRequest(BaseModel):
     """A DetectNet_v2 retraining job: inputs, spec rebasings, output and TAO options."""
 
@@ -159,6 +199,26 @@ class TrainRequest(BaseModel):
         default_factory=dict,
         description="Extra spec edits, field path to value, e.g. training_config.batch_size_per_gpu: '8'.",
     )
+    # --- evaluation and promotion (issue 17) ---
+    evaluation_data: DataBinding | None = Field(
+        default=None,
+        description=(
+            "A held-out KITTI set (TFRecords and images) the new model and the champion are both evaluated on, "
+            "and the spec path it replaces: spec paths under spec_reference (the spec's validation_data_source) "
+            "are rebased onto it for evaluate only. Empty: evaluate on the spec's own validation data."
+        ),
+    )
+    promotion: PromotionPolicy = Field(
+        default_factory=PromotionPolicy,
+        description="When the new model becomes the champion (OUTPUT/MODEL_APP_NAME/champion.json).",
+    )
+    subfolder_per_run: bool = Field(
+        default=False,
+        description=(
+            "Append the run's scheduled start (UTC, -YYYYMMDDTHHMMSSZ) to model_subfolder, so a schedule with a "
+            "fixed model_subfolder publishes every run as a new version instead of over an older one."
+        ),
+    )
 
     @field_validator("gpu_index", mode="before")
     @classmethod
@@ -216,8 +276,13 @@ class TrainRequest(BaseModel):
             "training_tfrecords": self.training_tfrecords,
             "validation_tfrecords": self.validation_tfrecords,
             "base_model": self.base_model,
+            "evaluation_data": self.evaluation_data,
         }
         return {name: b for name, b in named.items() if b is not None}
+
+    def training_bindings(self) -> dict[str, DataBinding]:
+        """The bindings the training spec is rebased with (the evaluation data is evaluate's alone)."""
+        return {name: b for name, b in self.bindings().items() if name != "evaluation_data"}
 
     # --- construction ---------------------------------------------------------------------
 
