@@ -226,3 +226,33 @@ def wait_for_running_task(tag: str, prefix: str, timeout: float):
                         return task_run
             time.sleep(0.5)
     return None
+
+
+def test_a_run_aimed_at_the_champions_folder_stops_before_any_container(prefect_api, engine_env, demo_data, tmp_path,
+                                                                       docker_client):
+    from tasks.errors import ConfigError
+    from tasks.request import TrainRequest
+    from tests.flow.conftest import request_fields
+    from tests.registry.helpers import card_for, publish_and_promote
+
+    image = engine_env()
+    output = tmp_path / "out"
+    champion = card_for("nightly", {"ellipse": 80.0}, run_id="an-earlier-run", created_at="2026-11-01T02:00:00+00:00")
+    assert publish_and_promote(str(output / "shapes"), champion, tmp_path / "work").promoted
+    before = (output / "shapes" / "champion.json").read_bytes()
+    (tmp_path / "tfr").mkdir()
+    fields = request_fields(demo_data, tfrecords=str(tmp_path / "tfr"), output=str(output), image=image,
+                            model_subfolder="nightly")
+    containers = {c.id for c in docker_client.containers.list(all=True)}
+    state = train_detectnet_v2(TrainRequest(**fields), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ConfigError) as caught:
+        state.result()
+    assert "holds the current champion" in caught.value.render()
+    assert {c.id for c in docker_client.containers.list(all=True)} == containers
+    assert (output / "shapes" / "champion.json").read_bytes() == before
+    # A schedule with a fixed model_subfolder publishes every run as its own version instead.
+    planned = train_detectnet_v2(TrainRequest(**fields, subfolder_per_run=True), dry_run=True, return_state=True)
+    assert planned.is_completed(), planned.message
+    version = Path(planned.result().results_location).name
+    assert version.startswith("nightly-") and version.endswith("Z") and len(version) == len("nightly-20261201T020000Z")
