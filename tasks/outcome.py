@@ -21,15 +21,15 @@ class JobResult(BaseModel):
     model_location: str | None = Field(default=None, description="The published final model file")
     final_map: float | None = Field(default=None, description="Mean average precision of the last validation (%)")
     per_class_ap: dict[str, float] = Field(default_factory=dict, description="AP per class of the last validation (%)")
+    promotion: PromotionOutcome | None = Field(
+        default=None, description="Promoted or not, the champion before and after, the reasons per class"
+    )
     epochs_run: int = Field(default=0, description="Epochs the published model was trained for")
     converted_tfrecords: bool = False
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per step")
     launch_plan: str = Field(default="", description="The container launch, key redacted")
     note: str | None = None
     notes: list[str] = Field(default_factory=list, description="Findings that did not stop the run")
-    promotion: PromotionOutcome | None = Field(
-        default=None, description="Promoted or not, the champion before and after, the reasons per class"
-    )
 
 
 def render_summary(

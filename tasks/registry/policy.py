@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from tasks.request import PromotionPolicy
+from tasks.promotion_policy import PromotionPolicy
 
 
 class Metrics(BaseModel):
@@ -58,7 +58,7 @@ def judge_promotion(
 ) -> Verdict:
     """Apply the policy. `champion_problem`: a champion exists but could not be evaluated.
 
-    >>> from tasks.request import PromotionPolicy
+    >>> from tasks.promotion_policy import PromotionPolicy
     >>> v = judge_promotion(PromotionPolicy(max_class_ap_drop=2), Metrics(mean_average_precision=70,
     ...     average_precision={"car": 80, "person": 60}), Metrics(mean_average_precision=69,
     ...     average_precision={"car": 75, "person": 63}))
