@@ -229,6 +229,10 @@ class TrainRequest(BaseModel):
         """OUTPUT/MODEL_APP_NAME/MODEL_SUBFOLDER, as the seed component computes -r."""
         return join_location(self.output, self.model_app_name, self.model_subfolder)
 
+    def training_bindings(self) -> dict[str, DataBinding]:
+        """The bindings the training spec is rebased with (the evaluation data is evaluate's alone)."""
+        return {name: b for name, b in self.bindings().items() if name != "evaluation_data"}
+
     def bindings(self) -> dict[str, DataBinding]:
         """The data bindings that are set, by slot name."""
         named = {
@@ -240,10 +244,6 @@ class TrainRequest(BaseModel):
             "evaluation_data": self.evaluation_data,
         }
         return {name: b for name, b in named.items() if b is not None}
-
-    def training_bindings(self) -> dict[str, DataBinding]:
-        """The bindings the training spec is rebased with (the evaluation data is evaluate's alone)."""
-        return {name: b for name, b in self.bindings().items() if name != "evaluation_data"}
 
     # --- construction ---------------------------------------------------------------------
 
