@@ -96,7 +96,7 @@ def promote(app: str, card: ModelCard, verdict: Verdict, compared: PointerRead, 
             reasons.append(f"the champion changed while this run was evaluating (now {now.version if now else 'none'}, "
                            "which it was not compared with); run again to compare against it")
         else:
-            reasons.append(f"another run held the champion lock for {wait:.0f} s; run again")
+            reasons.append(f"another run held the champion lock for {wait:g} s; run again")
     current = read_champion(app, access)
     return PromotionOutcome(promoted=False, state_name=NOT_PROMOTED, version=card.version, champion_before=before,
                             champion_after=current.version if current else None, reasons=reasons, verdict=verdict)

@@ -143,3 +143,13 @@ def test_a_refused_spec_passes_and_is_still_a_failure(harness):
     assert caught.value.reason == SPEC_REJECTED
     assert caught.value.container_exit_code == 0 and not caught.value.transient
     assert "Execution status: PASS" in caught.value.log_tail
+
+
+def test_a_stop_of_evaluate_goes_straight_to_sigterm():
+    from tasks.launch import DockerLauncher, ProcessLauncher
+    from tasks.launch.job import _no_grace
+
+    for launcher in (DockerLauncher(), ProcessLauncher(executable="detectnet_v2")):
+        quick = _no_grace(launcher)
+        assert quick.policy.graceful_seconds == 0 and launcher.policy.graceful_seconds > 0
+        assert quick.policy.terminate_seconds == launcher.policy.terminate_seconds
