@@ -84,15 +84,19 @@ def show(
     e = card.evaluation
     out.print(f"mAP {e.mean_average_precision:.2f} % on {e.held_out.source} ({e.held_out.fingerprint[:12]})",
               markup=False)
-    for name, ap in sorted(e.average_precision.items()):
-        out.print(f"  {name:<20} AP {ap:6.2f} %", markup=False)
     verdict = card.verdict
+    compared = {c.name: c for c in verdict.classes}
+    for name, ap in sorted(e.average_precision.items()):
+        check = compared.get(name)
+        versus = f"   champion {check.champion:6.2f} ({check.change:+.2f})" if check and check.champion is not None else ""
+        out.print(f"  {name:<20} AP {ap:6.2f} %{versus}", markup=False)
     against = f" against {card.compared_with}" if card.compared_with else " (no champion to compare with)"
     out.print(f"verdict{against}: {'promote' if verdict.promote else 'do not promote'}", markup=False)
     for reason in verdict.reasons:
         out.print(f"  - {reason}", markup=False)
     out.print(f"dataset: {card.dataset_fingerprint[:12]}   spec sha256: {card.spec_sha256[:12]}", markup=False)
     base = card.base_model
-    out.print(f"base model: {base.get('pretrained_model_file')} from {base.get('location')}", markup=False)
+    if base.get("location"):
+        out.print(f"base model: {base.get('pretrained_model_file')} from {base.get('location')}", markup=False)
     out.print(f"TAO image: {card.tao_image}" + (f" @ {card.tao_image_digest}" if card.tao_image_digest else ""),
               markup=False)

@@ -36,6 +36,7 @@ from flows.train import train_detectnet_v2
 from tasks.storage import sync_up
 from tests.dataset.check_cases import write_shard
 from tests.flow.test_flow_azure import blob_dataset, blob_request, task_runs  # noqa: F401 - blob_dataset is a fixture
+from tests.flow.test_flow_local import artifacts_of
 
 pytestmark = pytest.mark.services
 
@@ -149,6 +150,9 @@ def test_promotes_the_first_refuses_a_worse_promotes_a_better(prefect_api, engin
         # The champion was evaluated again in this run, by TAO, on the same data: its own task run.
         names = {tr.name for tr in task_runs(second.state_details.flow_run_id)}
         assert {"evaluate-challenger", "evaluate-champion"} <= names, names
+        arts = artifacts_of(second.state_details.flow_run_id)
+        assert "| ellipse | 83.33 | 87.50 | -4.17 |" in arts["promotion"].data
+        assert "# Not promoted: run-2" in arts["train-summary"].data
         refused = json.loads(blob_bytes(blob_container, f"{APP}/run-2/model-card.json"))
         assert refused["verdict"]["promote"] is False and refused["compared_with"] == "run-1"
 
