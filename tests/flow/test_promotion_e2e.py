@@ -247,13 +247,18 @@ def test_a_run_aimed_at_the_champions_folder_stops_before_any_container(prefect_
     (tmp_path / "tfr").mkdir()
     fields = request_fields(demo_data, tfrecords=str(tmp_path / "tfr"), output=str(output), image=image,
                             model_subfolder="nightly")
-    containers = {c.id for c in docker_client.containers.list(all=True)}
+    started = time.time()
     state = train_detectnet_v2(TrainRequest(**fields), return_state=True)
     assert state.is_failed()
     with pytest.raises(ConfigError) as caught:
         state.result()
     assert "holds the current champion" in caught.value.render()
-    assert {c.id for c in docker_client.containers.list(all=True)} == containers
+    run_id = str(state.state_details.flow_run_id)
+    # The engine is shared: only containers labelled with this run count (created, even if removed since).
+    created = docker_client.events(since=int(started) - 1, until=int(time.time()) + 1, decode=True,
+                                   filters={"type": "container", "event": "create"})
+    assert not [e for e in created if e["Actor"]["Attributes"].get("org.taoflow.run-id", "").startswith(run_id)]
+    assert not [tr.name for tr in task_runs(run_id) if tr.name.startswith(("detectnet_v2", "evaluate"))]
     assert (output / "shapes" / "champion.json").read_bytes() == before
     # A schedule with a fixed model_subfolder publishes every run as its own version instead.
     planned = train_detectnet_v2(TrainRequest(**fields, subfolder_per_run=True), dry_run=True, return_state=True)
