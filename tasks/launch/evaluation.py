@@ -68,7 +68,7 @@ class EvaluationFailed(LaunchError):
         if tao_error and tao_error not in what:
             detail += f"\n  TAO said: {tao_error}"
         if self.log_tail:
-            detail += f"\n  last {len(self.log_tail)} log lines:\n" + "\n".join(f"    | {l}" for l in self.log_tail)
+            detail += f"\n  last {len(self.log_tail)} log lines:\n" + "\n".join(f"    | {line}" for line in self.log_tail)
         super().__init__(detail, where=where, fix=fix)
 
 
