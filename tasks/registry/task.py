@@ -78,27 +78,38 @@ def evaluate_and_judge(
     access: StorageAccess | None,
     key: str | None,
 ) -> Judged:
-    """`evaluate` the new model, then the current champion on the very same data and spec, and judge.
+    """`evaluate` the new model and the current champion on the very same data and spec, and judge.
 
     A champion that cannot be evaluated (its files gone, a key missing, TAO refusing it) is no
     reason to fail the run: the new model is still published, and not promoted, with that reason.
     """
-    plan = plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="challenger", model=trained.model_path,
-                           key=key)
-    challenger = evaluate_detectnet_v2(plan, launcher, role="challenger")
     compared, champion = read_champion_task(app, access)
-    champion_metrics, problem = None, None
-    if champion is not None and champion.version != request.model_subfolder:
+    rival = champion if champion is not None and champion.version != request.model_subfolder else None
+    # The champion's model is fetched first, so the two evaluations run back to back.
+    champion_plan, problem = None, None
+    if rival is not None:
         try:
-            model = stage_input_task("champion-model", join_location(app, champion.model), workspace, access)
-            plan = plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="champion", model=model.path,
-                                   key=key)
-            champion_metrics = metrics(evaluate_detectnet_v2(plan, launcher, role="champion"))
+            model = stage_input_task("champion-model", join_location(app, rival.model), workspace, access)
+            champion_plan = plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="champion",
+                                            model=model.path, key=key)
         except TaoflowError as exc:
-            problem = exc.what.splitlines()[0]
-            get_run_logger().warning("the champion %s could not be evaluated: %s", champion.version, exc.render())
+            problem = _unevaluable(rival, exc)
+    challenger = evaluate_detectnet_v2(
+        plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="challenger", model=trained.model_path,
+                        key=key), launcher, role="challenger")
+    champion_metrics = None
+    if champion_plan is not None:
+        try:
+            champion_metrics = metrics(evaluate_detectnet_v2(champion_plan, launcher, role="champion"))
+        except TaoflowError as exc:
+            problem = _unevaluable(rival, exc)
     verdict = judge_promotion(request.promotion, metrics(challenger), champion_metrics, champion_problem=problem)
     return Judged(compared, champion, challenger, held_out, verdict)
+
+
+def _unevaluable(champion: ChampionPointer, exc: TaoflowError) -> str:
+    get_run_logger().warning("the champion %s cannot be evaluated: %s", champion.version, exc.render())
+    return exc.what.splitlines()[0]
 
 
 def image_digest(launcher: Launcher, image: str) -> str | None:
