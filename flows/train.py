@@ -95,12 +95,13 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         lap("stage")
         try:
             prepared = prepare_spec_task(request, staged)
-            eval_spec = evaluation_spec(request, staged, prepared)
-            guard_champion_folder_task(app, request.model_subfolder, run_id, access)
         except TaoflowError as exc:
             fail_fast(exc)
         diff = prepared.diff
         reason = conversion_reason(request, staged)
+        # Before any container: a held-out set the spec cannot use, a run aimed at the champion's folder.
+        eval_spec = evaluation_spec(request, staged, prepared)
+        guard_champion_folder_task(app, request.model_subfolder, run_id, access)
         report = validate_inputs_task(request, prepared, staged, check_tfrecords=reason is None, strict=strict)
         validation_summary = report.summary()
         create_markdown_artifact(report.to_markdown(), key="dataset-validation", description=report.summary())
