@@ -3,7 +3,11 @@
 Only composition lives here: each step is a plain function in `tasks/` behind a thin task.
 Order: stage inputs (parallel, content-cached) -> rewrite + check the spec -> validate the
 dataset (fail here, on a CPU, before any container exists) -> dataset_convert when the TFRecords
-are missing or stale -> train (a retry resumes from the last checkpoint) -> publish atomically.
+are missing or stale -> train (a retry resumes from the last checkpoint) -> evaluate the new model
+and the champion on the same held-out data -> publish atomically, with the model card -> promote
+(swap the champion pointer, or say per class why not). A run ends `Completed` with the state name
+"Promoted" or "Not promoted" (automations can act on it, docs/deploy.md); a run killed before the
+promotion leaves the old champion in place.
 """
 
 import time
@@ -14,11 +18,13 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.runtime import flow_run as current_run
+from prefect.states import Completed
 
 from tasks.errors import DatasetError, TaoflowError
 from tasks.job import (
     base_model_problems,
     conversion_reason,
+    evaluation_spec,
     finish_conversion,
     input_locations,
     plan_conversion,
@@ -33,6 +39,9 @@ from tasks.job_tasks import (
 from tasks.launch import DockerLauncher, ProcessLauncher
 from tasks.launch.task import convert_dataset, reap_run_containers, train_detectnet_v2 as train_task
 from tasks.outcome import JobResult, render_summary
+from tasks.registry import app_location, held_out
+from tasks.registry.promotion import version_for_run
+from tasks.registry.task import evaluate_and_judge, guard_champion_folder_task, image_digest, promote_task, write_model_card
 from tasks.request import TrainRequest
 from tasks.storage import StorageAccess, parse_location
 from tasks.storage.task import sync_up_task
@@ -46,12 +55,15 @@ def _reap(flow, flow_run, state) -> None:
 
 @flow(
     name="train-detectnet-v2",
-    description="Retrain a TAO DetectNet_v2 detector: stage, rewrite, validate, (convert), train, publish.",
+    description="Retrain a TAO DetectNet_v2 detector: stage, rewrite, validate, (convert), train, evaluate against "
+    "the champion, publish, promote.",
     on_cancellation=[_reap],
     on_crashed=[_reap],
 )
 def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: bool = False) -> JobResult:
-    """Train and publish a DetectNet_v2 model; with dry_run, stop after validation with the launch plan.
+    """Train, evaluate against the champion, publish and promote a DetectNet_v2 model; with dry_run,
+    stop after validation with the launch plan. Calling it returns the `JobResult`; its final state
+    is named "Promoted" or "Not promoted".
 
     Args:
         request: the job: inputs with the spec paths they replace, epochs, output, TAO options.
@@ -60,6 +72,8 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
     """
     logger = get_run_logger()
     run_id = str(current_run.id or uuid.uuid4())
+    request = version_for_run(request, current_run.scheduled_start_time)
+    app = app_location(request.output, request.model_app_name)
     workspace = Workspace.default()
     run_dir = workspace.run_dir(run_id)
     access = StorageAccess(credentials=request.storage_credentials)
@@ -81,6 +95,9 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         prepared = prepare_spec_task(request, staged)
         result.spec_diff = prepared.diff
         reason = conversion_reason(request, staged)
+        # Before any container: a held-out set the spec cannot use, a run aimed at the champion's folder.
+        eval_spec = evaluation_spec(request, staged, prepared)
+        guard_champion_folder_task(app, request.model_subfolder, run_id, access)
         report = validate_inputs_task(request, prepared, staged, check_tfrecords=reason is None, strict=strict)
         validation_summary = report.summary()
         create_markdown_artifact(report.to_markdown(), key="dataset-validation", description=report.summary())
@@ -117,6 +134,15 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
 
         trained = train_task(plan, launcher)
         lap("train")
+        judged = evaluate_and_judge(
+            app=app, request=request, eval_spec=eval_spec.text, staged=staged, trained=trained,
+            held_out=held_out(request, staged, eval_spec.facts.has_validation_data_source, eval_spec.facts.validation_fold),
+            workspace=workspace, run_dir=run_dir, run_id=run_id, launcher=launcher, access=access, key=key)
+        lap("evaluate")
+        card = write_model_card(judged, request=request, run_id=run_id, trained=trained, staged=staged,
+                                spec_text=prepared.text, pretrained_model_file=prepared.facts.pretrained_model_file,
+                                digest=image_digest(launcher, request.image))
+        _pictures(trained, judged, staged)
         published = sync_up_task(trained.results_dir, request.results_location, access)
         lap("publish")
         model_rel = trained.model_path.relative_to(trained.results_dir).as_posix()
@@ -127,7 +153,9 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         result.epochs_run = trained.completed_epochs
         create_link_artifact(_link(result.model_location), link_text=f"{request.model_name} ({model_rel})",
                              key="trained-model", description=published.summary())
-        return result
+        result.promotion = promote_task(app, card, judged, access)
+        lap("promote")
+        return Completed(name=result.promotion.state_name, message=result.promotion.message, data=result)
     except BaseException as exc:
         result.note = f"failed: {exc.what if isinstance(exc, TaoflowError) else type(exc).__name__}"
         raise
@@ -140,10 +168,20 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         )
 
 
+def _pictures(trained, judged, staged) -> None:
+    """CALL SITE for the "pictures" work of issue 17 (ISSUE17.md): build its `RunReport` from what the
+    run knows here (the training curves from `trained.results_dir/status.json`, `judged.verdict`'s
+    champion-vs-new per class, the dataset in `staged`), call `publish_report_artifacts(report)` and
+    write `render_html_report(report)` to `trained.results_dir / "report.html"`, so it is published
+    with the model. Left for the lead to wire when `tasks/report` lands; until then nothing is drawn."""
+
+
 @flow(name="train-detectnet-v2-from-component-inputs")
 def train_from_component_inputs(inputs: dict[str, Any], dry_run: bool = False) -> JobResult:
     """Migration path: the AzureML component's flat inputs, by their names, unchanged."""
-    return train_detectnet_v2(TrainRequest.from_component_inputs(inputs), dry_run=dry_run)
+    state = train_detectnet_v2(TrainRequest.from_component_inputs(inputs), dry_run=dry_run, return_state=True)
+    # Keep the inner run's "Promoted" / "Not promoted" on this run too.
+    return Completed(name=state.name, message=state.message, data=state.result())
 
 
 def _child(location: str, relative: str) -> str:

@@ -22,6 +22,7 @@ from tasks.launch import (
     build_plan,
     container_gpu_index,
     convert_command,
+    evaluate_command,
     key_reason,
     load_tao_mounts,
     train_command,
@@ -62,16 +63,20 @@ def input_locations(request: TrainRequest) -> dict[str, str]:
     return locations
 
 
-def _rebasings(request: TrainRequest, target: Mapping[str, str]) -> dict[str, str]:
-    return {b.spec_reference: target[name] for name, b in request.bindings().items() if b.spec_reference}
+def _rebasings(request: TrainRequest, target: Mapping[str, str], evaluation: bool) -> dict[str, str]:
+    bindings = request.training_bindings()
+    if evaluation and request.evaluation_data is not None:
+        # For evaluate only, the held-out set replaces whatever the same spec path meant for training.
+        bindings["evaluation_data"] = request.evaluation_data
+    return {b.spec_reference: target[name] for name, b in bindings.items() if b.spec_reference}
 
 
-def container_rebasings(request: TrainRequest) -> dict[str, str]:
-    return _rebasings(request, {slot.value: container_path(slot) for slot in Slot})
+def container_rebasings(request: TrainRequest, *, evaluation: bool = False) -> dict[str, str]:
+    return _rebasings(request, {slot.value: container_path(slot) for slot in Slot}, evaluation)
 
 
-def host_rebasings(request: TrainRequest, staged: Mapping[str, StagedInput]) -> dict[str, str]:
-    return _rebasings(request, {name: str(s.path) for name, s in staged.items()})
+def host_rebasings(request: TrainRequest, staged: Mapping[str, StagedInput], *, evaluation: bool = False) -> dict[str, str]:
+    return _rebasings(request, {name: str(s.path) for name, s in staged.items()}, evaluation)
 
 
 def read_spec_text(staged_spec: StagedInput) -> str:
@@ -88,25 +93,58 @@ def read_spec_text(staged_spec: StagedInput) -> str:
                         fix="save the spec as UTF-8 text") from None
 
 
-def prepare_spec(request: TrainRequest, staged: Mapping[str, StagedInput]) -> PreparedSpec:
-    """Rewrite the spec onto the container mounts, set the epochs, and check what TAO will read."""
+def prepare_spec(request: TrainRequest, staged: Mapping[str, StagedInput], *, evaluation: bool = False) -> PreparedSpec:
+    """Rewrite the spec onto the container mounts, set the epochs, and check what TAO will read.
+
+    With `evaluation`, the spec `evaluate` reads: the same, with the request's `evaluation_data`
+    (when given) in place of the spec's validation_data_source.
+    """
     source = staged["spec"].location
     text = read_spec_text(staged["spec"])
     doc = parse_spec(text, file=source)
     in_container = request.launcher == "docker"
-    targets = container_rebasings(request) if in_container else host_rebasings(request, staged)
+    targets = (container_rebasings(request, evaluation=evaluation) if in_container
+               else host_rebasings(request, staged, evaluation=evaluation))
     result = rewrite_spec(doc, targets, request.num_epochs, request.spec_overrides)
     # Check the text TAO will read: the rewrite adds no lines (bar an inserted num_epochs),
     # so the line numbers in any error still point into the user's file.
     rewritten = parse_spec(result.text, file=source)
     warnings = require_valid(rewritten)
     if in_container:
-        host = rewrite_spec(doc, host_rebasings(request, staged), request.num_epochs, request.spec_overrides)
+        host = rewrite_spec(doc, host_rebasings(request, staged, evaluation=evaluation), request.num_epochs,
+                            request.spec_overrides)
         host_facts = extract_facts(parse_spec(host.text, file=source))
     else:
         host_facts = extract_facts(rewritten)
-    return PreparedSpec(source, result.text, result.diff, list(result.changes), extract_facts(rewritten),
-                        host_facts, warnings)
+    prepared = PreparedSpec(source, result.text, result.diff, list(result.changes), extract_facts(rewritten),
+                            host_facts, warnings)
+    if evaluation and request.evaluation_data is not None:
+        _check_held_out(request, prepared, targets)
+    return prepared
+
+
+def evaluation_spec(request: TrainRequest, staged: Mapping[str, StagedInput], prepared: PreparedSpec) -> PreparedSpec:
+    """The spec `evaluate` reads: the training spec, or with `evaluation_data` in place of the
+    validation data (checked before any training starts)."""
+    return prepared if request.evaluation_data is None else prepare_spec(request, staged, evaluation=True)
+
+
+def _check_held_out(request: TrainRequest, prepared: PreparedSpec, targets: Mapping[str, str]) -> None:
+    """evaluate reads the spec's validation_data_source: the held-out set must be what it now names."""
+    binding = request.evaluation_data
+    assert binding is not None
+    facts = prepared.facts
+    fix = ("set evaluation_data.spec_reference to the folder the spec's dataset_config.validation_data_source "
+           "paths are under (a spec with validation_fold evaluates on a fold of the training TFRecords: leave "
+           "evaluation_data empty, or give the spec a validation_data_source)")
+    if not facts.has_validation_data_source:
+        raise ConfigError("evaluation_data is given, but the spec has no dataset_config.validation_data_source for "
+                          "it to replace (it uses validation_fold)", where=prepared.source, fix=fix)
+    target = targets.get(binding.spec_reference or "")
+    paths = [p for p in (facts.validation_tfrecords_path, facts.validation_image_directory_path) if p]
+    if target is None or not paths or not all(p == target or p.startswith(target.rstrip("/") + "/") for p in paths):
+        raise ConfigError(f"evaluation_data.spec_reference {binding.spec_reference!r} does not cover the spec's "
+                          f"validation_data_source ({', '.join(paths) or 'no paths'})", where=prepared.source, fix=fix)
 
 
 def base_model_problems(prepared: PreparedSpec) -> list[Problem]:
@@ -263,18 +301,63 @@ def plan_training(
         results_dir=container_path(Slot.RESULTS),
     )
     slots: dict[Slot, Path] = {Slot.SPEC: spec_dir, Slot.RESULTS: results}
-    slots.update({Slot(name): staged[name].path for name in request.bindings()})
+    slots.update({Slot(name): staged[name].path for name in request.training_bindings()})
     return _plan(request, command, slots, run_id)
 
 
-def _plan(request: TrainRequest, command, slots, run_id: str) -> LaunchPlan:
+# --- evaluation ----------------------------------------------------------------------------
+
+
+def plan_evaluation(
+    request: TrainRequest,
+    spec_text: str,
+    staged: Mapping[str, StagedInput],
+    run_dir: Path,
+    run_id: str,
+    *,
+    role: str,
+    model: Path,
+    key: str | None = None,
+) -> LaunchPlan:
+    """Plan `detectnet_v2 evaluate` of MODEL on the held-out data into RUN_DIR/evaluate/ROLE.
+
+    Never into train's results folder: evaluate opens `<-r>/status.json` with "w". `spec_text` is
+    `prepare_spec(..., evaluation=True).text`; the model's folder is mounted read-only.
+    """
+    work = run_dir / "evaluate" / role
+    spec_dir, results = work / "specs", work / "results"
+    write_atomic(spec_dir / SPEC_FILE_NAME, spec_text)
+    results.mkdir(parents=True, exist_ok=True)
+    why_key = key_reason(model.name, None, request.image)
+    if why_key and not key:
+        raise ConfigError(
+            f"TAO needs the encryption key (-k) to evaluate the {role}: {why_key}",
+            where=str(model),
+            fix="store the key in a Prefect Secret block and set key_block (or export TAO_KEY for `taoflow run`)",
+        )
+    # One GPU: the first requested one (numbered from 0 inside a container, as for train).
+    gpu = (0 if request.launcher == "docker" else request.gpu_index[0]) if request.gpu_index else None
+    command = evaluate_command(
+        spec=container_spec_file(),
+        model=f"{container_path(Slot.EVALUATED_MODEL)}/{model.name}",
+        results_dir=container_path(Slot.RESULTS),
+        key=key if why_key else None,
+        key_reason=why_key,
+        gpu_index=gpu,
+    )
+    slots: dict[Slot, Path] = {Slot.SPEC: spec_dir, Slot.RESULTS: results, Slot.EVALUATED_MODEL: model.parent}
+    slots.update({Slot(name): staged[name].path for name in request.bindings()})
+    return _plan(request, command, slots, f"{run_id}-evaluate-{role}", gpu_index=request.gpu_index[:1])
+
+
+def _plan(request: TrainRequest, command, slots, run_id: str, gpu_index: list[int] | None = None) -> LaunchPlan:
     return build_plan(
         command,
         slots=slots,
         run_id=run_id,
         image=request.image,
         docker_gpus=request.docker_gpus,
-        gpu_index=request.gpu_index,
+        gpu_index=request.gpu_index if gpu_index is None else gpu_index,
         network_mode=os.environ.get(DOCKER_NETWORK_ENV) or None,
         # Users coming from NVIDIA's `tao` launcher keep their ~/.tao_mounts.json (or LAUNCHER_MOUNTS).
         tao_mounts=load_tao_mounts(),

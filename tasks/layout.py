@@ -22,6 +22,10 @@ class Slot(str, Enum):
     VALIDATION_TFRECORDS = "validation_tfrecords"
     BASE_MODEL = "base_model"
     RESULTS = "results"
+    #: A held-out set that `evaluate` reads instead of the spec's validation data.
+    EVALUATION_DATA = "evaluation_data"
+    #: The folder holding the model `evaluate` scores (-m): the new model or the champion.
+    EVALUATED_MODEL = "evaluated_model"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ SLOTS: dict[Slot, SlotInfo] = {
     Slot.VALIDATION_TFRECORDS: SlotInfo(f"{CONTAINER_ROOT}/tfrecords/validation", True, "validation TFRecords"),
     Slot.BASE_MODEL: SlotInfo(f"{CONTAINER_ROOT}/base_model", True, "pretrained model directory"),
     Slot.RESULTS: SlotInfo(f"{CONTAINER_ROOT}/results", False, "experiment results (-r)"),
+    Slot.EVALUATION_DATA: SlotInfo(f"{CONTAINER_ROOT}/data/evaluation", True, "held-out KITTI data for evaluate"),
+    Slot.EVALUATED_MODEL: SlotInfo(f"{CONTAINER_ROOT}/evaluated_model", True, "the model evaluate scores (-m)"),
 }
 
 #: File name of the rewritten spec inside the SPEC slot.

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tasks.registry.promotion import PromotionOutcome, promotion_markdown
 from tasks.workspace import StagedInput
 
 
@@ -20,6 +21,9 @@ class JobResult(BaseModel):
     model_location: str | None = Field(default=None, description="The published final model file")
     final_map: float | None = Field(default=None, description="Mean average precision of the last validation (%)")
     per_class_ap: dict[str, float] = Field(default_factory=dict, description="AP per class of the last validation (%)")
+    promotion: PromotionOutcome | None = Field(
+        default=None, description="Promoted or not, the champion before and after, the reasons per class"
+    )
     epochs_run: int = Field(default=0, description="Epochs the published model was trained for")
     converted_tfrecords: bool = False
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per step")
@@ -68,4 +72,6 @@ def render_summary(
     if result.per_class_ap:
         lines += ["", "## Final average precision per class", "", "| class | AP (%) |", "|---|---|"]
         lines += [f"| {name} | {ap:.2f} |" for name, ap in sorted(result.per_class_ap.items())]
+    if result.promotion is not None:
+        lines += ["", "#" + promotion_markdown(result.promotion).rstrip().replace("\n## ", "\n### ")]
     return "\n".join(lines) + "\n"

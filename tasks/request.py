@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import ConfigError, Problem
+from tasks.promotion_policy import PromotionPolicy
 from tasks.request_fields import ALLOWED_COMPONENT, KEY_ADVICE, Location, PathComponent, join_location
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
@@ -172,6 +173,26 @@ class TrainRequest(BaseModel):
         default_factory=dict,
         description="Extra spec edits, field path to value, e.g. training_config.batch_size_per_gpu: '8'.",
     )
+    # --- evaluation and promotion (issue 17) ---
+    evaluation_data: DataBinding | None = Field(
+        default=None,
+        description=(
+            "A held-out KITTI set (TFRecords and images) the new model and the champion are both evaluated on, "
+            "and the spec path it replaces: spec paths under spec_reference (the spec's validation_data_source) "
+            "are rebased onto it for evaluate only. Empty: evaluate on the spec's own validation data."
+        ),
+    )
+    promotion: PromotionPolicy = Field(
+        default_factory=PromotionPolicy,
+        description="When the new model becomes the champion (OUTPUT/MODEL_APP_NAME/champion.json).",
+    )
+    subfolder_per_run: bool = Field(
+        default=False,
+        description=(
+            "Append the run's scheduled start (UTC, -YYYYMMDDTHHMMSSZ) to model_subfolder, so a schedule with a "
+            "fixed model_subfolder publishes every run as a new version instead of over an older one."
+        ),
+    )
 
     @field_validator("gpu_index", mode="before")
     @classmethod
@@ -221,6 +242,10 @@ class TrainRequest(BaseModel):
         """OUTPUT/MODEL_APP_NAME/MODEL_SUBFOLDER, as the seed component computes -r."""
         return join_location(self.output, self.model_app_name, self.model_subfolder)
 
+    def training_bindings(self) -> dict[str, DataBinding]:
+        """The bindings the training spec is rebased with (the evaluation data is evaluate's alone)."""
+        return {name: b for name, b in self.bindings().items() if name != "evaluation_data"}
+
     def bindings(self) -> dict[str, DataBinding]:
         """The data bindings that are set, by slot name."""
         named = {
@@ -229,6 +254,7 @@ class TrainRequest(BaseModel):
             "training_tfrecords": self.training_tfrecords,
             "validation_tfrecords": self.validation_tfrecords,
             "base_model": self.base_model,
+            "evaluation_data": self.evaluation_data,
         }
         return {name: b for name, b in named.items() if b is not None}
 

@@ -1,6 +1,6 @@
 """The `taoflow` command: a thin skin over the plain functions in `tasks/` and the flows.
 
-Commands that need no orchestration (spec, validate, plan, sync) call the plain functions
+Commands that need no orchestration (spec, validate, plan, sync, models) call the plain functions
 and answer in seconds; only `run` and `demo` start Prefect.
 """
 
@@ -11,7 +11,7 @@ import sys
 import typer
 
 from taoflow import __version__
-from taoflow.cli import events, report, run, spec, sync, validate
+from taoflow.cli import events, models, report, run, spec, sync, validate
 from taoflow.cli.output import print_error
 from tasks.errors import TaoflowError
 
@@ -40,7 +40,7 @@ def _root(
     """Retrain NVIDIA TAO DetectNet_v2 detectors from local or Azure data, orchestrated by Prefect 3."""
 
 
-for _module in (spec, validate, sync, run, events, report):
+for _module in (spec, validate, sync, run, events, models, report):
     _module.register(app)
 
 

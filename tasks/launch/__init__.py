@@ -2,10 +2,11 @@
 cancellable, resumable, and judged by its results rather than its exit code."""
 
 from tasks.launch.base import CancelToken, JobObserver, JobOutcome, Launcher, StopPolicy
-from tasks.launch.command import Command, container_gpu_index, convert_command, train_command
+from tasks.launch.command import Command, container_gpu_index, convert_command, evaluate_command, train_command
 from tasks.launch.docker import DockerLauncher
 from tasks.launch.encryption import key_reason
-from tasks.launch.job import run_conversion, run_training
+from tasks.launch.evaluation import EvaluationFailed, EvaluationResult
+from tasks.launch.job import run_conversion, run_evaluation, run_training
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.mounts import Mount, MountPlan, TaoMounts, load_tao_mounts
 from tasks.launch.plan import LaunchPlan, build_plan, device_requests, invoking_user
@@ -18,6 +19,8 @@ __all__ = [
     "ConvertResult",
     "DockerLauncher",
     "EpochEvent",
+    "EvaluationFailed",
+    "EvaluationResult",
     "JobObserver",
     "JobOutcome",
     "LaunchPlan",
@@ -34,10 +37,12 @@ __all__ = [
     "container_gpu_index",
     "convert_command",
     "device_requests",
+    "evaluate_command",
     "invoking_user",
     "key_reason",
     "load_tao_mounts",
     "run_conversion",
+    "run_evaluation",
     "run_training",
     "train_command",
 ]

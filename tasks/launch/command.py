@@ -14,7 +14,7 @@ from tasks.errors import ConfigError
 from tasks.layout import Slot, container_path, container_spec_file
 from tasks.redact import MASK, Redactor
 
-SubTask = Literal["train", "dataset_convert"]
+SubTask = Literal["train", "dataset_convert", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Command:
     log_file: str | None = None
     #: The -o prefix of dataset_convert.
     output_prefix: str | None = None
+    #: The model evaluate scores (-m), an in-container path.
+    model: str | None = None
     secrets: tuple[str, ...] = field(default=(), repr=False)
     #: Why the key is passed as -k (None: it is not passed).
     key_reason: str | None = None
@@ -110,6 +112,33 @@ def convert_command(*, spec: str, output_prefix: str, results_dir: str | None = 
     if results_dir:
         argv += ["-r", results_dir]
     return Command(subtask="dataset_convert", argv=tuple(argv), results_dir=results_dir, output_prefix=output_prefix)
+
+
+def evaluate_command(
+    *,
+    spec: str,
+    model: str,
+    results_dir: str,
+    key: str | None = None,
+    key_reason: str | None = None,
+    gpu_index: int | None = None,
+) -> Command:
+    """`detectnet_v2 evaluate -e SPEC -m MODEL -r RESULTS [-k KEY] [--gpu_index i]`.
+
+    One GPU (TAO's wrapper allows more only for train). `results_dir` must be a folder of its own:
+    evaluate opens `<-r>/status.json` with "w" (`tao-source-facts.md` §9), so pointed at train's
+    results folder it would wipe train's status.
+
+    >>> evaluate_command(spec="/s.txt", model="/m/model.hdf5", results_dir="/eval").display_argv()
+    ['detectnet_v2', 'evaluate', '-e', '/s.txt', '-m', '/m/model.hdf5', '-r', '/eval']
+    """
+    argv = ["detectnet_v2", "evaluate", "-e", spec, "-m", model, "-r", results_dir]
+    if key:
+        argv += ["-k", key]
+    if gpu_index is not None:
+        argv += ["--gpu_index", str(gpu_index)]
+    return Command(subtask="evaluate", argv=tuple(argv), results_dir=results_dir, model=model,
+                   secrets=(key,) if key else (), key_reason=key_reason if key else None)
 
 
 def _in_results(log_file: str | None, results: str) -> str | None:

@@ -100,6 +100,15 @@ class DockerLauncher:
             job.start(capped)
         return supervise(job, monitor, cancel, self.policy)
 
+    def image_digest(self, image: str) -> str | None:
+        """The image's registry digest (its local id if it was never pulled or pushed); None if unknown."""
+        try:
+            attrs = self.engine().images.get(image).attrs
+        except Exception:  # noqa: BLE001 - a record of provenance, never a reason to fail a run
+            return None
+        digests = attrs.get("RepoDigests") or []
+        return digests[0].rsplit("@", 1)[-1] if digests else attrs.get("Id")
+
     def ensure_image(self, image: str, observer: JobObserver | None = None) -> None:
         """Use the local image or pull it, reporting progress; a failed pull is ImageUnavailable."""
         docker = _docker()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, TypeVar
 
+from tasks.errors import LaunchError
 from tasks.launch.base import CancelToken, JobObserver, JobOutcome, Launcher
+from tasks.launch.evaluation import EvaluationResult, judge_evaluation
 from tasks.launch.judge import ConvertResult, TrainResult, judge_conversion, judge_training
 from tasks.launch.plan import LaunchPlan
 
@@ -23,6 +26,32 @@ def run_conversion(
 ) -> ConvertResult:
     """`detectnet_v2 dataset_convert`; LaunchError unless the TFRecord shards were written."""
     return _run_and_judge("dataset_convert", judge_conversion, plan, launcher, observer, cancel)
+
+
+def run_evaluation(
+    plan: LaunchPlan, launcher: Launcher, observer: JobObserver | None = None, cancel: CancelToken | None = None
+) -> EvaluationResult:
+    """`detectnet_v2 evaluate` into its own results folder; EvaluationFailed unless TAO measured the model.
+
+    The status.json of an earlier attempt is removed first: evaluate replaces it ("w"), and a
+    reader that saw the old lines would take them for this attempt's.
+    """
+    status = plan.results_host_dir / "status.json" if plan.results_host_dir else None
+    try:
+        if status is not None:
+            status.unlink(missing_ok=True)  # a planted link is removed, never followed
+    except OSError as exc:
+        raise LaunchError(f"cannot clear the evaluation results folder: {exc.strerror}", where=str(status),
+                          fix="remove what is there; evaluate needs a folder of its own") from None
+    return _run_and_judge("evaluate", judge_evaluation, plan, _no_grace(launcher), observer, cancel)
+
+
+def _no_grace(launcher: Launcher) -> Launcher:
+    # evaluate saves nothing on SIGUSR1 (no checkpoints): a stop goes straight to SIGTERM.
+    policy = getattr(launcher, "policy", None)
+    if dataclasses.is_dataclass(launcher) and policy is not None:
+        return dataclasses.replace(launcher, policy=dataclasses.replace(policy, graceful_seconds=0.0))
+    return launcher
 
 
 def _run_and_judge(

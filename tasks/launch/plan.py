@@ -124,7 +124,7 @@ class LaunchPlan:
         ]
         if d["log_file"]:
             lines.append(f"log file: {d['log_file']} (written by taoflow from the streamed log)")
-        if self.command.subtask == "train":
+        if self.command.subtask in ("train", "evaluate"):
             reason = self.command.key_reason
             lines.append(f"key:      {'passed as -k: ' + reason if reason else 'not passed (TAO 5 needs it only for a .tlt model or a pre-5.0 checkpoint)'}")
         return "\n".join(lines)

@@ -17,7 +17,8 @@ from prefect.cache_policies import NONE
 from tasks.errors import is_transient
 from tasks.launch.base import CancelToken, JobObserver, Launcher
 from tasks.launch.docker import DockerLauncher, reap_run
-from tasks.launch.job import run_conversion, run_training
+from tasks.launch.evaluation import EvaluationResult
+from tasks.launch.job import run_conversion, run_evaluation, run_training
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.plan import LaunchPlan
 from tasks.launch.status import EpochEvent, ValidationEvent
@@ -146,8 +147,26 @@ def convert_dataset(plan: LaunchPlan, launcher: Launcher | None = None, cancel: 
     return result
 
 
+@task(name="detectnet_v2-evaluate", task_run_name="evaluate-{role}", **JOB_TASK_OPTIONS)
+def evaluate_detectnet_v2(
+    plan: LaunchPlan, launcher: Launcher | None = None, role: str = "challenger", cancel: CancelToken | None = None
+) -> EvaluationResult:
+    """Run `detectnet_v2 evaluate` from a plan; every log line goes to the run log, the metrics to a table."""
+    logger = get_run_logger()
+    logger.info("launching: %s", " ".join(plan.command.display_argv()))
+    result = run_evaluation(plan, launcher or DockerLauncher(), JobObserver(on_line=logger.info, on_warning=logger.warning),
+                            cancel)
+    logger.info("%s: mAP %.4f %% on the held-out data (%s)", role, result.mean_average_precision,
+                ", ".join(f"{c} {ap:.4f}" for c, ap in sorted(result.average_precision.items())))
+    return result
+
+
+#: The run ids a run's jobs are labelled with (train, and the jobs beside it).
+JOB_RUN_SUFFIXES = ("", "-convert", "-evaluate-challenger", "-evaluate-champion")
+
+
 def reap_run_containers(run_id: str) -> int:
-    """Remove every container of a run (and of its dataset_convert job); used by flow hooks.
+    """Remove every container of a run (train, dataset_convert, evaluate); used by flow hooks.
 
     Best effort by design: a hook must not fail because no engine is reachable any more.
     """
@@ -155,4 +174,4 @@ def reap_run_containers(run_id: str) -> int:
         client = DockerLauncher().engine()
     except Exception:  # noqa: BLE001 - no engine, nothing to reap
         return 0
-    return sum(reap_run(client, rid) for rid in (run_id, f"{run_id}-convert"))
+    return sum(reap_run(client, run_id + suffix) for suffix in JOB_RUN_SUFFIXES)

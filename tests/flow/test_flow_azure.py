@@ -97,15 +97,18 @@ def test_storage_outage_and_trainer_crash_are_retried(prefect_api, engine_env, a
     outage = threading.Event()
 
     def pull_the_plug():
-        # Wait for the resumed (second) training container to finish, then take Azurite down
-        # just as publishing starts; bring it back after longer than the Azure SDK's own
-        # retries last, so the task-level retry has to do the work.
-        seen: list[str] = []
+        # Wait for the resumed (second) training container and then the new model's evaluation
+        # (the last job before publishing; no champion yet) to finish, then take Azurite down just
+        # as publishing starts; bring it back after longer than the Azure SDK's own retries last,
+        # so the task-level retry has to do the work.
+        seen: dict[str, list[str]] = {"train": [], "evaluate": []}
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            running = [c.id for c in docker_client.containers.list(filters={"label": "org.taoflow.job=train"})]
-            seen += [cid for cid in running if cid not in seen]
-            if len(seen) >= 2 and seen[1] not in running:
+            running = {job: [c.id for c in docker_client.containers.list(filters={"label": f"org.taoflow.job={job}"})]
+                       for job in seen}
+            for job, ids in running.items():
+                seen[job] += [cid for cid in ids if cid not in seen[job]]
+            if len(seen["train"]) >= 2 and seen["evaluate"] and seen["evaluate"][0] not in running["evaluate"]:
                 azurite.stop()
                 outage.set()
                 time.sleep(30)

@@ -25,6 +25,7 @@ FILES = (
     ("bin/pkill", "/usr/local/bin/pkill"),
     ("detectnet_v2/scripts/train", f"{SCRIPTS_IN_IMAGE}/train"),
     ("detectnet_v2/scripts/dataset_convert", f"{SCRIPTS_IN_IMAGE}/dataset_convert"),
+    ("detectnet_v2/scripts/evaluate", f"{SCRIPTS_IN_IMAGE}/evaluate"),
 )
 CHANGES = [
     "ENV PATH=/usr/local/bin:/usr/bin:/bin",

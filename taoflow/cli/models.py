@@ -1,0 +1,102 @@
+"""`taoflow models list APP_LOCATION` and `taoflow models show APP_LOCATION [VERSION]`: the lineage of
+an application's models (`OUTPUT/MODEL_APP_NAME`, local or blob), read from the registry's model
+cards and champion pointer. No server needed.
+
+Credentials as for `taoflow sync`: `--credentials BLOCK`, else env AZURE_STORAGE_CONNECTION_STRING,
+else a SAS in the URL or DefaultAzureCredential.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from taoflow.cli.output import out_console, print_json
+
+models_app = typer.Typer(help="The models of an application: versions, metrics, the champion (the registry).",
+                         no_args_is_help=True)
+
+_APP = typer.Argument(..., metavar="APP_LOCATION",
+                      help="OUTPUT/MODEL_APP_NAME: a local folder, az://, https://...blob... or azureml:// location.")
+_CREDENTIALS = typer.Option(
+    None, "--credentials", "-c", metavar="BLOCK",
+    help="Name of a Prefect AzureBlobStorageCredentials block (default: env AZURE_STORAGE_CONNECTION_STRING).",
+)
+_JSON = typer.Option(False, "--json", help="Print JSON on stdout.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `taoflow models` to the root app."""
+    app.add_typer(models_app, name="models")
+
+
+def _access(credentials: str | None):
+    from tasks.storage import StorageAccess
+
+    return StorageAccess(credentials=credentials)
+
+
+@models_app.command("list")
+def list_(app_location: str = _APP, credentials: Optional[str] = _CREDENTIALS, as_json: bool = _JSON) -> None:
+    """Every published version, oldest first: time, mAP on its held-out data, the champion (*), dataset."""
+    from tasks.registry import list_versions
+
+    rows = list_versions(app_location, _access(credentials))
+    if as_json:
+        print_json([row.model_dump(mode="json") for row in rows])
+        return
+    if not rows:
+        out_console.print(f"no published model with a model card at {app_location}", markup=False)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("", "version", "time (UTC)", "mAP %", "dataset", "held out on"):
+        table.add_column(column, justify="right" if column == "mAP %" else "left")
+    for row in rows:
+        table.add_row("*" if row.champion else "", row.version, row.created_at.replace("+00:00", "Z"),
+                      f"{row.mean_average_precision:.2f}", row.dataset_fingerprint[:12], row.held_out)
+    out_console.print(table)
+    out_console.print(f"{len(rows)} version(s); * = champion", markup=False)
+
+
+@models_app.command("show")
+def show(
+    app_location: str = _APP,
+    version: Optional[str] = typer.Argument(None, help="The version (model folder); default: the champion."),
+    credentials: Optional[str] = _CREDENTIALS,
+    as_json: bool = _JSON,
+) -> None:
+    """One version's model card: metrics per class, the verdict, datasets, spec, base model, TAO image, request."""
+    from tasks.registry import read_card, read_champion
+
+    access = _access(credentials)
+    card = read_card(app_location, version, access)
+    if as_json:
+        print_json(card.model_dump(mode="json"))
+        return
+    champion = read_champion(app_location, access)
+    out = out_console
+    mark = " (champion)" if champion is not None and champion.version == card.version else ""
+    out.print(f"[bold]{card.version}[/bold]{mark}  run {card.run_id}  {card.created_at}", highlight=False)
+    out.print(f"model: {card.model}   epochs: {card.num_epochs}", markup=False)
+    e = card.evaluation
+    out.print(f"mAP {e.mean_average_precision:.2f} % on {e.held_out.source} ({e.held_out.fingerprint[:12]})",
+              markup=False)
+    verdict = card.verdict
+    compared = {c.name: c for c in verdict.classes}
+    for name, ap in sorted(e.average_precision.items()):
+        check = compared.get(name)
+        versus = f"   champion {check.champion:6.2f} ({check.change:+.2f})" if check and check.champion is not None else ""
+        out.print(f"  {name:<20} AP {ap:6.2f} %{versus}", markup=False)
+    against = f" against {card.compared_with}" if card.compared_with else " (no champion to compare with)"
+    out.print(f"verdict{against}: {'promote' if verdict.promote else 'do not promote'}", markup=False)
+    for reason in verdict.reasons:
+        out.print(f"  - {reason}", markup=False)
+    out.print(f"dataset: {card.dataset_fingerprint[:12]}   spec sha256: {card.spec_sha256[:12]}", markup=False)
+    base = card.base_model
+    if base.get("location"):
+        out.print(f"base model: {base.get('pretrained_model_file')} from {base.get('location')}", markup=False)
+    out.print(f"TAO image: {card.tao_image}" + (f" @ {card.tao_image_digest}" if card.tao_image_digest else ""),
+              markup=False)

@@ -1,0 +1,38 @@
+"""The model registry of an application (`OUTPUT/MODEL_APP_NAME/`): a `model-card.json` in every
+published model folder, one `champion.json` pointer replaced atomically, the promotion policy's
+verdict, and reading it all back (`taoflow models list|show`). Plain functions; the Prefect tasks
+are in `tasks.registry.task`."""
+
+from tasks.registry.card import CARD_FILE, HeldOut, ModelCard, build_card, held_out, request_without_secrets
+from tasks.registry.catalog import ChampionPointer, VersionRow, app_location, list_versions, read_card, read_champion
+from tasks.registry.pointer import POINTER_FILE, PointerRead, read_pointer, swap_pointer
+from tasks.registry.policy import ClassCheck, Metrics, Verdict, judge_promotion
+from tasks.registry.promotion import NOT_PROMOTED, PROMOTED, PromotionOutcome, guard_champion_folder, promote
+
+__all__ = [
+    "CARD_FILE",
+    "NOT_PROMOTED",
+    "POINTER_FILE",
+    "PROMOTED",
+    "ChampionPointer",
+    "ClassCheck",
+    "HeldOut",
+    "Metrics",
+    "ModelCard",
+    "PointerRead",
+    "PromotionOutcome",
+    "Verdict",
+    "VersionRow",
+    "app_location",
+    "build_card",
+    "guard_champion_folder",
+    "held_out",
+    "judge_promotion",
+    "list_versions",
+    "promote",
+    "read_card",
+    "read_champion",
+    "read_pointer",
+    "request_without_secrets",
+    "swap_pointer",
+]

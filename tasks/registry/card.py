@@ -1,0 +1,125 @@
+"""`model-card.json`: what a published model is, where it came from and how it scored.
+
+Written into the results folder before it is published, so the published marker covers it and a
+reader sees the card exactly when the model is complete. It holds no secret: the request is stored
+as its JSON form without the key (SAS tokens masked), and the whole text is scrubbed once more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, Field
+
+from tasks.redact import Redactor
+from tasks.registry.policy import Metrics, Verdict
+from tasks.request import TrainRequest
+
+CARD_FILE = "model-card.json"
+CARD_FORMAT = "taoflow.model-card/1"
+
+
+class HeldOut(BaseModel):
+    """The data a model was evaluated on (the champion was evaluated on the same, in the same run)."""
+
+    source: str = Field(description="evaluation_data, validation_data, or the validation fold of the training TFRecords")
+    fingerprint: str = Field(description="Content hash of that data (names, sizes, MD5s)")
+
+
+class Evaluation(Metrics):
+    """`detectnet_v2 evaluate` of this model on the held-out data."""
+
+    held_out: HeldOut
+    validation_cost: float | None = None
+
+
+class ModelCard(BaseModel):
+    """One published model version of an application."""
+
+    format: str = CARD_FORMAT
+    version: str = Field(description="The model folder under OUTPUT/MODEL_APP_NAME (model_subfolder)")
+    run_id: str = Field(description="The Prefect flow run that trained it")
+    created_at: str = Field(description="When the card was written (UTC, ISO 8601)")
+    model: str = Field(description="The model file, relative to the version folder")
+    evaluation: Evaluation
+    training_validation: Metrics | None = Field(default=None, description="The last validation during training")
+    dataset_fingerprint: str = Field(description="Content hash of the training data")
+    inputs: dict[str, str] = Field(default_factory=dict, description="Content hash of every staged input, by name")
+    spec_sha256: str = Field(description="SHA-256 of the rewritten spec TAO trained with")
+    base_model: dict[str, Any] = Field(default_factory=dict, description="Location, content hash, pretrained file")
+    tao_image: str
+    tao_image_digest: str | None = Field(default=None, description="The image's digest, when the engine knows it")
+    num_epochs: int
+    verdict: Verdict = Field(description="The promotion verdict against the champion of the time")
+    compared_with: str | None = Field(default=None, description="The champion's version it was compared with")
+    request: dict[str, Any] = Field(default_factory=dict, description="The training request, without secrets")
+
+    def to_json(self) -> bytes:
+        return (json.dumps(self.model_dump(mode="json"), indent=2) + "\n").encode()
+
+
+def held_out(request: TrainRequest, staged: Mapping[str, Any], uses_validation_source: bool,
+             validation_fold: int | None) -> HeldOut:
+    """Which data `evaluate` reads for this request, with the content hash of its staged inputs."""
+    if request.evaluation_data is not None:
+        names, source = ["evaluation_data"], "evaluation_data"
+    elif uses_validation_source:
+        names = [n for n in ("validation_data", "validation_tfrecords") if n in staged]
+        source = "validation_data"
+    else:
+        names = ["training_tfrecords"]
+        source = f"validation_fold {validation_fold or 0} of training_tfrecords"
+    digest = hashlib.sha256()
+    for name in names:
+        if name in staged:
+            digest.update(f"{name}={staged[name].fingerprint}\n".encode())
+    return HeldOut(source=source, fingerprint=digest.hexdigest())
+
+
+def request_without_secrets(request: TrainRequest) -> dict[str, Any]:
+    """The request as stored in a card: no key, SAS tokens and credential-shaped values masked."""
+    text = json.dumps(request.model_dump(mode="json", exclude={"key"}))
+    return json.loads(Redactor()(text))
+
+
+def build_card(
+    *,
+    request: TrainRequest,
+    run_id: str,
+    model: Path,
+    results_dir: Path,
+    evaluation: Evaluation,
+    training_validation: Metrics | None,
+    staged: Mapping[str, Any],
+    spec_text: str,
+    pretrained_model_file: str | None,
+    num_epochs: int,
+    verdict: Verdict,
+    compared_with: str | None,
+    image_digest: str | None = None,
+) -> ModelCard:
+    """The card of the model trained into `results_dir` (published as version `request.model_subfolder`)."""
+    base = staged.get("base_model")
+    return ModelCard(
+        version=request.model_subfolder,
+        run_id=run_id,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model=model.relative_to(results_dir).as_posix(),
+        evaluation=evaluation,
+        training_validation=training_validation,
+        dataset_fingerprint=staged["training_data"].fingerprint,
+        inputs={name: item.fingerprint for name, item in sorted(staged.items())},
+        spec_sha256=hashlib.sha256(spec_text.encode()).hexdigest(),
+        base_model={"location": base.location if base else None, "fingerprint": base.fingerprint if base else None,
+                    "pretrained_model_file": Path(pretrained_model_file).name if pretrained_model_file else None},
+        tao_image=request.image,
+        tao_image_digest=image_digest,
+        num_epochs=num_epochs,
+        verdict=verdict,
+        compared_with=compared_with,
+        request=request_without_secrets(request),
+    )

@@ -1,0 +1,134 @@
+"""Reading a registry (`OUTPUT/MODEL_APP_NAME/`): its versions, their cards, the champion.
+
+A version is a published model folder (its `_taoflow_published.json` present) holding a
+`model-card.json`; a folder still being published, or one from before the registry, is not listed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, Field, ValidationError
+
+from tasks.errors import StorageError, StorageNotFoundError
+from tasks.registry.card import CARD_FILE, ModelCard
+from tasks.registry.pointer import POINTER_FILE, PointerRead, read_pointer
+from tasks.request import join_location
+from tasks.storage import StorageAccess, open_store, parse_location
+from tasks.storage.manifest import PUBLISHED_MARKER
+
+CHAMPION_FORMAT = "taoflow.champion/1"
+
+
+class ChampionPointer(BaseModel):
+    """The content of `champion.json`."""
+
+    format: str = CHAMPION_FORMAT
+    version: str = Field(description="The champion's folder under OUTPUT/MODEL_APP_NAME")
+    run_id: str
+    model: str = Field(description="The model file, relative to OUTPUT/MODEL_APP_NAME")
+    card: str = Field(description="Its model card, relative to OUTPUT/MODEL_APP_NAME")
+    mean_average_precision: float
+    promoted_at: str
+    previous: str | None = Field(default=None, description="The version it replaced")
+
+    def to_json(self) -> bytes:
+        return (json.dumps(self.model_dump(mode="json"), indent=2) + "\n").encode()
+
+
+class VersionRow(BaseModel):
+    """One line of `taoflow models list`."""
+
+    version: str
+    created_at: str
+    mean_average_precision: float
+    champion: bool
+    dataset_fingerprint: str
+    run_id: str
+    held_out: str
+
+
+def app_location(output: str, model_app_name: str) -> str:
+    """OUTPUT/MODEL_APP_NAME: the registry of one application.
+
+    >>> app_location("az://models", "parking")
+    'az://models/parking'
+    """
+    return join_location(output, model_app_name)
+
+
+def parse_pointer(read: PointerRead, where: str) -> ChampionPointer | None:
+    """The pointer's content, None without a champion; a damaged pointer is one clear error."""
+    if read.data is None:
+        return None
+    try:
+        return ChampionPointer.model_validate_json(read.data)
+    except ValidationError:
+        raise StorageError(f"{POINTER_FILE} is damaged (not a champion pointer)", where=where,
+                           fix=f"restore it from the model cards (taoflow models list), or delete it so the next "
+                               "model that meets the floors becomes champion") from None
+
+
+def read_champion(app: str, access: StorageAccess | None = None) -> ChampionPointer | None:
+    """The current champion of the registry at `app`, or None."""
+    return parse_pointer(read_pointer(app, access), _display(app))
+
+
+def read_card(app: str, version: str | None = None, access: StorageAccess | None = None) -> ModelCard:
+    """The card of `version`, or of the champion when `version` is None."""
+    where = _display(app)
+    if version is None:
+        champion = read_champion(app, access)
+        if champion is None:
+            raise StorageNotFoundError("this registry has no champion yet", where=where,
+                                       fix="name a version (taoflow models list shows them)")
+        version = champion.version
+    store = open_store(join_location(app, version), access)
+    if store.read(PUBLISHED_MARKER) is None:
+        raise StorageNotFoundError(f"no published model version {version!r} here", where=where,
+                                   fix="taoflow models list shows the versions")
+    data = store.read(CARD_FILE)
+    if data is None:
+        raise StorageNotFoundError(f"version {version!r} has no {CARD_FILE} (published before the registry)",
+                                   where=where, fix="retrain it with taoflow to give it a card")
+    try:
+        return ModelCard.model_validate_json(data)
+    except ValidationError:
+        raise StorageError(f"the {CARD_FILE} of {version!r} is damaged", where=where,
+                           fix="republish the version") from None
+
+
+def list_versions(app: str, access: StorageAccess | None = None) -> list[VersionRow]:
+    """Every published version with a card, oldest first, the champion marked."""
+    store = open_store(app, access)
+    try:
+        names = set(store.list().entries)
+    except StorageNotFoundError:
+        return []
+    versions = sorted(n.rsplit("/", 1)[0] for n in names
+                      if n.count("/") == 1 and n.endswith("/" + CARD_FILE) and
+                      n.rsplit("/", 1)[0] + "/" + PUBLISHED_MARKER in names)
+    champion = read_champion(app, access)
+    rows = []
+    for version in versions:
+        card = read_card(app, version, access)
+        rows.append(VersionRow(version=version, created_at=card.created_at,
+                               mean_average_precision=card.evaluation.mean_average_precision,
+                               champion=champion is not None and champion.version == version,
+                               dataset_fingerprint=card.dataset_fingerprint, run_id=card.run_id,
+                               held_out=card.evaluation.held_out.source))
+    return sorted(rows, key=lambda r: (r.created_at, r.version))
+
+
+def new_pointer(card: ModelCard, current: ChampionPointer | None) -> ChampionPointer:
+    """The pointer that makes `card`'s version the champion, remembering the one it replaces."""
+    previous = current.previous if current and current.version == card.version else (current.version if current else None)
+    return ChampionPointer(version=card.version, run_id=card.run_id, model=f"{card.version}/{card.model}",
+                           card=f"{card.version}/{CARD_FILE}",
+                           mean_average_precision=card.evaluation.mean_average_precision,
+                           promoted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), previous=previous)
+
+
+def _display(app: str) -> str:
+    return parse_location(app).display

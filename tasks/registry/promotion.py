@@ -1,0 +1,131 @@
+"""Promotion: after the new version is published, move the champion pointer to it, if the verdict
+says so and the champion is still the one it was compared with.
+
+The order is the guarantee: the card goes out with the model (one publication, marker last), and
+only then is the pointer swapped, in one atomic step. A run killed anywhere before the swap leaves
+the old champion in place; one killed after it leaves the new one, complete.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tasks.errors import ConfigError
+from tasks.registry.card import ModelCard
+from tasks.registry.catalog import ChampionPointer, new_pointer, read_champion
+from tasks.registry.pointer import PointerRead, swap_pointer
+from tasks.registry.policy import Verdict
+from tasks.request import TrainRequest
+from tasks.storage import StorageAccess
+
+PROMOTED = "Promoted"
+NOT_PROMOTED = "Not promoted"
+
+
+class PromotionOutcome(BaseModel):
+    """What happened to the champion in this run; `state_name` is the flow run's state in the UI."""
+
+    promoted: bool
+    state_name: Literal["Promoted", "Not promoted"]
+    version: str = Field(description="The new model's version (its folder under OUTPUT/MODEL_APP_NAME)")
+    champion_before: str | None = Field(default=None, description="The champion it was compared with")
+    champion_after: str | None = Field(default=None, description="The champion when the run ended")
+    reasons: list[str] = Field(default_factory=list, description="Why it was not promoted, per class where it applies")
+    verdict: Verdict
+
+    @property
+    def message(self) -> str:
+        """The state message: short enough for the UI list, complete enough for a notification."""
+        if self.promoted:
+            was = f" (was {self.champion_before})" if self.champion_before else " (the first champion)"
+            return f"{self.version} is the champion{was}: {self.verdict.summary()}"
+        return f"{self.version} not promoted, the champion stays {self.champion_after or 'unset'}: " + "; ".join(self.reasons)
+
+
+def version_for_run(request: TrainRequest, scheduled: datetime | None) -> TrainRequest:
+    """The request with the version folder this run publishes to: with `subfolder_per_run`, the
+    model_subfolder plus the run's scheduled start (stable across retries of the run).
+
+    >>> from tasks.request import TrainRequest
+    >>> r = TrainRequest.model_construct(model_subfolder="nightly", subfolder_per_run=True)
+    >>> version_for_run(r, datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)).model_subfolder
+    'nightly-20261201T020000Z'
+    """
+    if not request.subfolder_per_run:
+        return request
+    stamp = (scheduled or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return request.model_copy(update={"model_subfolder": f"{request.model_subfolder}-{stamp}", "subfolder_per_run": False})
+
+
+def guard_champion_folder(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> None:
+    """Refuse, before anything runs, to publish a new model over the champion's own folder.
+
+    >>> import tempfile
+    >>> guard_champion_folder(tempfile.mkdtemp(), "run-1", "r")  # no champion yet: nothing to protect
+    """
+    champion = read_champion(app, access)
+    if champion is not None and champion.version == version and champion.run_id != run_id:
+        raise ConfigError(
+            f"model_subfolder {version!r} holds the current champion; publishing this run there would replace the "
+            "champion's files whatever the evaluation says",
+            where=app,
+            fix="use a new model_subfolder for every run (or subfolder_per_run: true for a schedule)",
+        )
+
+
+def promote(app: str, card: ModelCard, verdict: Verdict, compared: PointerRead, champion: ChampionPointer | None,
+            access: StorageAccess | None = None, *, wait: float = 120.0) -> PromotionOutcome:
+    """Swap the pointer to `card`'s version when the verdict allows it and the champion is still
+    `compared` (what the run evaluated against)."""
+    before = champion.version if champion else None
+    reasons = list(verdict.reasons)
+    if verdict.promote:
+        result = swap_pointer(app, new_pointer(card, champion).to_json(), compared.token, access, wait=wait)
+        if result == "swapped":
+            return PromotionOutcome(promoted=True, state_name=PROMOTED, version=card.version, champion_before=before,
+                                    champion_after=card.version, verdict=verdict)
+        now = read_champion(app, access) if result == "changed" else None
+        if now is not None and (now.version, now.run_id) == (card.version, card.run_id):
+            # A retry after a swap whose answer was lost: the pointer is already ours.
+            return PromotionOutcome(promoted=True, state_name=PROMOTED, version=card.version, champion_before=before,
+                                    champion_after=card.version, verdict=verdict)
+        if result == "changed":
+            reasons.append(f"the champion changed while this run was evaluating (now {now.version if now else 'none'}, "
+                           "which it was not compared with); run again to compare against it")
+        else:
+            reasons.append(f"another run held the champion lock for {wait:g} s; run again")
+    current = read_champion(app, access)
+    return PromotionOutcome(promoted=False, state_name=NOT_PROMOTED, version=card.version, champion_before=before,
+                            champion_after=current.version if current else None, reasons=reasons, verdict=verdict)
+
+
+def promotion_markdown(outcome: PromotionOutcome) -> str:
+    """The verdict for people: champion and new model side by side, per class, and why.
+
+    >>> from tasks.registry.policy import Metrics, judge_promotion
+    >>> from tasks.request import PromotionPolicy
+    >>> v = judge_promotion(PromotionPolicy(), Metrics(mean_average_precision=70, average_precision={"car": 70}), None)
+    >>> print(promotion_markdown(PromotionOutcome(promoted=True, state_name="Promoted", version="r1",
+    ...     champion_after="r1", verdict=v)).splitlines()[0])
+    # Promoted: r1
+    """
+    v = outcome.verdict
+    lines = [f"# {outcome.state_name}: {outcome.version}", "", outcome.message, "",
+             "| | new model | champion | change | verdict |", "|---|---|---|---|---|"]
+
+    def cell(value: float | None, signed: bool = False) -> str:
+        return "-" if value is None else (f"{value:+.2f}" if signed else f"{value:.2f}")
+
+    champion_map = v.champion.mean_average_precision if v.champion else None
+    lines.append(f"| **mAP** | {cell(v.challenger.mean_average_precision)} | {cell(champion_map)} | "
+                 f"{cell(v.map_change, True)} | |")
+    for c in v.classes:
+        lines.append(f"| {c.name} | {cell(c.challenger)} | {cell(c.champion)} | {cell(c.change, True)} | "
+                     f"{'ok' if c.passed else c.reason} |")
+    if outcome.reasons:
+        lines += ["", "## Why not promoted", "", *(f"- {r}" for r in outcome.reasons)]
+    lines += ["", f"Champion before: `{outcome.champion_before or 'none'}`, after: `{outcome.champion_after or 'none'}`"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,149 @@
+"""Prefect tasks for the registry: the champion-folder guard, evaluating the new model and the
+champion on the same held-out data, and promotion, with a markdown artifact of the verdict.
+
+Thin on purpose: the decisions are in `tasks.registry` (policy, card, pointer, promotion); here
+they are run as tasks with retries for transient storage faults, logged and shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from tasks.errors import TaoflowError
+from tasks.job import plan_evaluation
+from tasks.job_tasks import stage_input_task
+from tasks.launch import EvaluationResult, Launcher, TrainResult
+from tasks.launch.results import write_untrusted
+from tasks.launch.task import evaluate_detectnet_v2
+from tasks.registry.card import CARD_FILE, Evaluation, HeldOut, ModelCard, build_card
+from tasks.registry.catalog import ChampionPointer, parse_pointer
+from tasks.registry.pointer import PointerRead, read_pointer
+from tasks.registry.policy import Metrics, Verdict, judge_promotion
+from tasks.registry.promotion import PromotionOutcome, guard_champion_folder, promote, promotion_markdown
+from tasks.request import TrainRequest, join_location
+from tasks.storage import StorageAccess
+from tasks.storage.task import RETRY_DELAYS, retry_only_transient
+from tasks.workspace import StagedInput, Workspace
+
+_STORAGE_RETRIES = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+                        retry_condition_fn=retry_only_transient, cache_policy=NO_CACHE)
+
+
+@task(name="check-champion-folder", **_STORAGE_RETRIES)
+def guard_champion_folder_task(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> None:
+    """Fail before any container starts when this run would publish over the champion's folder."""
+    guard_champion_folder(app, version, run_id, access)
+
+
+@task(name="read-champion", **_STORAGE_RETRIES)
+def read_champion_task(app: str, access: StorageAccess | None = None) -> tuple[PointerRead, ChampionPointer | None]:
+    """The champion pointer as it is now, with the token the promotion must still find."""
+    read = read_pointer(app, access)
+    return read, parse_pointer(read, app)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Both models measured on the same held-out data, and the verdict."""
+
+    compared: PointerRead
+    champion: ChampionPointer | None
+    challenger: EvaluationResult
+    held_out: HeldOut
+    verdict: Verdict
+
+
+def metrics(result: EvaluationResult) -> Metrics:
+    return Metrics(mean_average_precision=result.mean_average_precision, average_precision=result.average_precision)
+
+
+def evaluate_and_judge(
+    *,
+    app: str,
+    request: TrainRequest,
+    eval_spec: str,
+    held_out: HeldOut,
+    staged: Mapping[str, StagedInput],
+    trained: TrainResult,
+    workspace: Workspace,
+    run_dir: Path,
+    run_id: str,
+    launcher: Launcher,
+    access: StorageAccess | None,
+    key: str | None,
+) -> Judged:
+    """`evaluate` the new model and the current champion on the very same data and spec, and judge.
+
+    A champion that cannot be evaluated (its files gone, a key missing, TAO refusing it) is no
+    reason to fail the run: the new model is still published, and not promoted, with that reason.
+    """
+    compared, champion = read_champion_task(app, access)
+    rival = champion if champion is not None and champion.version != request.model_subfolder else None
+    # The champion's model is fetched first, so the two evaluations run back to back.
+    champion_plan, problem = None, None
+    if rival is not None:
+        try:
+            model = stage_input_task("champion-model", join_location(app, rival.model), workspace, access)
+            champion_plan = plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="champion",
+                                            model=model.path, key=key)
+        except TaoflowError as exc:
+            problem = _unevaluable(rival, exc)
+    challenger = evaluate_detectnet_v2(
+        plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="challenger", model=trained.model_path,
+                        key=key), launcher, role="challenger")
+    champion_metrics = None
+    if champion_plan is not None:
+        try:
+            champion_metrics = metrics(evaluate_detectnet_v2(champion_plan, launcher, role="champion"))
+        except TaoflowError as exc:
+            problem = _unevaluable(rival, exc)
+    verdict = judge_promotion(request.promotion, metrics(challenger), champion_metrics, champion_problem=problem)
+    return Judged(compared, champion, challenger, held_out, verdict)
+
+
+def _unevaluable(champion: ChampionPointer, exc: TaoflowError) -> str:
+    get_run_logger().warning("the champion %s cannot be evaluated: %s", champion.version, exc.render())
+    return exc.what.splitlines()[0]
+
+
+def image_digest(launcher: Launcher, image: str) -> str | None:
+    """The TAO image's digest when the launcher's engine knows it (a process launcher does not)."""
+    lookup = getattr(launcher, "image_digest", None)
+    return lookup(image) if callable(lookup) else None
+
+
+def write_model_card(judged: Judged, *, request: TrainRequest, run_id: str, trained: TrainResult,
+                     staged: Mapping[str, StagedInput], spec_text: str, pretrained_model_file: str | None,
+                     digest: str | None) -> ModelCard:
+    """Build the card and write it into the results folder, so it is published with the model."""
+    final = trained.final_validation
+    card = build_card(
+        request=request, run_id=run_id, model=trained.model_path, results_dir=trained.results_dir,
+        evaluation=Evaluation(**metrics(judged.challenger).model_dump(), held_out=judged.held_out,
+                              validation_cost=judged.challenger.validation_cost),
+        training_validation=Metrics(mean_average_precision=final.mean_average_precision,
+                                    average_precision=final.average_precision)
+        if final is not None and final.mean_average_precision is not None else None,
+        staged=staged, spec_text=spec_text, pretrained_model_file=pretrained_model_file,
+        num_epochs=trained.num_epochs, verdict=judged.verdict,
+        compared_with=judged.champion.version if judged.champion else None, image_digest=digest,
+    )
+    # The container wrote this folder: a planted link at the card's name is replaced, never followed.
+    write_untrusted(trained.results_dir / CARD_FILE, card.to_json().decode())
+    return card
+
+
+@task(name="promote", **_STORAGE_RETRIES)
+def promote_task(app: str, card: ModelCard, judged: Judged, access: StorageAccess | None = None) -> PromotionOutcome:
+    """Move the champion pointer (or not) and say why, in the log and a `promotion` artifact."""
+    outcome = promote(app, card, judged.verdict, judged.compared, judged.champion, access)
+    get_run_logger().info("%s: %s", outcome.state_name, outcome.message)
+    create_markdown_artifact(promotion_markdown(outcome), key="promotion", description=outcome.message[:500])
+    return outcome
+

@@ -1,0 +1,49 @@
+"""The promotion's failure paths, on local output (real dockerd with the stand-in, real Prefect API):
+a champion that cannot be evaluated blocks the promotion, not the publication; a new model that
+cannot be evaluated fails the run before anything is published."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.train import train_detectnet_v2
+from tasks.launch import EvaluationFailed
+from tasks.request import TrainRequest
+from tests.flow.conftest import request_fields
+from tests.registry.helpers import card_for, publish_and_promote
+
+pytestmark = pytest.mark.services
+
+
+def test_a_champion_that_cannot_be_evaluated_blocks_promotion_not_publication(prefect_api, engine_env, demo_data,
+                                                                               tmp_path):
+    image = engine_env()
+    app = tmp_path / "out" / "shapes"
+    assert publish_and_promote(str(app), card_for("old", {"ellipse": 10.0}, run_id="long-ago",
+                                                  created_at="2026-01-01T00:00:00+00:00"), tmp_path / "work").promoted
+    (app / "old" / "weights" / "model.hdf5").unlink()  # someone tidied the storage
+    before = (app / "champion.json").read_bytes()
+    (tmp_path / "tfr").mkdir()
+    fields = request_fields(demo_data, tfrecords=str(tmp_path / "tfr"), output=str(tmp_path / "out"), image=image,
+                            model_subfolder="new")
+    state = train_detectnet_v2(TrainRequest(**fields), return_state=True)
+    assert state.is_completed() and state.name == "Not promoted", state.message
+    assert "the champion could not be evaluated on the held-out data" in state.message
+    assert (app / "champion.json").read_bytes() == before
+    assert (app / "new" / "_taoflow_published.json").is_file()
+    card = json.loads((app / "new" / "model-card.json").read_text())
+    assert card["compared_with"] == "old" and card["verdict"]["champion"] is None
+
+
+def test_a_new_model_that_cannot_be_evaluated_publishes_nothing(prefect_api, engine_env, demo_data, tmp_path):
+    image = engine_env({"TAO_STANDIN_EVAL_REJECT_SPEC": "1"})
+    (tmp_path / "tfr").mkdir()
+    fields = request_fields(demo_data, tfrecords=str(tmp_path / "tfr"), output=str(tmp_path / "out"), image=image)
+    state = train_detectnet_v2(TrainRequest(**fields), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(EvaluationFailed) as caught:
+        state.result()
+    assert caught.value.reason == "spec rejected" and caught.value.container_exit_code == 0
+    assert not (tmp_path / "out" / "shapes").exists(), "nothing may be published or promoted"

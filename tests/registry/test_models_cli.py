@@ -1,0 +1,77 @@
+"""`taoflow models list|show` as a user runs them, on a registry in real Azurite built the way the
+flow builds it (card inside the published folder, then the promotion)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tasks.registry import Metrics, read_champion
+from tests.registry.helpers import card_for, publish_and_promote
+
+pytestmark = pytest.mark.services
+
+
+def taoflow(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "taoflow", *args], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ))
+
+
+@pytest.fixture
+def registry(azurite_env, blob_container, tmp_path):
+    """Three versions: r1 promoted, r2 worse (refused), r3 better (promoted); and one half-published folder."""
+    app = f"{azurite_env.blob_endpoint}/{blob_container.container_name}/models/shapes"
+    r1 = card_for("r1", {"ellipse": 80.0, "rectangle": 70.0}, run_id="run-1", created_at="2026-11-01T02:00:00+00:00",
+                  dataset="a" * 64)
+    assert publish_and_promote(app, r1, tmp_path).promoted
+    champion = Metrics(mean_average_precision=75.0, average_precision={"ellipse": 80.0, "rectangle": 70.0})
+    r2 = card_for("r2", {"ellipse": 70.0, "rectangle": 70.0}, run_id="run-2", created_at="2026-11-02T02:00:00+00:00",
+                  dataset="b" * 64, champion=champion)
+    assert not publish_and_promote(app, r2, tmp_path).promoted
+    r3 = card_for("r3", {"ellipse": 85.0, "rectangle": 75.0}, run_id="run-3", created_at="2026-11-03T02:00:00+00:00",
+                  dataset="c" * 64, champion=champion)
+    assert publish_and_promote(app, r3, tmp_path).promoted
+    # A folder whose upload never finished is no version.
+    blob_container.upload_blob("models/shapes/r4/model-card.json", r3.to_json())
+    blob_container.upload_blob("models/shapes/r4/_taoflow_publishing.json", b"{}")
+    return app
+
+
+def test_models_list_shows_versions_the_champion_and_datasets(registry):
+    result = taoflow("models", "list", registry, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["version"], r["champion"], r["mean_average_precision"]) for r in rows] == [
+        ("r1", False, 75.0), ("r2", False, 70.0), ("r3", True, 80.0)]
+    assert [r["dataset_fingerprint"][0] for r in rows] == ["a", "b", "c"]
+    table = taoflow("models", "list", registry)
+    assert table.returncode == 0, table.stderr
+    line = next(l for l in table.stdout.splitlines() if " r3 " in f" {l} ")
+    assert line.lstrip().startswith("*") and "80.00" in line and "c" * 12 in line
+    assert "r4" not in table.stdout and "3 version(s)" in table.stdout
+
+
+def test_models_show_prints_the_champions_card_or_a_named_one(registry):
+    champion = taoflow("models", "show", registry, "--json")
+    assert champion.returncode == 0, champion.stderr
+    card = json.loads(champion.stdout)
+    assert card["version"] == "r3" and card["evaluation"]["average_precision"] == {"ellipse": 85.0, "rectangle": 75.0}
+    refused = json.loads(taoflow("models", "show", registry, "r2", "--json").stdout)
+    assert refused["verdict"]["promote"] is False
+    assert refused["verdict"]["reasons"][0].startswith("mAP 70.00 is 5.00 points below the champion")
+    human = taoflow("models", "show", registry, "r2")
+    assert human.returncode == 0
+    assert "do not promote" in human.stdout and "ellipse" in human.stdout and "(champion)" not in human.stdout
+    assert "(champion)" in taoflow("models", "show", registry).stdout
+    assert read_champion(registry).previous == "r1"
+
+
+def test_an_unknown_version_is_one_clear_message(registry):
+    result = taoflow("models", "show", registry, "r9")
+    assert result.returncode == 1
+    assert "no published model version 'r9'" in result.stderr and "taoflow models list" in result.stderr
+    assert "Traceback" not in result.stderr
