@@ -41,7 +41,16 @@ from tasks.launch.task import convert_dataset, reap_run_containers, train_detect
 from tasks.outcome import JobResult, render_summary
 from tasks.registry import app_location, held_out
 from tasks.registry.promotion import version_for_run
-from tasks.registry.task import evaluate_and_judge, guard_champion_folder_task, image_digest, promote_task, write_model_card
+from tasks.registry.task import (
+    comparison,
+    evaluate_and_judge,
+    guard_champion_folder_task,
+    image_digest,
+    promote_task,
+    write_model_card,
+)
+from tasks.report import RunReport
+from tasks.report.artifacts import report_dataset, report_results
 from tasks.request import TrainRequest
 from tasks.storage import StorageAccess, parse_location
 from tasks.storage.task import sync_up_task
@@ -98,12 +107,16 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         # Before any container: a held-out set the spec cannot use, a run aimed at the champion's folder.
         eval_spec = evaluation_spec(request, staged, prepared)
         guard_champion_folder_task(app, request.model_subfolder, run_id, access)
-        report = validate_inputs_task(request, prepared, staged, check_tfrecords=reason is None, strict=strict)
-        validation_summary = report.summary()
-        create_markdown_artifact(report.to_markdown(), key="dataset-validation", description=report.summary())
+        validation = validate_inputs_task(request, prepared, staged, check_tfrecords=reason is None, strict=strict)
+        validation_summary = validation.summary()
+        create_markdown_artifact(validation.to_markdown(), key="dataset-validation", description=validation_summary)
+        pictures = report_dataset(RunReport(title=f"{request.model_app_name} / {request.model_name}", run_id=run_id,
+                                            results_location=_display(request.results_location)),
+                                  staged["training_data"].path, prepared.host_facts.target_class_mapping,
+                                  staged["training_data"].location)
         problems = base_model_problems(prepared)
-        if report.to_error() is not None:
-            raise report.to_error()
+        if validation.to_error() is not None:
+            raise validation.to_error()
         if problems and not dry_run:
             raise DatasetError("the base model is not usable", problems=problems,
                                fix="fix base_model.location or the spec's pretrained_model_file")
@@ -142,7 +155,7 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         card = write_model_card(judged, request=request, run_id=run_id, trained=trained, staged=staged,
                                 spec_text=prepared.text, pretrained_model_file=prepared.facts.pretrained_model_file,
                                 digest=image_digest(launcher, request.image))
-        _pictures(trained, judged, staged)
+        report_results(pictures, trained.results_dir, comparison(judged))
         published = sync_up_task(trained.results_dir, request.results_location, access)
         lap("publish")
         model_rel = trained.model_path.relative_to(trained.results_dir).as_posix()
@@ -166,14 +179,6 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
             key="train-summary",
             description=f"DetectNet_v2 training {result.status}",
         )
-
-
-def _pictures(trained, judged, staged) -> None:
-    """CALL SITE for the "pictures" work of issue 17 (ISSUE17.md): build its `RunReport` from what the
-    run knows here (the training curves from `trained.results_dir/status.json`, `judged.verdict`'s
-    champion-vs-new per class, the dataset in `staged`), call `publish_report_artifacts(report)` and
-    write `render_html_report(report)` to `trained.results_dir / "report.html"`, so it is published
-    with the model. Left for the lead to wire when `tasks/report` lands; until then nothing is drawn."""
 
 
 @flow(name="train-detectnet-v2-from-component-inputs")

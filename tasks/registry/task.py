@@ -26,6 +26,7 @@ from tasks.registry.catalog import ChampionPointer, parse_pointer
 from tasks.registry.pointer import PointerRead, read_pointer
 from tasks.registry.policy import Metrics, Verdict, judge_promotion
 from tasks.registry.promotion import PromotionOutcome, guard_champion_folder, promote, promotion_markdown
+from tasks.report import Comparison
 from tasks.request import TrainRequest, join_location
 from tasks.storage import StorageAccess
 from tasks.storage.task import RETRY_DELAYS, retry_only_transient
@@ -105,6 +106,17 @@ def evaluate_and_judge(
             problem = _unevaluable(rival, exc)
     verdict = judge_promotion(request.promotion, metrics(challenger), champion_metrics, champion_problem=problem)
     return Judged(compared, champion, challenger, held_out, verdict)
+
+
+def comparison(judged: Judged) -> Comparison:
+    """Champion vs challenger as the report draws it, with the verdict the promotion will act on."""
+    verdict = judged.verdict
+    return Comparison(
+        challenger=verdict.challenger.average_precision, challenger_map=verdict.challenger.mean_average_precision,
+        champion=verdict.champion.average_precision if verdict.champion else None,
+        champion_map=verdict.champion.mean_average_precision if verdict.champion else None,
+        outcome="Promoted" if verdict.promote else "Not promoted", reasons=list(verdict.reasons),
+    )
 
 
 def _unevaluable(champion: ChampionPointer, exc: TaoflowError) -> str:

@@ -10,12 +10,19 @@ outputs alike and no URL to storage, let alone a SAS token, is ever put into an 
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID
 
+from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
-from tasks.report.contents import RunReport
+from tasks.report.contact import contact_sheet
+from tasks.report.contents import Comparison, RunReport
+from tasks.report.curves import training_history
+from tasks.report.dataset_view import dataset_summary
 from tasks.report.page import Section, report_sections
+from tasks.report.results_folder import save_report
 
 #: Artifact keys, one per section (lower case, digits and dashes, as Prefect requires).
 SECTION_KEYS = ("report-comparison", "report-training", "report-dataset", "report-samples")
@@ -40,3 +47,27 @@ def publish_report_artifacts(report: RunReport, sections: tuple[str, ...] = SECT
 
 def _publish(section: Section) -> UUID:
     return create_markdown_artifact(section.markdown(), key=section.key, description=section.summary)
+
+
+#: Pictures are drawn from what the run has; nothing to retry, nothing to cache.
+_REPORT_TASK = dict(cache_policy=NO_CACHE, persist_result=False, retries=0)
+
+
+@task(name="report-dataset", **_REPORT_TASK)
+def report_dataset(report: RunReport, data_dir: Path, class_mapping: dict[str, str], shown_as: str) -> RunReport:
+    """After validation, whether or not training then succeeds: the dataset and sample frames."""
+    report.dataset = dataset_summary(data_dir, class_mapping, shown_as=shown_as)
+    report.samples = contact_sheet(data_dir, classes=list(class_mapping))
+    publish_report_artifacts(report, sections=("report-dataset", "report-samples"))
+    return report
+
+
+@task(name="report-results", **_REPORT_TASK)
+def report_results(report: RunReport, results_dir: Path, comparison: Comparison | None) -> RunReport:
+    """After training and the held-out evaluation: the curves and champion vs challenger, as
+    artifacts and in report.json / report.html in the results folder (published with the model)."""
+    report.training = training_history(results_dir / "status.json")
+    report.comparison = comparison
+    publish_report_artifacts(report, sections=("report-training", "report-comparison"))
+    save_report(report, results_dir)
+    return report

@@ -43,6 +43,12 @@ def test_local_end_to_end_converts_trains_and_publishes(prefect_api, demo_data, 
     assert ".taoflow-dataset.json" in names and not any(n.endswith("_warning.json") for n in names)
     arts = artifacts_of(state.state_details.flow_run_id)
     assert {"train-summary", "dataset-validation", "trained-model"} <= set(arts)
+    # The pictures: artifacts of the run, and the self-contained report published with the model.
+    assert {"report-dataset", "report-samples", "report-training", "report-comparison"} <= set(arts)
+    assert "data:image/" in arts["report-training"].data
+    page = (published / "report.html").read_text()
+    assert "<svg" in page or "data:image/" in page
+    assert (published / "report.json").is_file() and (published / "model-card.json").is_file()
     assert "detectnet_v2 train" in arts["train-summary"].data
     assert "final mAP: 65.00 %" in arts["train-summary"].data and "| ellipse | 70.00 |" in arts["train-summary"].data
 
