@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.demo_data import write_demo_config
+from tasks.job.demo import write_demo_config
 
 
 def timed(argv: list[str], runs: int = 5) -> float:

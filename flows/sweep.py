@@ -25,8 +25,8 @@ from prefect.flow_runs import wait_for_flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import ConfigError, LaunchError, Problem
-from tasks.outcome import JobResult
-from tasks.request import DataBinding, TrainRequest
+from tasks.job.outcome import JobResult
+from tasks.job.request import DataBinding, TrainRequest
 
 #: More runs than this is more likely a typo in a grid than a plan.
 MAX_VARIANTS = 64

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from tasks.config import load_config
+from tasks.job.config import load_config
 from tasks.errors import ConfigError
 
 REQUEST_YAML = """\
@@ -119,7 +119,7 @@ def test_missing_file_and_bad_set(tmp_path):
 
 
 def test_env_key_only_when_the_request_names_no_key_and_no_block(tmp_path):
-    from tasks.config import with_env_key
+    from tasks.job.config import with_env_key
 
     env = {"TAO_KEY": "from-env"}
     assert load_config(write(tmp_path, REQUEST_YAML + "key_block: tao-key\n"), env=env).request.key is None

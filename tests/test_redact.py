@@ -12,8 +12,8 @@ import pytest
 from tasks.errors import ConfigError, Problem, StorageError, TrainingFailed
 from tasks.log_filters import RedactingFilter, install_log_filters
 from tasks.redact import MASK, Redactor, scrub
-from tasks.request import TrainRequest
-from tasks.stored_parameters import refuse_stored_secrets, sanitized_parameters
+from tasks.job.request import TrainRequest
+from tasks.job.stored_parameters import refuse_stored_secrets, sanitized_parameters
 from tests.test_request import BLOB, request_fields
 
 SIG = "Zm9vYmFyYmF6%2Bqux%3D"

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from tasks.errors import ConfigError, TrainingFailed
-from tasks.request import COMPONENT_INPUTS, TrainRequest, join_location
+from tasks.job.request import COMPONENT_INPUTS, TrainRequest, join_location
 
 BLOB = "https://acct.blob.core.windows.net"
 

@@ -24,7 +24,7 @@ def _prefect_defaults() -> None:
 
 
 def _load(config: Path, sets: list[str]):
-    from tasks.config import load_config
+    from tasks.job.config import load_config
 
     loaded = load_config(config, sets)
     for warning in loaded.warnings:
@@ -41,10 +41,10 @@ def plan(
 
     Exits non-zero when training would stop (a dataset error, a missing base model).
     """
-    from tasks import job
+    from tasks.job import steps as job
     from tasks.errors import DatasetError
     from tasks.storage import StorageAccess
-    from tasks.workspace import Workspace, stage_input
+    from tasks.job.workspace import Workspace, stage_input
 
     request = _load(config, set_).request
     workspace, access = Workspace.default(), StorageAccess(credentials=request.storage_credentials)
@@ -129,9 +129,9 @@ def demo(
     """The main job on the bundled demo data: local files, ephemeral Prefect; without a GPU runtime, the
     TAO image or the pretrained model it stops after validation with the launch plan and says why."""
     _prefect_defaults()
-    from tasks.demo_data import DEMO_MODEL_FILE, write_demo_config
+    from tasks.job.demo import DEMO_MODEL_FILE, write_demo_config
     from tasks.launch.readiness import docker_gpu_readiness
-    from tasks.request import DEFAULT_IMAGE
+    from tasks.launch.plan import DEFAULT_IMAGE
 
     config = write_demo_config(directory, epochs=epochs, image=image)
     err_console.print(f"demo job: {config} (64 generated images, 960x544, 3 shape classes)", markup=False)
@@ -185,7 +185,7 @@ def config_fields_help() -> str:
     >>> "num_epochs" in config_fields_help()
     True
     """
-    from tasks.request import TrainRequest
+    from tasks.job.request import TrainRequest
 
     lines = ["\b", "Config fields (TrainRequest; the AzureML component's flat input names work too):"]
     for name, field in TrainRequest.model_fields.items():

@@ -6,7 +6,7 @@ from tasks.launch.command import Command, container_gpu_index, convert_command, 
 from tasks.launch.docker import DockerLauncher
 from tasks.launch.encryption import key_reason
 from tasks.launch.evaluation import EvaluationFailed, EvaluationResult
-from tasks.launch.job import run_conversion, run_evaluation, run_training
+from tasks.launch.execute import run_conversion, run_evaluation, run_training
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.mounts import Mount, MountPlan, TaoMounts, load_tao_mounts
 from tasks.launch.plan import LaunchPlan, build_plan, device_requests, invoking_user

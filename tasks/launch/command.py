@@ -1,6 +1,6 @@
 """The `detectnet_v2` command lines, built as argv lists (never joined into a shell string).
 
-Paths are in-container paths from `tasks.layout`. The key travels in the argv (only when TAO
+Paths are in-container paths from `tasks.launch.slots`. The key travels in the argv (only when TAO
 needs it, `tasks.launch.encryption`) but never in its display form, and `--log_file` is not passed on: TAO would send the console into the
 file, so the launcher writes the streamed log there itself.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 from tasks.errors import ConfigError
-from tasks.layout import Slot, container_path, container_spec_file
+from tasks.launch.slots import Slot, container_path, container_spec_file
 from tasks.redact import MASK, Redactor
 
 SubTask = Literal["train", "dataset_convert", "evaluate"]

@@ -1,4 +1,4 @@
-"""What the container sees: bind mounts at the stable paths of `tasks.layout`, and the
+"""What the container sees: bind mounts at the stable paths of `tasks.launch.slots`, and the
 `~/.tao_mounts.json` of users coming from NVIDIA's `tao` launcher.
 
 Inputs are mounted read-only, results read-write: a trainer that tries to write into its
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from tasks.errors import ConfigError, LaunchError, Problem
-from tasks.layout import SLOTS, Slot
+from tasks.launch.slots import SLOTS, Slot
 
 DEFAULT_TAO_MOUNTS = "~/.tao_mounts.json"
 #: The DockerOptions keys NVIDIA's launcher accepts (anything else is an error there too).

@@ -10,13 +10,17 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from tasks.errors import ConfigError
 from tasks.launch.command import Command
 from tasks.launch.mounts import MountPlan, TaoMounts
-from tasks.layout import Slot
-from tasks.request import DEFAULT_IMAGE, GpuSetting
+from tasks.launch.slots import Slot
+
+#: The TAO 5 TF1 image that runs `detectnet_v2` (NGC).
+DEFAULT_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
+#: GPUs handed to a container: all of them, none (CPU smoke runs), or a count.
+GpuSetting = Literal["all", "none"] | int
 
 RUN_LABEL = "org.taoflow.run-id"
 JOB_LABEL = "org.taoflow.job"

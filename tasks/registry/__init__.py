@@ -1,7 +1,7 @@
 """The model registry of an application (`OUTPUT/MODEL_APP_NAME/`): a `model-card.json` in every
 published model folder, one `champion.json` pointer replaced atomically, the promotion policy's
 verdict, and reading it all back (`taoflow models list|show`). Plain functions; the Prefect tasks
-are in `tasks.registry.task`."""
+are in `tasks.registry.registry_tasks`."""
 
 from tasks.registry.card import CARD_FILE, HeldOut, ModelCard, build_card, held_out, request_without_secrets
 from tasks.registry.catalog import ChampionPointer, VersionRow, app_location, list_versions, read_card, read_champion

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from tasks.redact import Redactor
 from tasks.registry.policy import Metrics, Verdict
-from tasks.request import TrainRequest
+from tasks.job.request import TrainRequest
 
 CARD_FILE = "model-card.json"
 CARD_FORMAT = "taoflow.model-card/1"

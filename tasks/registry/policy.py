@@ -1,7 +1,7 @@
 """The promotion verdict: does the new model (the challenger) replace the champion?
 
 Both were evaluated in the same run on the same held-out data, so their numbers compare. The
-policy (`tasks.request.PromotionPolicy`) bounds how much mAP and any one class's AP may drop, and
+policy (`tasks.job.request.PromotionPolicy`) bounds how much mAP and any one class's AP may drop, and
 sets optional absolute floors; without a champion only the floors apply. Every class is checked
 and reported, so a refusal says which class fell and by how much.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from tasks.promotion_policy import PromotionPolicy
+from tasks.job.promotion_policy import PromotionPolicy
 
 
 class Metrics(BaseModel):
@@ -58,7 +58,7 @@ def judge_promotion(
 ) -> Verdict:
     """Apply the policy. `champion_problem`: a champion exists but could not be evaluated.
 
-    >>> from tasks.promotion_policy import PromotionPolicy
+    >>> from tasks.job.promotion_policy import PromotionPolicy
     >>> v = judge_promotion(PromotionPolicy(max_class_ap_drop=2), Metrics(mean_average_precision=70,
     ...     average_precision={"car": 80, "person": 60}), Metrics(mean_average_precision=69,
     ...     average_precision={"car": 75, "person": 63}))

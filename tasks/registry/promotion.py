@@ -18,7 +18,7 @@ from tasks.registry.card import ModelCard
 from tasks.registry.catalog import ChampionPointer, new_pointer, read_champion
 from tasks.registry.pointer import PointerRead, swap_pointer
 from tasks.registry.policy import Verdict
-from tasks.request import TrainRequest
+from tasks.job.request import TrainRequest
 from tasks.storage import StorageAccess
 
 PROMOTED = "Promoted"
@@ -49,7 +49,7 @@ def version_for_run(request: TrainRequest, scheduled: datetime | None) -> TrainR
     """The request with the version folder this run publishes to: with `subfolder_per_run`, the
     model_subfolder plus the run's scheduled start (stable across retries of the run).
 
-    >>> from tasks.request import TrainRequest
+    >>> from tasks.job.request import TrainRequest
     >>> r = TrainRequest.model_construct(model_subfolder="nightly", subfolder_per_run=True)
     >>> version_for_run(r, datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)).model_subfolder
     'nightly-20261201T020000Z'
@@ -106,7 +106,7 @@ def promotion_markdown(outcome: PromotionOutcome) -> str:
     """The verdict for people: champion and new model side by side, per class, and why.
 
     >>> from tasks.registry.policy import Metrics, judge_promotion
-    >>> from tasks.request import PromotionPolicy
+    >>> from tasks.job.request import PromotionPolicy
     >>> v = judge_promotion(PromotionPolicy(), Metrics(mean_average_precision=70, average_precision={"car": 70}), None)
     >>> print(promotion_markdown(PromotionOutcome(promoted=True, state_name="Promoted", version="r1",
     ...     champion_after="r1", verdict=v)).splitlines()[0])

@@ -20,7 +20,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.dataset.layout import IMAGE_DIR_CANDIDATES, IMAGE_EXTENSIONS, LABEL_DIR_CANDIDATES
+from tasks.dataset.kitti_folders import IMAGE_DIR_CANDIDATES, IMAGE_EXTENSIONS, LABEL_DIR_CANDIDATES
 from tasks.report.files import open_regular, read_regular
 
 MAX_LABEL_BYTES = 1 << 20

@@ -89,7 +89,7 @@ def test_images_labels_subfolders_and_default_alternatives(tmp_path):
 
 _MILLION = """
 import resource
-from tasks.dataset.layout import pair_images
+from tasks.dataset.kitti_folders import pair_images
 from tasks.dataset.report import ValidationReport
 from tasks.dataset.tally import Tally
 n = 1_000_000

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tasks.events.origin import EventOrigins
-from tasks.request import TrainRequest
+from tasks.job.request import TrainRequest
 from tests.events.bridge import SECRET, make_debouncer, running_bridge, wait_until
 from tests.events.eventgrid import blob_created, dataset_burst, delivery
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.demo_data import generate_demo_dataset
+from tasks.job.demo import generate_demo_dataset
 from tests.launch.harness import host_memlock_limit
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskR
 
 from flows.train import train_detectnet_v2
 from tasks.errors import DatasetError
-from tasks.request import TrainRequest
+from tasks.job.request import TrainRequest
 from tasks.storage import sync_up
 from tests.flow.conftest import TRAIN_SPEC, request_fields
 from tests.flow.test_flow_local import artifacts_of

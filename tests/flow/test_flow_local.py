@@ -6,7 +6,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flows.train import train_detectnet_v2
-from tasks.request import TrainRequest
+from tasks.job.request import TrainRequest
 from tests.flow.conftest import request_fields
 
 pytestmark = pytest.mark.services

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 
 from flows.train import train_detectnet_v2
-from tasks import job
-from tasks.layout import Slot, container_path
-from tasks.request import TrainRequest
+from tasks.job import steps as job
+from tasks.launch.slots import Slot, container_path
+from tasks.job.request import TrainRequest
 from tasks.storage import StorageAccess
-from tasks.workspace import Workspace, stage_input
+from tasks.job.workspace import Workspace, stage_input
 from tests.dataset.check_cases import write_shard
 from tests.flow.conftest import TRAIN_SPEC, request_fields
 
@@ -39,7 +39,7 @@ def _subfolder_request(demo_data, tmp_path, image: str, *, with_shards: bool = T
 
 
 def test_conversion_reason_sees_shards_in_subfolders(tmp_path):
-    from tasks.workspace import StagedInput
+    from tasks.job.workspace import StagedInput
 
     class Request:
         dataset_convert_spec = "convert.txt"

@@ -192,7 +192,7 @@ def test_a_run_killed_between_publishing_and_promotion_leaves_the_champion(prefe
     tag = f"kill-{uuid.uuid4().hex[:8]}"
     request = blob_request(dataset, image, model_subfolder="killed", num_epochs=5)
     code = ("import json, sys\nfrom prefect import tags\nfrom flows.train import train_detectnet_v2\n"
-            "from tasks.request import TrainRequest\n"
+            "from tasks.job.request import TrainRequest\n"
             "with tags(sys.argv[2]):\n    train_detectnet_v2(TrainRequest.model_validate_json(sys.argv[1]))\n")
     log = open(Path(os.environ["TAOFLOW_HOME"]).parent / "killed-run.log", "wb")
     runner = subprocess.Popen([sys.executable, "-c", code, request.model_dump_json(), tag], cwd=REPO,
@@ -235,7 +235,7 @@ def wait_for_running_task(tag: str, prefix: str, timeout: float):
 def test_a_run_aimed_at_the_champions_folder_stops_before_any_container(prefect_api, engine_env, demo_data, tmp_path,
                                                                        docker_client):
     from tasks.errors import ConfigError
-    from tasks.request import TrainRequest
+    from tasks.job.request import TrainRequest
     from tests.flow.conftest import request_fields
     from tests.registry.helpers import card_for, publish_and_promote
 

@@ -10,7 +10,7 @@ import pytest
 
 from flows.train import train_detectnet_v2
 from tasks.launch import EvaluationFailed
-from tasks.request import TrainRequest
+from tasks.job.request import TrainRequest
 from tests.flow.conftest import request_fields
 from tests.registry.helpers import card_for, publish_and_promote
 

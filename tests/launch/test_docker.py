@@ -9,7 +9,7 @@ import pytest
 from tasks.errors import GpuRuntimeMissing, ImageUnavailable, LaunchError
 from tasks.launch import DockerLauncher, build_plan, convert_command, run_conversion, run_training
 from tasks.launch.plan import RUN_LABEL
-from tasks.layout import Slot
+from tasks.launch.slots import Slot
 from tests.launch.harness import Recorder, docker_harness, host_memlock_limit, process_harness
 
 

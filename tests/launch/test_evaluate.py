@@ -13,7 +13,7 @@ from tasks.launch import EvaluationFailed, build_plan, evaluate_command, run_eva
 from tasks.launch.base import JobOutcome
 from tasks.launch.evaluation import DISAGREE, MODEL_MISSING, SPEC_REJECTED, WRONG_KEY, judge_evaluation
 from tasks.launch.status import StatusLog
-from tasks.layout import Slot, container_path, container_spec_file
+from tasks.launch.slots import Slot, container_path, container_spec_file
 from tests.launch.harness import Recorder, host_memlock_limit
 from tests.standin.evaluate_traces import EVALUATE_SCENARIOS, evaluate_differences, left_in, load_evaluate_trace
 
@@ -147,7 +147,7 @@ def test_a_refused_spec_passes_and_is_still_a_failure(harness):
 
 def test_a_stop_of_evaluate_goes_straight_to_sigterm():
     from tasks.launch import DockerLauncher, ProcessLauncher
-    from tasks.launch.job import _no_grace
+    from tasks.launch.execute import _no_grace
 
     for launcher in (DockerLauncher(), ProcessLauncher(executable="detectnet_v2")):
         quick = _no_grace(launcher)

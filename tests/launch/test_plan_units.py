@@ -9,7 +9,7 @@ import pytest
 
 from tasks.errors import ConfigError
 from tasks.launch import StatusLog, build_plan, device_requests, load_tao_mounts, train_command
-from tasks.layout import Slot
+from tasks.launch.slots import Slot
 from tasks.redact import Redactor
 
 

@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
 
-from tasks.launch.task import train_detectnet_v2
+from tasks.launch.launch_tasks import train_detectnet_v2
 from tests.launch.harness import docker_harness, process_harness
 
 

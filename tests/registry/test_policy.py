@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from tasks.registry import Metrics, judge_promotion
-from tasks.request import PromotionPolicy
+from tasks.job.request import PromotionPolicy
 
 
 def scores(**aps: float) -> Metrics:

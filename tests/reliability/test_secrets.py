@@ -35,7 +35,7 @@ from flows.train import train_detectnet_v2
 from tasks.errors import TaoflowError
 from tasks.launch.plan import JOB_LABEL
 from tasks.redact import MASK
-from tasks.request import TrainRequest
+from tasks.job.request import TrainRequest
 from tasks.storage import is_published, sync_down
 from tests.deployments.server import running_server, serve_train_flow, stop_process
 from tests.fixtures.services import AZURITE_ACCOUNT, AZURITE_KEY, prefect_api_at

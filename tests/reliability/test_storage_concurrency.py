@@ -28,7 +28,7 @@ from tasks.errors import StorageError
 from tasks.storage import StorageAccess, open_store, sync_down
 from tasks.storage.localfs import RESERVED_NAMES, LocalTree
 from tasks.storage.manifest import PUBLISHED_MARKER, SyncManifest
-from tasks.workspace import Workspace
+from tasks.job.workspace import Workspace
 from tests.reliability import ledger
 from tests.storage.helpers import access_for, location_of, read_tree, upload_tree, write_tree
 
@@ -173,9 +173,9 @@ STAGE_SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from prefect import flow
-    from tasks.job_tasks import stage_all
+    from tasks.job.job_tasks import stage_all
     from tasks.storage import StorageAccess
-    from tasks.workspace import Workspace
+    from tasks.job.workspace import Workspace
 
     locations, home, connection = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.demo_data import generate_demo_dataset
+from tasks.job.demo import generate_demo_dataset
 from tests.deployments.server import REPO, PrefectServer, running_server
 from tests.fixtures.services import AZURITE_ACCOUNT, AZURITE_KEY, service_missing
 from tests.standin.traces import traces_root

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import tasks.report.kitti_sample as kitti_sample
-from tasks.demo_data import generate_demo_dataset, kitti_line
+from tasks.job.demo import generate_demo_dataset, kitti_line
 from tasks.report import (
     Comparison,
     RunReport,

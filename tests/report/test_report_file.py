@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.demo_data import generate_demo_dataset
+from tasks.job.demo import generate_demo_dataset
 from tasks.report import (
     REPORT_HTML,
     Comparison,

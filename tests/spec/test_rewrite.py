@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.errors import SpecError
-from tasks.layout import Slot, container_path
+from tasks.launch.slots import Slot, container_path
 from tasks.spec import check_spec, extract_facts, parse_spec, rebase_path, rewrite_spec
 from tests.spec._specs import FACE_MASK_TRAIN, spec_text
 

@@ -18,7 +18,7 @@ from tasks.errors import is_transient
 from tasks.launch.base import CancelToken, JobObserver, Launcher
 from tasks.launch.docker import DockerLauncher, reap_run
 from tasks.launch.evaluation import EvaluationResult
-from tasks.launch.job import run_conversion, run_evaluation, run_training
+from tasks.launch.execute import run_conversion, run_evaluation, run_training
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.plan import LaunchPlan
 from tasks.launch.status import EpochEvent, ValidationEvent

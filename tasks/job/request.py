@@ -2,10 +2,10 @@
 
 The descriptions are not decoration: Prefect renders them as the deployment's UI form and
 the CLI shows them in `--help`. `TrainRequest.from_component_inputs` takes the AzureML
-component's flat inputs by their exact names (`tasks/component_inputs.py`), so an existing
+component's flat inputs by their exact names (`tasks/job/component_inputs.py`), so an existing
 pipeline's values move over unchanged.
 
-A request is safe to store and to publish (`tasks/request_fields.py`): the names that become
+A request is safe to store and to publish (`tasks/job/request_fields.py`): the names that become
 folders under the output are single path components, and the JSON schema the deployments get
 has no `key` field and refuses URLs with a query string (a SAS token), so the Prefect server
 refuses such a run before storing anything. In-process runs (`taoflow run`) still take a key and
@@ -30,10 +30,10 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import ConfigError, Problem
-from tasks.promotion_policy import PromotionPolicy
-from tasks.request_fields import ALLOWED_COMPONENT, KEY_ADVICE, Location, PathComponent, join_location
+from tasks.launch.plan import DEFAULT_IMAGE, GpuSetting
+from tasks.job.promotion_policy import PromotionPolicy
+from tasks.job.request_fields import ALLOWED_COMPONENT, KEY_ADVICE, Location, PathComponent, join_location
 
-DEFAULT_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
 
 class DataBinding(BaseModel):
     """Where a dataset really is, and the hard-coded path in the spec it replaces."""
@@ -64,7 +64,6 @@ class DataBinding(BaseModel):
         return value.strip() if value is not None else None
 
 
-GpuSetting = Literal["all", "none"] | int
 
 
 class TrainRequest(BaseModel):
@@ -297,7 +296,7 @@ class TrainRequest(BaseModel):
         cls, inputs: Mapping[str, Any], *, source: str = "component inputs", lines: Mapping[str, int] | None = None
     ) -> "TrainRequest":
         """Build a request from the AzureML component's flat input names, with the seed's mapping."""
-        from tasks.component_inputs import component_inputs_to_fields, component_lines  # it builds on this module
+        from tasks.job.component_inputs import component_inputs_to_fields, component_lines  # it builds on this module
 
         fields = component_inputs_to_fields(inputs, source=source, lines=lines)
         return cls.parse(fields, source=source, lines=component_lines(lines or {}))
@@ -316,7 +315,7 @@ EXAMPLE: dict[str, Any] = {
 }
 
 
-# --- the AzureML component's input names (the mapping: tasks/component_inputs.py) ------------
+# --- the AzureML component's input names (the mapping: tasks/job/component_inputs.py) ------------
 
 #: Input names of the seed component, exactly as its README lists them, plus its output binding.
 COMPONENT_INPUTS: tuple[str, ...] = (

@@ -3,7 +3,7 @@ with the seed's own rules (`results = trained_model_dir/model_app_name/model_sub
 model under `base_model_dir/model_app_name/base_model_subdir`, ...), every problem collected
 before one `ConfigError` lists them all.
 
-The input names are `tasks.request.COMPONENT_INPUTS`; `TrainRequest.from_component_inputs` is
+The input names are `tasks.job.request.COMPONENT_INPUTS`; `TrainRequest.from_component_inputs` is
 the entry point.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from tasks.errors import ConfigError, Problem
-from tasks.request import (
+from tasks.job.request import (
     COMPONENT_EXTRAS,
     COMPONENT_INPUTS,
     COMPONENT_OUTPUTS,
@@ -23,7 +23,7 @@ from tasks.request import (
     pydantic_problems,
     unknown_field_problem,
 )
-from tasks.request_fields import join_location, join_problem
+from tasks.job.request_fields import join_location, join_problem
 
 _REQUIRED_COMPONENT = (
     "model_app_name",

@@ -27,10 +27,10 @@ from tasks.launch import (
     load_tao_mounts,
     train_command,
 )
-from tasks.layout import SPEC_FILE_NAME, Slot, container_path, container_spec_file
-from tasks.request import TrainRequest
+from tasks.launch.slots import SPEC_FILE_NAME, Slot, container_path, container_spec_file
+from tasks.job.request import TrainRequest
 from tasks.spec import SpecFacts, extract_facts, parse_spec, require_valid, rewrite_spec
-from tasks.workspace import StagedInput
+from tasks.job.workspace import StagedInput
 
 #: Written beside TFRecords taoflow made: which dataset content they were made from.
 TFRECORDS_SOURCE_FILE = ".taoflow-dataset.json"  # a dot-file: TAO's glob.glob skips it

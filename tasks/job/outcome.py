@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tasks.registry.promotion import PromotionOutcome, promotion_markdown
-from tasks.workspace import StagedInput
+from tasks.job.workspace import StagedInput
 
 
 class JobResult(BaseModel):

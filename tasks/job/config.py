@@ -17,7 +17,7 @@ import yaml
 from pydantic import SecretStr
 
 from tasks.errors import ConfigError
-from tasks.request import COMPONENT_INPUTS, COMPONENT_OUTPUTS, TrainRequest
+from tasks.job.request import COMPONENT_INPUTS, COMPONENT_OUTPUTS, TrainRequest
 
 KEY_ENV = "TAO_KEY"
 
@@ -81,7 +81,7 @@ def with_env_key(request: TrainRequest, env: Mapping[str, str] | None = None) ->
 
     Used by `taoflow run` and by deployment runs (whose parameters never carry the key).
 
-    >>> from tasks.request import EXAMPLE
+    >>> from tasks.job.request import EXAMPLE
     >>> with_env_key(TrainRequest.model_validate(EXAMPLE), {"TAO_KEY": "k"}).key.get_secret_value()
     'k'
     """
