@@ -17,7 +17,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 from pydantic import Field
 
-from tasks.errors import ConfigError, is_transient
+from tasks.errors import ConfigError, retry_if_transient
 from tasks.events import DebounceSettings, PrefectEventsEmitter, parse_rules
 from tasks.events.polling import PollState, poll_once, service_client_from_block, service_client_from_env
 from tasks.events.rules import DEFAULT_RULES
@@ -70,11 +70,8 @@ def _emitter() -> PrefectEventsEmitter:
     )
 
 
-def _transient(task, task_run, state) -> bool:
-    return is_transient(state.result(raise_on_failure=False))
 
-
-@task(retries=3, retry_delay_seconds=[5, 20, 60], retry_condition_fn=_transient, cache_policy=NO_CACHE)
+@task(retries=3, retry_delay_seconds=[5, 20, 60], retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def poll_blob_datasets(settings: DebounceSettings, state_block: str, credentials_block: str | None) -> dict:
     """One poll; the state is saved even when the emit failed, so the pending windows are kept."""
     state = _load_state(state_block)

@@ -4,6 +4,36 @@ Every error a user can cause is a `TaoflowError`: it says *what* went wrong, *wh
 (a file:line:col, a location, a field) and *how to fix* it. The CLI prints these as one
 readable block and exits non-zero; a bare traceback means a bug in taoflow, not in the input.
 
+    TaoflowError
+    ├── ConfigError ·················· a request, job file, command line or Prefect block is wrong
+    ├── SpecError ···················· a spec cannot be parsed, fails its checks or cannot be rewritten
+    ├── DatasetError ················· the dataset fails pre-flight validation
+    ├── StorageError ················· reading or writing a location failed
+    │   ├── TransientStorageError ···· (transient) a connection drop, a time-out, 408/429/5xx
+    │   │   └── PublicationLeaseLost · (transient) the publishing lease expired mid-upload
+    │   ├── StorageAuthError ········· the credential was refused or is missing
+    │   ├── StorageNotFoundError ····· no such account, container, prefix or file
+    │   ├── StorageUnreachableError ·· refused or unresolvable endpoint, after bounded reconnects
+    │   ├── StorageBusyError ········· another sync holds the target
+    │   ├── UntrustedEndpointError ··· a host no credential may be sent to
+    │   └── NotRegularFile ··········· a link or special file where a file was being read
+    ├── LaunchError ·················· the TAO container could not run the job
+    │   ├── EngineUnavailable ········ (transient) no Docker engine answers, or it went away
+    │   ├── GpuRuntimeMissing ········ GPUs asked for, no NVIDIA runtime
+    │   ├── ImageUnavailable ········· the TAO image is absent and cannot be pulled
+    │   ├── TaoJobFailed ············· TAO ran and did not succeed (transient when a retry helps)
+    │   │   ├── TrainingFailed ······· `detectnet_v2 train`
+    │   │   └── EvaluationFailed ····· `detectnet_v2 evaluate`
+    │   └── TrainingCancelled ········ stopped on request
+    ├── EventError ··················· an incoming event is malformed or not authorised
+    │   ├── UnreadableContent ········ a media type the bridge does not read (HTTP 415)
+    │   ├── EmitError ················ the Prefect API did not take an event
+    │   └── StoreUnavailable ········· (transient) the bridge's state store cannot record now
+    └── ReportError ·················· nothing to draw a report from, or a damaged report.json
+
+The storage errors below StorageError are defined in `tasks.storage.errors` beside the Azure SDK
+mapping that raises them; every other class is here.
+
 `transient` tells the flow's retry policy whether trying again can help (a storage hiccup,
 an engine restart, a crashed trainer that can resume) or cannot (a bad spec, a bad dataset,
 wrong credentials): user errors fail at once, with the message, and are never retried.
@@ -15,7 +45,7 @@ a pickled task result through us.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Literal
 
 from tasks.redact import scrub
@@ -92,8 +122,8 @@ class TaoflowError(Exception):
 
     #: Whether a retry of the same step can succeed without the user changing anything.
     transient: bool = False
-    #: Process exit code the CLI uses for this error.
-    exit_code: int = 1
+    #: The exit status of the `taoflow` command that ends with this error.
+    cli_exit_status: int = 1
 
     def __init__(
         self,
@@ -136,7 +166,7 @@ def _rebuild(cls, what, where, fix, problems, state):
 class ConfigError(TaoflowError):
     """A request, config file or command line is wrong."""
 
-    exit_code = 2
+    cli_exit_status = 2
 
 
 class SpecError(TaoflowError):
@@ -183,85 +213,93 @@ class ImageUnavailable(LaunchError):
     """The TAO image is not present and cannot be pulled."""
 
 
-class TrainingFailed(LaunchError):
-    """The trainer ran and did not finish: how it ended, TAO's own error line, the log tail.
-
-    `transient` is True only when a retry can help: it resumes from the newest checkpoint, and
-    the ending is neither final (a refused spec, GPU memory, undecodable data) nor a repeat of
-    the previous attempt's failure at the same point.
-    """
+class TaoJobFailed(LaunchError):
+    """A `detectnet_v2` sub-task ran and did not succeed: how it ended (`reason`), TAO's own error
+    line, the container's exit code and the log tail. `transient` when a retry can help."""
 
     def __init__(
         self,
         what: str,
         *,
+        reason: str,
         exit_code: int | None = None,
-        reason: str = "failed",
-        log_tail: Iterable[str] = (),
-        resumable: bool = False,
         tao_error: str | None = None,
-        completed_epochs: int | None = None,
-        num_epochs: int | None = None,
+        log_tail: Iterable[str] = (),
+        transient: bool = False,
         where: str | None = None,
         fix: str | None = None,
     ) -> None:
-        self.container_exit_code = exit_code
         self.reason = reason
-        self.log_tail = list(log_tail)
-        self.resumable = resumable
-        self.transient = resumable
+        self.container_exit_code = exit_code
         self.tao_error = tao_error
-        self.completed_epochs = completed_epochs
-        self.num_epochs = num_epochs
+        self.log_tail = list(log_tail)
+        self.transient = transient
         detail = f"{what} (exit code {exit_code}, reason: {reason})"
         if tao_error and tao_error not in what:
             detail += f"\n  TAO said: {tao_error}"
-        tail = "\n".join(f"    | {line}" for line in self.log_tail)
-        if tail:
-            detail += f"\n  last {len(self.log_tail)} log lines:\n{tail}"
+        if self.log_tail:
+            detail += f"\n  last {len(self.log_tail)} log lines:\n" + "\n".join(f"    | {line}" for line in self.log_tail)
         super().__init__(detail, where=where, fix=fix)
-        self.what = detail
+
+
+class TrainingFailed(TaoJobFailed):
+    """`detectnet_v2 train` did not finish. Transient only when a retry resumes from the newest
+    checkpoint and the ending is neither final (a refused spec, GPU memory, undecodable data) nor a
+    repeat of the previous attempt's failure at the same point."""
+
+    def __init__(self, what: str, *, resumable: bool = False, completed_epochs: int | None = None,
+                 num_epochs: int | None = None, **failure) -> None:
+        self.resumable = resumable
+        self.completed_epochs = completed_epochs
+        self.num_epochs = num_epochs
+        super().__init__(what, transient=resumable, **failure)
+
+
+class EvaluationFailed(TaoJobFailed):
+    """`detectnet_v2 evaluate` ran and did not measure the model."""
 
 
 class TrainingCancelled(LaunchError):
     """The job was stopped on request (flow cancellation, time-out, Ctrl-C)."""
 
 
-class PublishError(StorageError):
-    """The results could not be published."""
-
-
 class EventError(TaoflowError):
     """An incoming event (Event Grid, CloudEvents) is malformed or not authorised."""
 
 
+class UnreadableContent(EventError):
+    """The body's media type or charset is not one the bridge reads (the receiver answers 415)."""
+
+
+class EmitError(EventError):
+    """The Prefect API did not take the event; the window stays pending and is sent again."""
+
+
+class StoreUnavailable(EventError):
+    """The state store cannot record a delivery now (disk, lock, closed): the receiver answers 503."""
+
+    transient = True
+
+
+class ReportError(TaoflowError):
+    """A results folder has nothing to draw a report from, or a damaged report.json."""
+
+
 def is_transient(exc: BaseException) -> bool:
-    """The retry policy's single question: may trying again help?"""
+    """The retry policy's single question: may trying again help?
+
+    >>> is_transient(EngineUnavailable("no engine")), is_transient(ConfigError("bad"))
+    (True, False)
+    """
     return isinstance(exc, TaoflowError) and bool(getattr(exc, "transient", False))
 
 
-@dataclass
-class ProblemList:
-    """Collects problems so a check can report every one of them at once."""
-
-    items: list[Problem] = field(default_factory=list)
-
-    def add(self, code: str, message: str, **kw) -> None:
-        self.items.append(Problem(code, message, **kw))
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.items if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.items if p.severity == "warning"]
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
-
-    def __iter__(self):
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
+def retry_if_transient(task, task_run, state) -> bool:
+    """Every Prefect task's `retry_condition_fn`: retry what a retry can fix (a storage blip, the
+    engine back, a crash with checkpoints to resume from), never a user's mistake. Plain: it only
+    asks the failed state for its exception."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the question is only "transient?"
+        return is_transient(exc)
+    return False

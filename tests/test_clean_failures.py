@@ -14,8 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 import flows  # noqa: F401 - installs the log filters, as importing any taoflow flow does
-from tasks.errors import ConfigError
-from tasks.launch.launch_tasks import retry_if_transient
+from tasks.errors import ConfigError, retry_if_transient
 
 pytestmark = pytest.mark.services
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="taoflow")
     except TaoflowError as exc:
         print_error(exc)
-        sys.exit(exc.exit_code)
+        sys.exit(exc.cli_exit_status)
     except KeyboardInterrupt:
         print_error("interrupted")
         sys.exit(130)

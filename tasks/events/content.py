@@ -18,7 +18,7 @@ import json
 from typing import Any, Literal, Mapping
 from urllib.parse import unquote
 
-from tasks.errors import EventError
+from tasks.errors import EventError, UnreadableContent
 
 Schema = Literal["eventgrid", "cloudevents"]
 
@@ -36,10 +36,6 @@ ACCEPTED = (
     "application/json (Event Grid schema), application/cloudevents+json, application/cloudevents-batch+json, "
     "or CloudEvents binary mode (ce-* headers, JSON data)"
 )
-
-
-class UnreadableContent(EventError):
-    """The body's media type or charset is not one the bridge reads (the receiver answers 415)."""
 
 
 def media_type(value: str | None) -> tuple[str, dict[str, str]]:

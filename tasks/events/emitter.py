@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import httpx
 
-from tasks.errors import EventError
+from tasks.errors import EmitError, EventError
 from tasks.events.model import Window, endpoint_of
 
 DATASET_READY = "taoflow.dataset.ready"
@@ -28,10 +28,6 @@ LABEL_ENDPOINT = "taoflow.dataset.endpoint"
 LABEL_SLUG = "taoflow.dataset.slug"
 SLUG_MAX = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class EmitError(EventError):
-    """The Prefect API did not take the event; the window stays pending and is sent again."""
 
 
 def _iso(epoch: float) -> str:

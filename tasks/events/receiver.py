@@ -22,12 +22,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tasks.errors import ConfigError, EventError
-from tasks.events.content import UnreadableContent
+from tasks.errors import ConfigError, EventError, StoreUnavailable, UnreadableContent
 from tasks.events.debounce import Debouncer, Emitter
 from tasks.events.origin import EventOrigins
 from tasks.events.parse import Delivery, parse_delivery
-from tasks.events.store import StoreUnavailable
 
 DEFAULT_MAX_BODY = 1024 * 1024
 SECRET_ENV = "TAOFLOW_EVENTS_SECRET"

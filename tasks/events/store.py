@@ -16,17 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from tasks.errors import ConfigError, EventError
+from tasks.errors import ConfigError, EventError, StoreUnavailable
 from tasks.events.model import COUNTERS, Window
 
 #: Event Grid gives up on an event after 24 h; ids older than twice that cannot come back.
 SEEN_TTL_SECONDS = 48 * 3600
-
-
-class StoreUnavailable(EventError):
-    """The state store cannot record a delivery now (disk, lock, closed): the receiver answers 503."""
-
-    transient = True
 
 
 class Store(Protocol):

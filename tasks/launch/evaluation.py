@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from tasks.errors import LaunchError
+from tasks.errors import EvaluationFailed
 from tasks.launch.attempts import Attempt, AttemptJournal
 from tasks.launch.base import JobOutcome
 from tasks.launch.judge import OOM_MARKERS, SPEC_MARKERS, Evidence
@@ -51,25 +51,6 @@ TOLERANCE = 0.00051
 
 _TABLE_ROW = re.compile(r"^\|\s*(?P<name>[^|]*?)\s*\|\s*(?P<ap>[-+0-9.eE]+|nan)\s*\|\s*$")
 _MAP_LINE = re.compile(r"Mean average_precision \(in %\):\s*(?P<map>[-+0-9.eE]+|nan)")
-
-
-class EvaluationFailed(LaunchError):
-    """`detectnet_v2 evaluate` ran and did not measure the model: how it ended, TAO's own words."""
-
-    def __init__(self, what: str, *, reason: str, exit_code: int | None = None, tao_error: str | None = None,
-                 log_tail: Iterable[str] = (), transient: bool = False, where: str | None = None,
-                 fix: str | None = None) -> None:
-        self.reason = reason
-        self.container_exit_code = exit_code
-        self.tao_error = tao_error
-        self.log_tail = list(log_tail)
-        self.transient = transient
-        detail = f"{what} (exit code {exit_code}, reason: {reason})"
-        if tao_error and tao_error not in what:
-            detail += f"\n  TAO said: {tao_error}"
-        if self.log_tail:
-            detail += f"\n  last {len(self.log_tail)} log lines:\n" + "\n".join(f"    | {line}" for line in self.log_tail)
-        super().__init__(detail, where=where, fix=fix)
 
 
 @dataclass(frozen=True)

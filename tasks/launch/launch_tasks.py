@@ -1,7 +1,7 @@
 """Prefect wrappers for the launcher: run logger, progress and metrics artifacts, retries.
 
 Thin on purpose: the logic is in `tasks.launch`; here the observer callbacks become log
-records and artifacts, and the retry policy asks `is_transient` (a crashed run that left
+records and artifacts, and the retry policy asks `retry_if_transient` (a crashed run that left
 checkpoints is transient: the retry resumes from them).
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.cache_policies import NONE
+from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import is_transient
+from tasks.errors import retry_if_transient
 from tasks.launch.base import CancelToken, JobObserver, Launcher
 from tasks.launch.docker import DockerLauncher, reap_run
 from tasks.launch.evaluation import EvaluationResult
@@ -25,13 +25,6 @@ from tasks.launch.status import EpochEvent, ValidationEvent
 from tasks.progress import TrainingProgress, report_training
 
 
-def retry_if_transient(task, task_run, state) -> bool:
-    """Retry only what a retry can fix (engine back, crash with checkpoints), never a user error."""
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - we only classify it
-        return is_transient(exc)
-    return False
 
 
 def artifact_key(*parts: str) -> str:
@@ -115,7 +108,7 @@ class ArtifactReporter:
 #: Both jobs: retried only when a retry can help (engine back, crash with checkpoints); never cached,
 #: a job's results live in its results folder, not in Prefect's result store.
 JOB_TASK_OPTIONS = dict(
-    retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient, cache_policy=NONE, persist_result=False
+    retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE, persist_result=False
 )
 
 

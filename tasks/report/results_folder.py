@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tasks.errors import TaoflowError
+from tasks.errors import ReportError
 from tasks.launch.status import MAX_STATUS_BYTES
 from tasks.report.contents import RunReport
 from tasks.report.curves import training_history
@@ -29,10 +29,6 @@ REPORT_DATA = "report.json"
 STATUS = "status.json"
 #: A report.json holds a contact sheet of a few hundred KB; anything far larger is not ours.
 MAX_REPORT_BYTES = 32 << 20
-
-
-class ReportError(TaoflowError):
-    """A results folder has nothing to draw a report from, or a damaged report.json."""
 
 
 def save_report(report: RunReport, folder: Path) -> list[Path]:

@@ -29,6 +29,16 @@ def override_edit(doc: Document, schema: Schema, dotted: str, raw: str) -> Edit:
     >>> override_edit(d, load_schema(), "training_config.num_epochs", "9").change.reason
     'add'
     """
+    try:
+        return _override_edit(doc, schema, dotted, raw)
+    except SpecError as exc:
+        # Every finding says where: the spec, and the override that asked for the change.
+        if exc.where is None:
+            exc.where = f"{doc.file or '<spec>'} (setting {dotted})"
+        raise
+
+
+def _override_edit(doc: Document, schema: Schema, dotted: str, raw: str) -> Edit:
     steps = _split_path(dotted)
     nodes: list[MessageNode] = [doc.root]  # every block of the message TAO merges
     msg = schema.root(doc.kind)

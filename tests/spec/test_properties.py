@@ -68,4 +68,6 @@ def test_mutated_real_specs_raise_only_spec_error(case):
         extract_facts(doc)
         rewrite_spec(doc, {}, num_epochs=3)
     except SpecError as exc:
-        assert exc.problems or exc.what
+        # A user's mistake says where: the file, with a line for each finding.
+        located = [p for p in exc.problems if p.file == name and p.line is not None]
+        assert located or (exc.where is not None and name in exc.where), exc.render()

@@ -89,7 +89,7 @@ def test_bad_locations_name_the_accepted_forms(text, says):
     with pytest.raises(ConfigError) as caught:
         parse_location(text)
     assert says in caught.value.what
-    assert "az://CONTAINER/PREFIX" in caught.value.fix and caught.value.exit_code == 2
+    assert "az://CONTAINER/PREFIX" in caught.value.fix and caught.value.cli_exit_status == 2
 
 
 def test_local_paths_and_child():
