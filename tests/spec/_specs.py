@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
+from tests.fixtures.services import service_missing
 
 SPECS = (Path(__file__).resolve().parents[2] / "../shared/reference/specs").resolve()
 
@@ -27,10 +26,7 @@ ALL = TRAIN_CLEAN + CONVERT_CLEAN + (FACE_MASK_TRAIN,)
 def spec_path(name: str) -> Path:
     path = SPECS / name
     if not path.is_file():
-        message = f"reference spec {path} is missing"
-        if os.environ.get("TAOFLOW_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        service_missing(f"the reference spec {path} (../shared beside the checkout)")
     return path
 
 
