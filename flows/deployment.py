@@ -13,10 +13,10 @@ from prefect import flow
 
 from flows.train import train_detectnet_v2
 from tasks.job.config import with_env_key
-from tasks.log_filters import install_log_filters
 from tasks.job.outcome import JobResult
 from tasks.job.request import TrainRequest
 from tasks.job.stored_parameters import refuse_stored_secrets, scrub_stored_parameters
+from tasks.log_filters import install_log_filters
 
 # Before Prefect validates a run's parameters: it logs them raw when they fail.
 install_log_filters()

@@ -21,6 +21,14 @@ from prefect.runtime import flow_run as current_run
 from prefect.states import Completed
 
 from tasks.errors import DatasetError, TaoflowError
+from tasks.job.job_tasks import (
+    prepare_spec_task,
+    resolve_key,
+    stage_all,
+    validate_inputs_task,
+)
+from tasks.job.outcome import JobResult, render_summary
+from tasks.job.request import TrainRequest
 from tasks.job.steps import (
     base_model_problems,
     conversion_reason,
@@ -30,15 +38,10 @@ from tasks.job.steps import (
     plan_conversion,
     plan_training,
 )
-from tasks.job.job_tasks import (
-    prepare_spec_task,
-    resolve_key,
-    stage_all,
-    validate_inputs_task,
-)
+from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import DockerLauncher, ProcessLauncher
-from tasks.launch.launch_tasks import convert_dataset, reap_run_containers, train_detectnet_v2 as train_task
-from tasks.job.outcome import JobResult, render_summary
+from tasks.launch.launch_tasks import convert_dataset, reap_run_containers
+from tasks.launch.launch_tasks import train_detectnet_v2 as train_task
 from tasks.registry import app_location, held_out
 from tasks.registry.promotion import version_for_run
 from tasks.registry.registry_tasks import (
@@ -51,10 +54,8 @@ from tasks.registry.registry_tasks import (
 )
 from tasks.report import RunReport
 from tasks.report.artifacts import report_dataset, report_results
-from tasks.job.request import TrainRequest
 from tasks.storage import StorageAccess, parse_location
 from tasks.storage.task import sync_up_task
-from tasks.job.workspace import StagedInput, Workspace
 
 
 def _reap(flow, flow_run, state) -> None:

@@ -1,6 +1,7 @@
 """taoflow: retrain NVIDIA TAO DetectNet_v2 detectors from Azure data with Prefect 3."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("taoflow")

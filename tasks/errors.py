@@ -221,7 +221,7 @@ class TaoJobFailed(LaunchError):
         self,
         what: str,
         *,
-        reason: str,
+        reason: str = "failed",
         exit_code: int | None = None,
         tao_error: str | None = None,
         log_tail: Iterable[str] = (),

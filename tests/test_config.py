@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from tasks.job.config import load_config
 from tasks.errors import ConfigError
+from tasks.job.config import load_config
 
 REQUEST_YAML = """\
 model_app_name: shapes

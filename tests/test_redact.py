@@ -10,10 +10,10 @@ import pickle
 import pytest
 
 from tasks.errors import ConfigError, Problem, StorageError, TrainingFailed
-from tasks.log_filters import RedactingFilter, install_log_filters
-from tasks.redact import MASK, Redactor, scrub
 from tasks.job.request import TrainRequest
 from tasks.job.stored_parameters import refuse_stored_secrets, sanitized_parameters
+from tasks.log_filters import RedactingFilter, install_log_filters
+from tasks.redact import MASK, Redactor, scrub
 from tests.test_request import BLOB, request_fields
 
 SIG = "Zm9vYmFyYmF6%2Bqux%3D"

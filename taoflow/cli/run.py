@@ -41,10 +41,10 @@ def plan(
 
     Exits non-zero when training would stop (a dataset error, a missing base model).
     """
-    from tasks.job import steps as job
     from tasks.errors import DatasetError
-    from tasks.storage import StorageAccess
+    from tasks.job import steps as job
     from tasks.job.workspace import Workspace, stage_input
+    from tasks.storage import StorageAccess
 
     request = _load(config, set_).request
     workspace, access = Workspace.default(), StorageAccess(credentials=request.storage_credentials)
@@ -101,7 +101,6 @@ def run(
     _prefect_defaults()
     request = _load(config, set_).request
     from flows.train import train_detectnet_v2
-
     from taoflow.cli.progress import progress_display
 
     with progress_display():
@@ -130,8 +129,8 @@ def demo(
     TAO image or the pretrained model it stops after validation with the launch plan and says why."""
     _prefect_defaults()
     from tasks.job.demo import DEMO_MODEL_FILE, write_demo_config
-    from tasks.launch.readiness import docker_gpu_readiness
     from tasks.launch.plan import DEFAULT_IMAGE
+    from tasks.launch.readiness import docker_gpu_readiness
 
     config = write_demo_config(directory, epochs=epochs, image=image)
     err_console.print(f"demo job: {config} (64 generated images, 960x544, 3 shape classes)", markup=False)
@@ -142,7 +141,6 @@ def demo(
         missing.append(f"no pretrained model at {model}: {PRETRAINED_HINT}")
     request = _load(config, []).request
     from flows.train import train_detectnet_v2
-
     from taoflow.cli.progress import progress_display
 
     with progress_display():

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +14,7 @@ import typer
 
 from taoflow.cli.output import err_console, print_json
 from tasks.errors import ConfigError, SpecError
+from tasks.files import write_atomic
 from tasks.spec import KINDS, check_spec, extract_facts, parse_spec, require_valid, rewrite_spec
 
 spec_app = typer.Typer(help="Check, inspect and rewrite DetectNet_v2 spec files.", no_args_is_help=True)
@@ -111,13 +111,4 @@ def _write_atomically(path: Path, text: str) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ConfigError(f"-o {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, durable=True)

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 
 from tasks.dataset.tally import Tally
-from tasks.dataset.entries import NotRegular
 from tasks.dataset.tfrecords import NotATFRecord, count_records, fold_of, shard_glob
+from tasks.files import NotRegular
 from tasks.spec.facts import SpecFacts
 
 DEFAULT_SCALAR_LOGGING_FREQUENCY = 10  # TAO's value when the field is unset (0)

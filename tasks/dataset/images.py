@@ -12,7 +12,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from tasks.dataset.entries import open_regular
+from tasks.files import open_regular
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8\xff"

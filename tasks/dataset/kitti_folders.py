@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from tasks.dataset.entries import DIR, FILE, path_kind, scan
 from tasks.dataset.tally import Tally
+from tasks.files import DIR, FILE, path_kind, scan
 
 IMAGE_DIR_CANDIDATES = ("image_2", "images")
 LABEL_DIR_CANDIDATES = ("label_2", "labels")

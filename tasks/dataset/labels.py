@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tasks.dataset.entries import NotRegular, open_regular
 from tasks.dataset.tally import Tally
+from tasks.files import NotRegular, open_regular
 
 KITTI_FIELDS = 15
 #: Longest line read as a label line; a 15-field KITTI line is about 100 bytes.

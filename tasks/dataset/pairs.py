@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tasks.dataset.entries import NotRegular
 from tasks.dataset.images import ImageInfo, ImageProbeError, decode_fully, probe_image
 from tasks.dataset.labels import LabelRules, check_label_file
 from tasks.dataset.tally import Tally
+from tasks.files import NotRegular
 
 #: extension (lower case, no dot) -> the format TAO's decoder will assume for it
 EXTENSION_FORMAT = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg"}

@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tasks.dataset.codes import problem
-from tasks.dataset.entries import SYMLINK, describe
 from tasks.errors import Problem
+from tasks.files import SYMLINK, describe
 
 #: Distinct image sizes kept in the histogram; the rest are counted under "other".
 MAX_SIZES = 200

@@ -17,7 +17,7 @@ import posixpath
 import re
 import struct
 
-from tasks.dataset.entries import DIR, FILE, SYMLINK, open_regular, scan
+from tasks.files import DIR, FILE, SYMLINK, open_regular, scan
 
 _CRC32C_POLY = 0x82F63B78
 _TABLE = []

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 from tasks.dataset.feasibility import FrameCounts, check_image_root, check_tfrecords, check_training
-from tasks.dataset.labels import LabelRules
 from tasks.dataset.kitti_folders import Layout, find_layout
+from tasks.dataset.labels import LabelRules
 from tasks.dataset.pairs import PairRules, check_pairs
 from tasks.dataset.report import ValidationReport
 from tasks.dataset.spec_rules import check_classes, check_spec, spec_extension

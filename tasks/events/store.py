@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
-from tasks.errors import ConfigError, EventError, StoreUnavailable
+from tasks.errors import ConfigError, StoreUnavailable
 from tasks.events.model import COUNTERS, Window
 
 #: Event Grid gives up on an event after 24 h; ids older than twice that cannot come back.

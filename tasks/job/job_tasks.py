@@ -19,13 +19,13 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import ValidationReport
 from tasks.errors import ConfigError
+from tasks.job.request import TrainRequest
 from tasks.job.steps import PreparedSpec, prepare_spec, validate_inputs
+from tasks.job.workspace import StagedInput, Workspace, stage_input
 from tasks.progress import staging_reporter
 from tasks.redact import remember_secret
-from tasks.job.request import TrainRequest
 from tasks.storage import StorageAccess
 from tasks.storage.task import RETRY_DELAYS, retry_only_transient
-from tasks.job.workspace import StagedInput, Workspace, stage_input
 
 #: Bump when a change to staging or validation logic must invalidate cached results.
 CACHE_VERSION = "1"

@@ -30,9 +30,9 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import ConfigError, Problem
-from tasks.launch.plan import DEFAULT_IMAGE, GpuSetting
 from tasks.job.promotion_policy import PromotionPolicy
 from tasks.job.request_fields import ALLOWED_COMPONENT, KEY_ADVICE, Location, PathComponent, join_location
+from tasks.launch.plan import DEFAULT_IMAGE, GpuSetting
 
 
 class DataBinding(BaseModel):

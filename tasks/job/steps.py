@@ -17,6 +17,9 @@ from typing import Mapping
 from tasks.dataset import ValidationReport, validate_dataset
 from tasks.dataset.tfrecords import any_shard
 from tasks.errors import ConfigError, Problem, SpecError
+from tasks.files import write_atomic
+from tasks.job.request import TrainRequest
+from tasks.job.workspace import StagedInput
 from tasks.launch import (
     LaunchPlan,
     build_plan,
@@ -28,9 +31,7 @@ from tasks.launch import (
     train_command,
 )
 from tasks.launch.slots import SPEC_FILE_NAME, Slot, container_path, container_spec_file
-from tasks.job.request import TrainRequest
 from tasks.spec import SpecFacts, extract_facts, parse_spec, require_valid, rewrite_spec
-from tasks.job.workspace import StagedInput
 
 #: Written beside TFRecords taoflow made: which dataset content they were made from.
 TFRECORDS_SOURCE_FILE = ".taoflow-dataset.json"  # a dot-file: TAO's glob.glob skips it
@@ -364,10 +365,3 @@ def _plan(request: TrainRequest, command, slots, run_id: str, gpu_index: list[in
         resume=request.resume,
     )
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Readers (and a crashed run's retry) never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    temp.replace(path)

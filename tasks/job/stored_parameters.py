@@ -16,9 +16,9 @@ from typing import Any, Iterable, Mapping
 from uuid import UUID
 
 from tasks.errors import ConfigError, Problem
-from tasks.redact import MASK, scrub
 from tasks.job.request import EXAMPLE, TrainRequest  # noqa: F401 - EXAMPLE: the doctest
 from tasks.job.request_fields import KEY_ADVICE, SAS_ADVICE, has_url_query
+from tasks.redact import MASK, scrub
 
 #: Mapping entries whose value is a credential wherever they appear in parameters.
 SECRET_NAMES = frozenset({"key", "tao_key", "sas", "sas_token", "connection_string", "account_key"})

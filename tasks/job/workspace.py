@@ -11,7 +11,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Callable
 
 from tasks.storage import StorageAccess, parse_location, sync_down

@@ -25,8 +25,6 @@ from tasks.launch.status import EpochEvent, ValidationEvent
 from tasks.progress import TrainingProgress, report_training
 
 
-
-
 def artifact_key(*parts: str) -> str:
     """Prefect keys allow lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")

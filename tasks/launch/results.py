@@ -13,19 +13,17 @@ be a regular file.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from tasks.errors import LaunchError
+from tasks.files import FILE, SYMLINK, NotRegular, open_regular, path_kind, write_atomic
 
 RUN_MARKER = ".taoflow-run-id"
 _CHECKPOINT = re.compile(r"^model\.epoch-(\d+)\.ckzip$")
-_NO_FOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True)
@@ -35,26 +33,23 @@ class Chunk:
     truncated: bool = False
 
 
-def _open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
+def _open_regular(path: Path, flags: int) -> int:
     """An fd on `path` itself, never a link's target, never a FIFO or device."""
     try:
-        fd = os.open(path, flags | _NO_FOLLOW, mode)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        fd, _ = open_regular(str(path), flags)
+    except NotRegular as exc:
+        if exc.kind == SYMLINK:
             raise LaunchError(
                 f"{path.name} in the results folder is a symbolic link; taoflow does not follow links the "
                 "job left behind",
                 where=str(path),
                 fix="remove the link; a trainer must write regular files into its results folder",
             ) from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
         raise LaunchError(
             f"{path.name} in the results folder is not a regular file (a FIFO, device or folder)",
             where=str(path),
             fix="remove it; a trainer must write regular files into its results folder",
-        )
+        ) from None
     return fd
 
 
@@ -83,21 +78,9 @@ def append_untrusted(path: Path) -> IO[str]:
     return os.fdopen(fd, "a", encoding="utf-8")
 
 
-def write_untrusted(path: Path, text: str) -> None:
-    """Replace `path` with `text` by rename, so a link planted at `path` is replaced, not followed."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temp, path)
-
-
 def regular_file(path: Path) -> bool:
     """True for a regular file at `path` itself (a link to one does not count)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
+    return path_kind(str(path)) == FILE
 
 
 def checkpoints(results: Path) -> list[Path]:
@@ -136,7 +119,7 @@ def prepare_results(results: Path, *, run_id: str, resume: bool = False, user: s
             fix="use an empty results folder (a new model_subfolder) for a new experiment, "
             "or set resume=True to continue training from those checkpoints",
         )
-    write_untrusted(results / RUN_MARKER, run_id + "\n")
+    write_atomic(results / RUN_MARKER, run_id + "\n")
     _hand_over(results, user)
 
 

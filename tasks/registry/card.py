@@ -15,9 +15,9 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, Field
 
+from tasks.job.request import TrainRequest
 from tasks.redact import Redactor
 from tasks.registry.policy import Metrics, Verdict
-from tasks.job.request import TrainRequest
 
 CARD_FILE = "model-card.json"
 CARD_FORMAT = "taoflow.model-card/1"

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 from pydantic import BaseModel, Field, ValidationError
 
 from tasks.errors import StorageError, StorageNotFoundError
+from tasks.job.request import join_location
 from tasks.registry.card import CARD_FILE, ModelCard
 from tasks.registry.pointer import POINTER_FILE, PointerRead, read_pointer
-from tasks.job.request import join_location
 from tasks.storage import StorageAccess, open_store, parse_location
 from tasks.storage.manifest import PUBLISHED_MARKER
 

@@ -17,12 +17,12 @@ import fcntl
 import hashlib
 import os
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
+from tasks.files import write_atomic
 from tasks.storage import StorageAccess, open_store
 from tasks.storage.errors import azure_errors
 from tasks.storage.stores import BlobStore
@@ -115,13 +115,7 @@ def _local_swap(root: Path, data: bytes, expected: str | None, wait: float) -> S
             return "busy"
         if _local_read(root).token != expected:
             return "changed"
-        temp = root / f".{POINTER_FILE}.{uuid.uuid4().hex[:8]}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, root / POINTER_FILE)
+        write_atomic(root / POINTER_FILE, data, durable=True)
         return "swapped"
 
 

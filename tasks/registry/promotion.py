@@ -14,11 +14,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tasks.errors import ConfigError
+from tasks.job.request import TrainRequest
 from tasks.registry.card import ModelCard
 from tasks.registry.catalog import ChampionPointer, new_pointer, read_champion
 from tasks.registry.pointer import PointerRead, swap_pointer
 from tasks.registry.policy import Verdict
-from tasks.job.request import TrainRequest
 from tasks.storage import StorageAccess
 
 PROMOTED = "Promoted"

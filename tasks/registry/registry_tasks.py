@@ -16,10 +16,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.errors import TaoflowError
-from tasks.job.steps import plan_evaluation
+from tasks.files import write_atomic
 from tasks.job.job_tasks import stage_input_task
+from tasks.job.request import TrainRequest, join_location
+from tasks.job.steps import plan_evaluation
+from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import EvaluationResult, Launcher, TrainResult
-from tasks.launch.results import write_untrusted
 from tasks.launch.launch_tasks import evaluate_detectnet_v2
 from tasks.registry.card import CARD_FILE, Evaluation, HeldOut, ModelCard, build_card
 from tasks.registry.catalog import ChampionPointer, parse_pointer
@@ -27,10 +29,8 @@ from tasks.registry.pointer import PointerRead, read_pointer
 from tasks.registry.policy import Metrics, Verdict, judge_promotion
 from tasks.registry.promotion import PromotionOutcome, guard_champion_folder, promote, promotion_markdown
 from tasks.report import Comparison
-from tasks.job.request import TrainRequest, join_location
 from tasks.storage import StorageAccess
 from tasks.storage.task import RETRY_DELAYS, retry_only_transient
-from tasks.job.workspace import StagedInput, Workspace
 
 _STORAGE_RETRIES = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
                         retry_condition_fn=retry_only_transient, cache_policy=NO_CACHE)
@@ -147,7 +147,7 @@ def write_model_card(judged: Judged, *, request: TrainRequest, run_id: str, trai
         compared_with=judged.champion.version if judged.champion else None, image_digest=digest,
     )
     # The container wrote this folder: a planted link at the card's name is replaced, never followed.
-    write_untrusted(trained.results_dir / CARD_FILE, card.to_json().decode())
+    write_atomic(trained.results_dir / CARD_FILE, card.to_json().decode())
     return card
 
 

@@ -16,7 +16,14 @@ from tasks.report.curves import comparison_chart, training_curves, training_hist
 from tasks.report.dataset_view import dataset_pictures, dataset_summary
 from tasks.report.page import render_html_report
 from tasks.report.picture import Picture
-from tasks.report.results_folder import REPORT_DATA, REPORT_HTML, ReportError, load_report, render_report_file, save_report
+from tasks.report.results_folder import (
+    REPORT_DATA,
+    REPORT_HTML,
+    ReportError,
+    load_report,
+    render_report_file,
+    save_report,
+)
 
 __all__ = [
     "Comparison",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.dataset.kitti_folders import IMAGE_DIR_CANDIDATES, IMAGE_EXTENSIONS, LABEL_DIR_CANDIDATES
-from tasks.report.files import open_regular, read_regular
+from tasks.files import open_regular, read_regular
 
 MAX_LABEL_BYTES = 1 << 20
 MAX_IMAGE_BYTES = 64 << 20
@@ -164,10 +164,13 @@ def image_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from the image's header alone, or None."""
     from PIL import Image
 
-    handle = open_regular(path, MAX_IMAGE_BYTES)
-    if handle is None:
+    try:
+        fd, size = open_regular(str(path))
+    except OSError:  # missing, a link or a special file: no size
         return None
-    with handle:
+    with os.fdopen(fd, "rb") as handle:
+        if size > MAX_IMAGE_BYTES:
+            return None
         try:
             with Image.open(handle) as image:
                 return image.size

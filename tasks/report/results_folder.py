@@ -15,10 +15,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tasks.errors import ReportError
+from tasks.files import read_regular, write_atomic
 from tasks.launch.status import MAX_STATUS_BYTES
 from tasks.report.contents import RunReport
 from tasks.report.curves import training_history
-from tasks.report.files import read_regular, write_replacing
 from tasks.report.page import render_html_report
 from tasks.storage import StorageAccess, open_store, parse_location
 from tasks.storage.manifest import PUBLISHED_MARKER
@@ -40,8 +40,8 @@ def save_report(report: RunReport, folder: Path) -> list[Path]:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return [write_replacing(folder / REPORT_DATA, report.model_dump_json(indent=1).encode("utf-8")),
-            write_replacing(folder / REPORT_HTML, render_html_report(report).encode("utf-8"))]
+    return [write_atomic(folder / REPORT_DATA, report.model_dump_json(indent=1).encode("utf-8")),
+            write_atomic(folder / REPORT_HTML, render_html_report(report).encode("utf-8"))]
 
 
 def _read(store: Store, sizes: dict[str, int], name: str, limit: int) -> bytes | None:
@@ -100,5 +100,5 @@ def render_report_file(location: str | Path, out: Path, access: StorageAccess | 
     report = load_report(location, access)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_replacing(out, render_html_report(report).encode("utf-8"))
+    write_atomic(out, render_html_report(report).encode("utf-8"))
     return report

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tasks.dataset.tfrecords import masked_crc
 from tasks.spec.facts import PathField
-from tests.dataset.kitti import encoded, kitti_line, make_dataset, png16, train_facts
+from tests.dataset.kitti import encoded, kitti_line, make_dataset, png16
 
 W, H = 1248, 384
 

@@ -119,7 +119,7 @@ def test_glob_reaches_into_subfolders_wherever_it_points(tmp_path):
 
 def test_label_lines_split_as_tao_reads_text(tmp_path):
     """Universal newlines (\\r\\n, \\r, \\n) like TAO's open(); the same on the small and the streaming path."""
-    from tasks.dataset.labels import MAX_LINE_BYTES, NotText, WHOLE_FILE_BYTES, text_lines
+    from tasks.dataset.labels import MAX_LINE_BYTES, WHOLE_FILE_BYTES, NotText, text_lines
 
     def lines(data: bytes) -> list:
         path = tmp_path / "l.txt"

@@ -11,10 +11,9 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from contextlib import contextmanager
 
 import httpx
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
-import httpx
 import pytest
 from prefect.client.schemas.objects import FlowRun, State, StateType
 
 from flows.sweep import MAX_VARIANTS, SweepDataset, plan_sweep, sweep_detectnet_v2, tabulate
-from tasks.job.demo import generate_demo_dataset
 from tasks.errors import ConfigError, LaunchError
+from tasks.job.demo import generate_demo_dataset
 from tasks.job.outcome import JobResult
 from tasks.job.request import TrainRequest
-from tests.deployments.server import REPO, serve_train_flow, stop_process
+from tests.deployments.server import serve_train_flow, stop_process
 from tests.fixtures.services import prefect_api_at
 from tests.flow.conftest import request_fields
 

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from tasks.errors import ConfigError
 from tasks.events import PrefectEventsEmitter
 from tasks.events.receiver import ReceiverSettings, create_app
-from tests.events.bridge import SECRET, in_process_receiver, make_debouncer, nothing_recorded as _nothing_recorded
+from tests.events.bridge import SECRET, in_process_receiver, make_debouncer
+from tests.events.bridge import nothing_recorded as _nothing_recorded
 from tests.events.bridge import post as _post
 from tests.events.eventgrid import MEDIA, as_cloudevent, blob_created, body, dataset_burst, delivery, validation_event
 

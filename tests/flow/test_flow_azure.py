@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.train import train_detectnet_v2
 from tasks.errors import DatasetError

@@ -11,10 +11,10 @@ import pytest
 
 from flows.train import train_detectnet_v2
 from tasks.job import steps as job
-from tasks.launch.slots import Slot, container_path
 from tasks.job.request import TrainRequest
-from tasks.storage import StorageAccess
 from tasks.job.workspace import Workspace, stage_input
+from tasks.launch.slots import Slot, container_path
+from tasks.storage import StorageAccess
 from tests.dataset.check_cases import write_shard
 from tests.flow.conftest import TRAIN_SPEC, request_fields
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from flows.train import train_detectnet_v2
-from tasks.launch import EvaluationFailed
 from tasks.job.request import TrainRequest
+from tasks.launch import EvaluationFailed
 from tests.flow.conftest import request_fields
 from tests.registry.helpers import card_for, publish_and_promote
 

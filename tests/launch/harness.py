@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.job.request import TrainRequest
+from tasks.job.steps import plan_training, prepare_spec
+from tasks.job.workspace import Workspace, stage_input
 from tasks.launch import (
     DockerLauncher,
     JobObserver,
@@ -18,10 +21,7 @@ from tasks.launch import (
     build_plan,
     train_command,
 )
-from tasks.job.steps import plan_training, prepare_spec
 from tasks.launch.slots import SPEC_FILE_NAME, Slot
-from tasks.job.request import TrainRequest
-from tasks.job.workspace import Workspace, stage_input
 from tests.standin.image import standin_executable
 
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "specs" / "demo_train_resnet18.txt"

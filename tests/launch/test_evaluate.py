@@ -12,8 +12,8 @@ import pytest
 from tasks.launch import EvaluationFailed, build_plan, evaluate_command, run_evaluation, run_training
 from tasks.launch.base import JobOutcome
 from tasks.launch.evaluation import DISAGREE, MODEL_MISSING, SPEC_REJECTED, WRONG_KEY, judge_evaluation
-from tasks.launch.status import StatusLog
 from tasks.launch.slots import Slot, container_path, container_spec_file
+from tasks.launch.status import StatusLog
 from tests.launch.harness import Recorder, host_memlock_limit
 from tests.standin.evaluate_traces import EVALUATE_SCENARIOS, evaluate_differences, left_in, load_evaluate_trace
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import ConfigError, SpecError
-from tasks.job.steps import evaluation_spec, plan_evaluation, plan_training, prepare_spec
-from tasks.launch.slots import Slot, container_path
 from tasks.job.request import TrainRequest
+from tasks.job.steps import evaluation_spec, plan_evaluation, plan_training, prepare_spec
 from tasks.job.workspace import Workspace, stage_input
+from tasks.launch.slots import Slot, container_path
 from tests.launch.harness import DEMO_SPEC
 
 HELD_OUT_REF = "/workspace/tao-experiments/data/heldout"

@@ -12,6 +12,7 @@ from tasks.launch import run_training
 from tasks.launch.judge import GPUS_NOT_VISIBLE
 from tests.launch.harness import docker_harness, plan_from_request
 
+
 def planned(tmp_path: Path, gpu_index: list[int], launcher: str = "docker"):
     return plan_from_request(tmp_path, num_gpus=len(gpu_index), gpu_index=gpu_index, launcher=launcher)
 

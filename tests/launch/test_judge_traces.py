@@ -21,8 +21,8 @@ from tasks.launch.judge import (
     judge_training,
 )
 from tasks.launch.results import newest_checkpoint_epoch
-from tasks.launch.status import StatusLog
 from tasks.launch.slots import Slot
+from tasks.launch.status import StatusLog
 from tests.standin.traces import READINGS, SCENARIOS, TrainTrace, load_train_trace
 
 FINAL_METRICS = {"car": 70.0, "pedestrian": 60.0}

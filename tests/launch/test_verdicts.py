@@ -18,9 +18,9 @@ from tasks.errors import TrainingFailed
 from tasks.launch import Mount, MountPlan, run_training
 from tasks.launch.attempts import AttemptJournal
 from tasks.launch.judge import BAD_DATA, OUT_OF_GPU_MEMORY, SPEC_REJECTED, STOPPED_EARLY
+from tasks.launch.launch_tasks import train_detectnet_v2
 from tasks.launch.plan import RUN_LABEL
 from tasks.launch.results import RUN_MARKER
-from tasks.launch.launch_tasks import train_detectnet_v2
 from tests.launch.harness import docker_harness
 from tests.standin.traces import READINGS, SCENARIOS, load_train_trace, scenario_knobs, write_replay_bundle
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tasks.job.request import PromotionPolicy, join_location
 from tasks.registry import CARD_FILE, HeldOut, Metrics, ModelCard, judge_promotion, promote, read_champion, read_pointer
 from tasks.registry.card import Evaluation
-from tasks.job.request import PromotionPolicy, join_location
 from tasks.storage import sync_up
 
 

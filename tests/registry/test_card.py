@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import ConfigError
-from tasks.registry import Metrics, build_card, guard_champion_folder, judge_promotion
-from tasks.registry.card import Evaluation, HeldOut
 from tasks.job.request import PromotionPolicy, TrainRequest
 from tasks.job.workspace import StagedInput
+from tasks.registry import Metrics, build_card, guard_champion_folder, judge_promotion
+from tasks.registry.card import Evaluation, HeldOut
 from tests.registry.helpers import card_for, publish_and_promote
 
 SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tasks.registry import Metrics, judge_promotion
 from tasks.job.request import PromotionPolicy
+from tasks.registry import Metrics, judge_promotion
 
 
 def scores(**aps: float) -> Metrics:

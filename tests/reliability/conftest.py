@@ -11,6 +11,7 @@ import pytest
 
 from tests.reliability import ledger
 
+
 def _whole_suite(session) -> bool:
     """No paths, `-k` or `-m` picked a subset (`--deselect` of single tests is allowed)."""
     config, options = session.config, session.config.option

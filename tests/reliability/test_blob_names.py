@@ -43,7 +43,7 @@ def test_hostile_blob_name_via_azurite(azurite, blob_container, workdir, case):
     name = VIA_AZURITE[case]
     try:
         upload_tree(blob_container, "", {"ok/one.txt": b"1", name: b"evil"})
-    except Exception as exc:  # noqa: BLE001 - the service itself refused the name: nothing to sync
+    except Exception:  # noqa: BLE001 - the service itself refused the name: nothing to sync
         ledger.record("blob-names", trials=1, sums={"refused_by_azurite": 1})
         return
     target = workdir / "target"

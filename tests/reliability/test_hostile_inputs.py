@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.job.config import load_config
 from tasks.dataset import validate_dataset
 from tasks.errors import ConfigError, SpecError
+from tasks.job.config import load_config
 from tasks.job.request import COMPONENT_INPUTS, TrainRequest
 from tasks.spec import check_spec, extract_facts, parse_spec, rewrite_spec
 from tests.dataset.kitti import encoded, kitti_line, train_facts

@@ -19,8 +19,8 @@ from prefect.utilities.callables import parameter_schema
 from prefect.utilities.schema_tools.validation import ValidationError, validate
 
 from flows.deployment import retrain_detectnet_v2
-from tasks.job.config import load_config
 from tasks.errors import ConfigError
+from tasks.job.config import load_config
 from tasks.job.request import TrainRequest
 from tasks.storage import sync_up
 from tests.reliability import ledger

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import StorageError
+from tasks.job.workspace import Workspace
 from tasks.storage import StorageAccess, open_store, sync_down
 from tasks.storage.localfs import RESERVED_NAMES, LocalTree
 from tasks.storage.manifest import PUBLISHED_MARKER, SyncManifest
-from tasks.job.workspace import Workspace
 from tests.reliability import ledger
 from tests.storage.helpers import access_for, location_of, read_tree, upload_tree, write_tree
 

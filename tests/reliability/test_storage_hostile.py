@@ -20,9 +20,9 @@ import time
 import pytest
 from prefect import flow
 
+from tasks.job.workspace import Workspace, stage_input
 from tasks.storage import sync_down
 from tasks.storage.task import sync_up_task
-from tasks.job.workspace import Workspace, stage_input
 from tests.reliability import ledger
 from tests.storage.fake_azure import FAKE_TOKEN, FakeInternet
 from tests.storage.helpers import access_for, blob_tree, location_of, read_tree

@@ -19,10 +19,10 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFi
 
 from tasks.errors import ConfigError
 from tasks.job.job_tasks import stage_all
+from tasks.job.workspace import Workspace
 from tasks.storage import StorageAccess, sync_down
 from tasks.storage.errors import StorageUnreachableError
 from tasks.storage.retry import CONNECT_RETRIES
-from tasks.job.workspace import Workspace
 from tests.fixtures.services import AZURITE_KEY, free_port
 from tests.reliability import ledger
 

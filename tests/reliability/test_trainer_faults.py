@@ -13,9 +13,9 @@ from prefect import flow
 
 from tasks.errors import StorageNotFoundError, TrainingCancelled, TrainingFailed
 from tasks.launch import CancelToken, run_training
+from tasks.launch.launch_tasks import train_detectnet_v2
 from tasks.launch.plan import RUN_LABEL
 from tasks.launch.results import checkpoints
-from tasks.launch.launch_tasks import train_detectnet_v2
 from tasks.storage import is_published, sync_down, sync_up
 from tests.launch.harness import docker_harness
 from tests.reliability import ledger

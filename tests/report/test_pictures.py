@@ -73,7 +73,7 @@ def test_a_large_folder_costs_only_its_sample(tmp_path, monkeypatch):
         (labels / f"{i:05d}.txt").write_text(kitti_line("car", (1, 1, 30, 20)) + "\n")
     opened = []
     real = kitti_sample.open_regular
-    monkeypatch.setattr(kitti_sample, "open_regular", lambda path, limit: opened.append(path) or real(path, limit))
+    monkeypatch.setattr(kitti_sample, "open_regular", lambda path: opened.append(path) or real(path))
     summary = dataset_summary(tmp_path, {"car": "car"}, sample=50)
     assert (summary.images_total, summary.frames_sampled, summary.exact) == (3000, 50, False)
     assert summary.classes[0].instances == 50
