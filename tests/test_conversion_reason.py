@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.job.steps import TFRECORDS_SOURCE_FILE, conversion_reason
+from tasks.job.preflight import TFRECORDS_SOURCE_FILE, conversion_reason
 from tasks.job.workspace import StagedInput
 
 SHARD = "kitti-fold-000-of-002-shard-00000-of-00001"

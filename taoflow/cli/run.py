@@ -41,46 +41,45 @@ def plan(
 
     Exits non-zero when training would stop (a dataset error, a missing base model).
     """
-    from tasks.errors import DatasetError
-    from tasks.job import steps as job
+    from tasks.job.plans import plan_training
+    from tasks.job.preflight import input_locations, preflight
     from tasks.job.workspace import Workspace, stage_input
     from tasks.storage import StorageAccess
 
     request = _load(config, set_).request
     workspace, access = Workspace.default(), StorageAccess(credentials=request.storage_credentials)
-    staged = {name: stage_input(name, loc, workspace, access) for name, loc in job.input_locations(request).items()}
-    prepared = job.prepare_spec(request, staged)
-    reason = job.conversion_reason(request, staged)
-    report = job.validate_inputs(request, prepared, staged, check_tfrecords=reason is None)
-    if report.to_error() is not None:
-        raise report.to_error()
-    launch = job.plan_training(request, prepared, staged, workspace.run_dir("plan"), "plan", key=_key_for_plan(request))
-    problems = job.base_model_problems(prepared)
+    staged = {name: stage_input(name, loc, workspace, access) for name, loc in input_locations(request).items()}
+    checked = preflight(request, staged)
+    if checked.validation.to_error() is not None:
+        raise checked.validation.to_error()
+    launch = plan_training(request, checked.prepared, staged, workspace.run_dir("plan"), "plan",
+                           key=_key_for_plan(request))
     if as_json:
         print_json({
             "inputs": {n: {"location": s.location, "path": str(s.path), "fingerprint": s.fingerprint}
                        for n, s in staged.items()},
-            "spec_changes": [c.to_dict() for c in prepared.changes],
-            "spec_diff": prepared.diff,
-            "validation": report.to_dict(),
-            "dataset_convert": reason,
+            "spec_changes": [c.to_dict() for c in checked.prepared.changes],
+            "spec_diff": checked.prepared.diff,
+            "validation": checked.validation.to_dict(),
+            "dataset_convert": checked.conversion,
             "launch": launch.to_dict(),
-            "would_stop": [p.to_dict() for p in problems],
+            "would_stop": [p.to_dict() for p in checked.would_stop],
         })
     else:
         out = out_console
         out.print("[bold]Inputs[/bold]")
         for name, item in staged.items():
             out.print(f"  {name:<22} {item.location}  ->  {item.path}", markup=False)
-        _print_diff(prepared.diff)
-        out.print(f"[bold]Dataset[/bold]\n  {report.summary()}")
-        if reason:
-            out.print(f"[bold]dataset_convert[/bold]\n  runs first: {reason}")
+        _print_diff(checked.prepared.diff)
+        out.print(f"[bold]Dataset[/bold]\n  {checked.validation.summary()}")
+        if checked.conversion:
+            out.print(f"[bold]dataset_convert[/bold]\n  runs first: {checked.conversion}")
         out.print("[bold]Launch plan[/bold]")
         out.print(launch.render(), markup=False)
-    if problems:
-        raise DatasetError("training would stop before the container starts", problems=problems,
-                           fix="fix base_model.location or the spec's pretrained_model_file, then plan again")
+    error = checked.error()
+    if error is not None:
+        error.what = "training would stop before the container starts: " + error.what
+        raise error
 
 
 def _key_for_plan(request) -> str | None:

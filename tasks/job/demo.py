@@ -92,7 +92,7 @@ def _draw_scene(rng: random.Random, image_path: Path | None) -> list[str]:
     return lines
 
 
-SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
+SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 DEMO_MODEL_FILE = "resnet18.hdf5"
 
 

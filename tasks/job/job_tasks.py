@@ -1,4 +1,4 @@
-"""Thin Prefect tasks over `tasks.job.steps` and `tasks.job.workspace` for the training flow.
+"""Thin Prefect tasks over `tasks.job.preflight` and `tasks.job.workspace` for the training flow.
 
 Caching is keyed on *content* (blob etags / MD5s, local sizes and change tokens) and on the
 inputs that shape a step, never on timestamps of runs: a re-run with unchanged data transfers
@@ -19,8 +19,8 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import ValidationReport
 from tasks.errors import ConfigError
+from tasks.job.preflight import PreparedSpec, prepare_spec, validate_inputs
 from tasks.job.request import TrainRequest
-from tasks.job.steps import PreparedSpec, prepare_spec, validate_inputs
 from tasks.job.workspace import StagedInput, Workspace, stage_input
 from tasks.progress import staging_reporter
 from tasks.redact import remember_secret

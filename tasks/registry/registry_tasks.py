@@ -18,8 +18,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks.errors import TaoflowError
 from tasks.files import write_atomic
 from tasks.job.job_tasks import stage_input_task
+from tasks.job.plans import plan_evaluation
 from tasks.job.request import TrainRequest, join_location
-from tasks.job.steps import plan_evaluation
 from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import EvaluationResult, Launcher, TrainResult
 from tasks.launch.launch_tasks import evaluate_detectnet_v2

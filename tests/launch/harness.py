@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.job.plans import plan_training
+from tasks.job.preflight import prepare_spec
 from tasks.job.request import TrainRequest
-from tasks.job.steps import plan_training, prepare_spec
 from tasks.job.workspace import Workspace, stage_input
 from tasks.launch import (
     DockerLauncher,

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import ConfigError, SpecError
+from tasks.job.plans import plan_evaluation, plan_training
+from tasks.job.preflight import evaluation_spec, prepare_spec
 from tasks.job.request import TrainRequest
-from tasks.job.steps import evaluation_spec, plan_evaluation, plan_training, prepare_spec
 from tasks.job.workspace import Workspace, stage_input
 from tasks.launch.slots import Slot, container_path
 from tests.launch.harness import DEMO_SPEC
