@@ -49,6 +49,11 @@ def validate_dataset(
 
     `images`/`labels` name the sub-folders when they are not the spec's or TAO's defaults.
     Returns the report; it never raises for bad data (see `ValidationReport.to_error`).
+
+    >>> from tasks.spec import extract_facts, parse_spec
+    >>> facts = extract_facts(parse_spec(open("specs/demo_train_resnet18.txt").read(), "spec.txt"))  # doctest: +SKIP
+    >>> validate_dataset(facts, "/data/kitti/training").summary()  # doctest: +SKIP
+    'dataset passed: 6000 images, 6000 label files, 21410 objects; 0 errors, 3 warnings in 1.9 s'
     """
     started = time.perf_counter()
     tally = Tally(max_examples=max_examples)

@@ -45,7 +45,15 @@ def slug(text: str) -> str:
 
 
 def dataset_ready_event(window: Window, reason: str, *, marker: str, source: str) -> dict:
-    """The Prefect event (API JSON form) announcing one dataset ready to train on."""
+    """The Prefect event (API JSON form) announcing one dataset ready to train on.
+
+    >>> window = Window(account="acct", container="datasets", prefix="incoming/kitti",
+    ...                 location="https://acct.blob.core.windows.net/datasets/incoming/kitti/",
+    ...                 first_event_id="e1", first_seen=0.0, last_seen=60.0, blob_count=12)
+    >>> event = dataset_ready_event(window, "quiet", marker="_READY", source="event-grid")
+    >>> event["event"], event["resource"]["taoflow.dataset.slug"], event["payload"]["blob_count"]
+    ('taoflow.dataset.ready', 'incoming-kitti', 12)
+    """
     return {
         "id": str(window.window_id),
         "occurred": _iso(window.last_seen),

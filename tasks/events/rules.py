@@ -66,6 +66,12 @@ class PrefixRule:
 
 
 def parse_rules(texts: Iterable[str] | None) -> tuple[PrefixRule, ...]:
+    """The dataset rules from their `CONTAINER/SEG/SEG...` texts (the defaults when none are given).
+
+    >>> rules = parse_rules(["datasets/incoming/*"])
+    >>> dataset_prefix(rules, "datasets", "incoming/kitti/image_2/000001.png")
+    'incoming/kitti'
+    """
     rules = tuple(PrefixRule.parse(text) for text in (texts or DEFAULT_RULES))
     return rules or tuple(PrefixRule.parse(text) for text in DEFAULT_RULES)
 

@@ -34,7 +34,17 @@ class LoadedConfig:
 
 
 def load_config(path: str | Path, sets: list[str] | tuple[str, ...] = (), *, env: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Read, override (`--set a.b=value`), resolve and validate a config file."""
+    r"""Read, override (`--set a.b=value`), resolve and validate a config file.
+
+    >>> import tempfile
+    >>> job = Path(tempfile.mkdtemp()) / "job.yaml"
+    >>> _ = job.write_text("model_app_name: app\nnum_epochs: 3\nspec: train.txt\noutput: models\nmodel_subfolder: r1\n"
+    ...     "training_data: {location: data, spec_reference: /ws/data}\n"
+    ...     "training_tfrecords: {location: tfr, spec_reference: /ws/tfr}\n"
+    ...     "base_model: {location: model, spec_reference: /ws/model}\n")
+    >>> load_config(job, ["num_epochs=5"]).request.num_epochs
+    5
+    """
     env = os.environ if env is None else env
     path = Path(path)
     source = str(path)

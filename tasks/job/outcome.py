@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tasks.job.promotion_policy import PromotionOutcome, promotion_markdown
 from tasks.job.workspace import StagedInput
-from tasks.registry.promotion import PromotionOutcome, promotion_markdown
 
 
 class JobResult(BaseModel):

@@ -55,7 +55,11 @@ def output_prefix(facts: SpecFacts) -> str:
 def plan_conversion(
     request: TrainRequest, prepared: PreparedSpec, staged: Mapping[str, StagedInput], run_dir: Path, run_id: str
 ) -> tuple[LaunchPlan, Path]:
-    """Rewrite the dataset_convert spec and plan `dataset_convert` writing into RUN_DIR/convert/tfrecords."""
+    """Rewrite the dataset_convert spec and plan `dataset_convert` writing into RUN_DIR/convert/tfrecords.
+
+    >>> checked = preflight(request, staged)  # doctest: +SKIP
+    >>> print(plan_conversion(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
+    """
     spec_staged = staged["dataset_convert_spec"]
     doc = parse_spec(read_spec_text(spec_staged), file=spec_staged.location, kind="dataset_convert")
     binding = request.training_data
@@ -100,7 +104,11 @@ def plan_training(
     *,
     key: str | None = None,
 ) -> LaunchPlan:
-    """Write the rewritten spec into the run folder and plan `detectnet_v2 train` on the staged inputs."""
+    """Write the rewritten spec into the run folder and plan `detectnet_v2 train` on the staged inputs.
+
+    >>> checked = preflight(request, staged)  # doctest: +SKIP
+    >>> print(plan_training(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
+    """
     spec_dir, results = run_dir / "specs", run_dir / "results"
     write_atomic(spec_dir / SPEC_FILE_NAME, prepared.text)
     results.mkdir(parents=True, exist_ok=True)
@@ -145,6 +153,9 @@ def plan_evaluation(
 
     Never into train's results folder: evaluate opens `<-r>/status.json` with "w". `spec_text` is
     `prepare_spec(..., evaluation=True).text`; the model's folder is mounted read-only.
+
+    >>> checked = preflight(request, staged)  # doctest: +SKIP
+    >>> print(plan_evaluation(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
     """
     work = run_dir / "evaluate" / role
     spec_dir, results = work / "specs", work / "results"

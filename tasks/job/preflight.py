@@ -44,7 +44,16 @@ class PreparedSpec:
 
 
 def input_locations(request: TrainRequest) -> dict[str, str]:
-    """Every input to stage, by name: the spec and each data binding."""
+    """Every input to stage, by name: the spec and each data binding.
+
+    >>> from tasks.job.request import TrainRequest
+    >>> request = TrainRequest(model_app_name="app", num_epochs=3, spec="az://specs/train.txt", output="az://models",
+    ...     model_subfolder="r1", training_data={"location": "az://data/kitti", "spec_reference": "/ws/data"},
+    ...     training_tfrecords={"location": "az://tfr/kitti", "spec_reference": "/ws/tfr"},
+    ...     base_model={"location": "az://models/base", "spec_reference": "/ws/model"})
+    >>> sorted(input_locations(request))
+    ['base_model', 'spec', 'training_data', 'training_tfrecords']
+    """
     locations = {"spec": request.spec}
     locations.update({name: b.location for name, b in request.bindings().items()})
     if request.dataset_convert_spec:
@@ -87,6 +96,9 @@ def prepare_spec(request: TrainRequest, staged: Mapping[str, StagedInput], *, ev
 
     With `evaluation`, the spec `evaluate` reads: the same, with the request's `evaluation_data`
     (when given) in place of the spec's validation_data_source.
+
+    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}  # doctest: +SKIP
+    >>> prepare_spec(request, staged).diff  # doctest: +SKIP
     """
     source = staged["spec"].location
     text = read_spec_text(staged["spec"])

@@ -107,7 +107,11 @@ def container_gpu_index(host_gpu_index: Sequence[int]) -> tuple[int, ...]:
 
 
 def convert_command(*, spec: str, output_prefix: str, results_dir: str | None = None) -> Command:
-    """`detectnet_v2 dataset_convert -d SPEC -o PREFIX [-r DIR]`."""
+    """`detectnet_v2 dataset_convert -d SPEC -o PREFIX [-r DIR]`.
+
+    >>> convert_command(spec="/s/convert.txt", output_prefix="/r/tfrecords/kitti").display_argv()
+    ['detectnet_v2', 'dataset_convert', '-d', '/s/convert.txt', '-o', '/r/tfrecords/kitti']
+    """
     argv = ["detectnet_v2", "dataset_convert", "-d", spec, "-o", output_prefix]
     if results_dir:
         argv += ["-r", results_dir]

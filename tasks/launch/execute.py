@@ -17,14 +17,22 @@ Result = TypeVar("Result")
 def run_training(
     plan: LaunchPlan, launcher: Launcher, observer: JobObserver | None = None, cancel: CancelToken | None = None
 ) -> TrainResult:
-    """`detectnet_v2 train` to its end; TrainingFailed (resumable when checkpoints exist) otherwise."""
+    """`detectnet_v2 train` to its end; TrainingFailed (resumable when checkpoints exist) otherwise.
+
+    >>> from tasks.launch import DockerLauncher  # needs a Docker engine with the TAO image:
+    >>> result = run_training(plan, DockerLauncher())  # doctest: +SKIP
+    """
     return _run_and_judge("train", judge_training, plan, launcher, observer, cancel)
 
 
 def run_conversion(
     plan: LaunchPlan, launcher: Launcher, observer: JobObserver | None = None, cancel: CancelToken | None = None
 ) -> ConvertResult:
-    """`detectnet_v2 dataset_convert`; LaunchError unless the TFRecord shards were written."""
+    """`detectnet_v2 dataset_convert`; LaunchError unless the TFRecord shards were written.
+
+    >>> from tasks.launch import DockerLauncher  # needs a Docker engine with the TAO image:
+    >>> result = run_conversion(plan, DockerLauncher())  # doctest: +SKIP
+    """
     return _run_and_judge("dataset_convert", judge_conversion, plan, launcher, observer, cancel)
 
 
@@ -35,6 +43,9 @@ def run_evaluation(
 
     The status.json of an earlier attempt is removed first: evaluate replaces it ("w"), and a
     reader that saw the old lines would take them for this attempt's.
+
+    >>> from tasks.launch import DockerLauncher  # needs a Docker engine with the TAO image:
+    >>> result = run_evaluation(plan, DockerLauncher())  # doctest: +SKIP
     """
     status = plan.results_host_dir / "status.json" if plan.results_host_dir else None
     try:

@@ -86,7 +86,14 @@ class TaoMounts:
 
 
 def load_tao_mounts(path: str | os.PathLike | None = None) -> TaoMounts:
-    """Read a `tao` launcher mounts file (LAUNCHER_MOUNTS or ~/.tao_mounts.json); absent -> empty."""
+    """Read a `tao` launcher mounts file (LAUNCHER_MOUNTS or ~/.tao_mounts.json); absent -> empty.
+
+    >>> import json, tempfile
+    >>> path = tempfile.mktemp(suffix=".json")
+    >>> _ = open(path, "w").write(json.dumps({"Envs": [{"variable": "CUDA_CACHE_DISABLE", "value": "1"}]}))
+    >>> load_tao_mounts(path).envs
+    {'CUDA_CACHE_DISABLE': '1'}
+    """
     raw_path = path or os.environ.get("LAUNCHER_MOUNTS") or DEFAULT_TAO_MOUNTS
     file = Path(raw_path).expanduser()
     if not file.exists():

@@ -31,12 +31,21 @@ DEFAULT_ULIMITS: tuple[tuple[str, int], ...] = (("memlock", -1), ("stack", 67108
 
 
 def invoking_user() -> str:
-    """uid:gid of whoever runs taoflow, so results are theirs and not root's."""
+    """uid:gid of whoever runs taoflow, so results are theirs and not root's.
+
+    >>> import os
+    >>> invoking_user() == f"{os.getuid()}:{os.getgid()}"
+    True
+    """
     return f"{os.getuid()}:{os.getgid()}"
 
 
 def device_requests(docker_gpus: GpuSetting, gpu_index: tuple[int, ...] | list[int] = ()) -> tuple[dict, ...]:
-    """docker `device_requests` for the GPU setting: all, a count, the listed ids, or none."""
+    """docker `device_requests` for the GPU setting: all, a count, the listed ids, or none.
+
+    >>> device_requests("all"), device_requests("none"), device_requests("all", [2, 3])
+    (({'count': -1, 'capabilities': [['gpu']]},), (), ({'device_ids': ['2', '3'], 'capabilities': [['gpu']]},))
+    """
     if docker_gpus == "none":
         return ()
     if gpu_index:
@@ -154,7 +163,14 @@ def build_plan(
     tao_mounts: TaoMounts | None = None,
     resume: bool = False,
 ) -> LaunchPlan:
-    """Assemble a plan; `user` defaults to the invoking uid:gid (DockerOptions.user if imported)."""
+    """Assemble a plan; `user` defaults to the invoking uid:gid (DockerOptions.user if imported).
+
+    >>> from tasks.launch.command import train_command
+    >>> plan = build_plan(train_command(num_epochs=3), slots={"results": "/tmp/run/results"}, run_id="r1",
+    ...                   docker_gpus="none", tao_mounts=TaoMounts())
+    >>> plan.labels["org.taoflow.run-id"], plan.mounts.render()
+    ('r1', ['/tmp/run/results -> /workspace/taoflow/results (rw)'])
+    """
     if not run_id or not run_id.strip():
         raise ConfigError("a launch needs a run id (it labels the container and marks the results)")
     imported = tao_mounts or TaoMounts()

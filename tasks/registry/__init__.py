@@ -3,11 +3,19 @@ published model folder, one `champion.json` pointer replaced atomically, the pro
 verdict, and reading it all back (`taoflow models list|show`). Plain functions; the Prefect tasks
 are in `tasks.registry.registry_tasks`."""
 
+from tasks.job.promotion_policy import (
+    NOT_PROMOTED,
+    PROMOTED,
+    ClassCheck,
+    Metrics,
+    PromotionOutcome,
+    Verdict,
+    judge_promotion,
+)
 from tasks.registry.card import CARD_FILE, HeldOut, ModelCard, build_card, held_out, request_without_secrets
 from tasks.registry.catalog import ChampionPointer, VersionRow, app_location, list_versions, read_card, read_champion
 from tasks.registry.pointer import POINTER_FILE, PointerRead, read_pointer, swap_pointer
-from tasks.registry.policy import ClassCheck, Metrics, Verdict, judge_promotion
-from tasks.registry.promotion import NOT_PROMOTED, PROMOTED, PromotionOutcome, guard_champion_folder, promote
+from tasks.registry.promotion import guard_champion_folder, promote
 
 __all__ = [
     "CARD_FILE",

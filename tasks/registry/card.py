@@ -15,9 +15,9 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, Field
 
+from tasks.job.promotion_policy import Metrics, Verdict
 from tasks.job.request import TrainRequest
 from tasks.redact import Redactor
-from tasks.registry.policy import Metrics, Verdict
 
 CARD_FILE = "model-card.json"
 CARD_FORMAT = "taoflow.model-card/1"
@@ -64,7 +64,11 @@ class ModelCard(BaseModel):
 
 def held_out(request: TrainRequest, staged: Mapping[str, Any], uses_validation_source: bool,
              validation_fold: int | None) -> HeldOut:
-    """Which data `evaluate` reads for this request, with the content hash of its staged inputs."""
+    """Which data `evaluate` reads for this request, with the content hash of its staged inputs.
+
+    >>> held_out(request, staged, uses_validation_source=True, validation_fold=None).data  # doctest: +SKIP
+    'validation_data'
+    """
     if request.evaluation_data is not None:
         names, source = ["evaluation_data"], "evaluation_data"
     elif uses_validation_source:
@@ -81,7 +85,17 @@ def held_out(request: TrainRequest, staged: Mapping[str, Any], uses_validation_s
 
 
 def request_without_secrets(request: TrainRequest) -> dict[str, Any]:
-    """The request as stored in a card: no key, SAS tokens and credential-shaped values masked."""
+    """The request as stored in a card: no key, SAS tokens and credential-shaped values masked.
+
+    >>> from tasks.job.request import TrainRequest
+    >>> request = TrainRequest(model_app_name="app", num_epochs=3, spec="az://specs/train.txt", output="az://models",
+    ...     model_subfolder="r1", key="tlt_encode", training_data={"location": "az://d/x?sv=1&sig=SECRET", "spec_reference": "/d"},
+    ...     training_tfrecords={"location": "az://t/x", "spec_reference": "/t"},
+    ...     base_model={"location": "az://m/x", "spec_reference": "/m"})
+    >>> stored = request_without_secrets(request)
+    >>> "key" in stored, stored["training_data"]["location"]
+    (False, 'az://d/x?sv=1&sig=***')
+    """
     text = json.dumps(request.model_dump(mode="json", exclude={"key"}))
     return json.loads(Redactor()(text))
 
@@ -102,7 +116,11 @@ def build_card(
     compared_with: str | None,
     image_digest: str | None = None,
 ) -> ModelCard:
-    """The card of the model trained into `results_dir` (published as version `request.model_subfolder`)."""
+    """The card of the model trained into `results_dir` (published as version `request.model_subfolder`).
+
+    >>> card = build_card(request=request, run_id=run_id, model=trained.model_path, ...)  # doctest: +SKIP
+    >>> card.to_json()  # doctest: +SKIP
+    """
     base = staged.get("base_model")
     return ModelCard(
         version=request.model_subfolder,

@@ -71,12 +71,21 @@ def parse_pointer(read: PointerRead, where: str) -> ChampionPointer | None:
 
 
 def read_champion(app: str, access: StorageAccess | None = None) -> ChampionPointer | None:
-    """The current champion of the registry at `app`, or None."""
+    """The current champion of the registry at `app`, or None.
+
+    >>> import tempfile
+    >>> read_champion(tempfile.mkdtemp()) is None
+    True
+    """
     return parse_pointer(read_pointer(app, access), _display(app))
 
 
 def read_card(app: str, version: str | None = None, access: StorageAccess | None = None) -> ModelCard:
-    """The card of `version`, or of the champion when `version` is None."""
+    """The card of `version`, or of the champion when `version` is None.
+
+    >>> read_card("az://models/parking", "2026-11-25").evaluation.mean_average_precision  # doctest: +SKIP
+    71.4
+    """
     where = _display(app)
     if version is None:
         champion = read_champion(app, access)
@@ -100,7 +109,12 @@ def read_card(app: str, version: str | None = None, access: StorageAccess | None
 
 
 def list_versions(app: str, access: StorageAccess | None = None) -> list[VersionRow]:
-    """Every published version with a card, oldest first, the champion marked."""
+    """Every published version with a card, oldest first, the champion marked.
+
+    >>> import tempfile
+    >>> list_versions(tempfile.mkdtemp())  # an application with no published model yet
+    []
+    """
     store = open_store(app, access)
     try:
         names = set(store.list().entries)

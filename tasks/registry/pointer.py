@@ -61,6 +61,11 @@ def swap_pointer(app_location: str, data: bytes, expected: str | None, access: S
 
     "changed": another run replaced it since `expected` was read, nothing written; "busy": the lock
     was held by another writer for `wait` seconds.
+
+    >>> import tempfile
+    >>> app = tempfile.mkdtemp()
+    >>> swap_pointer(app, b'{"version": "r1"}', None), swap_pointer(app, b'{"version": "r2"}', None)
+    ('swapped', 'changed')
     """
     store = open_store(app_location, access)
     if isinstance(store, BlobStore):

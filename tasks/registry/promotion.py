@@ -9,40 +9,14 @@ the old champion in place; one killed after it leaves the new one, complete.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
-
-from pydantic import BaseModel, Field
 
 from tasks.errors import ConfigError
+from tasks.job.promotion_policy import NOT_PROMOTED, PROMOTED, PromotionOutcome, Verdict
 from tasks.job.request import TrainRequest
 from tasks.registry.card import ModelCard
 from tasks.registry.catalog import ChampionPointer, new_pointer, read_champion
 from tasks.registry.pointer import PointerRead, swap_pointer
-from tasks.registry.policy import Verdict
 from tasks.storage import StorageAccess
-
-PROMOTED = "Promoted"
-NOT_PROMOTED = "Not promoted"
-
-
-class PromotionOutcome(BaseModel):
-    """What happened to the champion in this run; `state_name` is the flow run's state in the UI."""
-
-    promoted: bool
-    state_name: Literal["Promoted", "Not promoted"]
-    version: str = Field(description="The new model's version (its folder under OUTPUT/MODEL_APP_NAME)")
-    champion_before: str | None = Field(default=None, description="The champion it was compared with")
-    champion_after: str | None = Field(default=None, description="The champion when the run ended")
-    reasons: list[str] = Field(default_factory=list, description="Why it was not promoted, per class where it applies")
-    verdict: Verdict
-
-    @property
-    def message(self) -> str:
-        """The state message: short enough for the UI list, complete enough for a notification."""
-        if self.promoted:
-            was = f" (was {self.champion_before})" if self.champion_before else " (the first champion)"
-            return f"{self.version} is the champion{was}: {self.verdict.summary()}"
-        return f"{self.version} not promoted, the champion stays {self.champion_after or 'unset'}: " + "; ".join(self.reasons)
 
 
 def version_for_run(request: TrainRequest, scheduled: datetime | None) -> TrainRequest:
@@ -79,7 +53,12 @@ def guard_champion_folder(app: str, version: str, run_id: str, access: StorageAc
 def promote(app: str, card: ModelCard, verdict: Verdict, compared: PointerRead, champion: ChampionPointer | None,
             access: StorageAccess | None = None, *, wait: float = 120.0) -> PromotionOutcome:
     """Swap the pointer to `card`'s version when the verdict allows it and the champion is still
-    `compared` (what the run evaluated against)."""
+    `compared` (what the run evaluated against).
+
+    >>> outcome = promote(app, card, verdict, compared, champion)  # doctest: +SKIP
+    >>> outcome.state_name  # doctest: +SKIP
+    'Promoted'
+    """
     before = champion.version if champion else None
     reasons = list(verdict.reasons)
     if verdict.promote:
@@ -100,32 +79,3 @@ def promote(app: str, card: ModelCard, verdict: Verdict, compared: PointerRead, 
     current = read_champion(app, access)
     return PromotionOutcome(promoted=False, state_name=NOT_PROMOTED, version=card.version, champion_before=before,
                             champion_after=current.version if current else None, reasons=reasons, verdict=verdict)
-
-
-def promotion_markdown(outcome: PromotionOutcome) -> str:
-    """The verdict for people: champion and new model side by side, per class, and why.
-
-    >>> from tasks.registry.policy import Metrics, judge_promotion
-    >>> from tasks.job.request import PromotionPolicy
-    >>> v = judge_promotion(PromotionPolicy(), Metrics(mean_average_precision=70, average_precision={"car": 70}), None)
-    >>> print(promotion_markdown(PromotionOutcome(promoted=True, state_name="Promoted", version="r1",
-    ...     champion_after="r1", verdict=v)).splitlines()[0])
-    # Promoted: r1
-    """
-    v = outcome.verdict
-    lines = [f"# {outcome.state_name}: {outcome.version}", "", outcome.message, "",
-             "| | new model | champion | change | verdict |", "|---|---|---|---|---|"]
-
-    def cell(value: float | None, signed: bool = False) -> str:
-        return "-" if value is None else (f"{value:+.2f}" if signed else f"{value:.2f}")
-
-    champion_map = v.champion.mean_average_precision if v.champion else None
-    lines.append(f"| **mAP** | {cell(v.challenger.mean_average_precision)} | {cell(champion_map)} | "
-                 f"{cell(v.map_change, True)} | |")
-    for c in v.classes:
-        lines.append(f"| {c.name} | {cell(c.challenger)} | {cell(c.champion)} | {cell(c.change, True)} | "
-                     f"{'ok' if c.passed else c.reason} |")
-    if outcome.reasons:
-        lines += ["", "## Why not promoted", "", *(f"- {r}" for r in outcome.reasons)]
-    lines += ["", f"Champion before: `{outcome.champion_before or 'none'}`, after: `{outcome.champion_after or 'none'}`"]
-    return "\n".join(lines) + "\n"

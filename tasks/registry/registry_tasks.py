@@ -19,6 +19,7 @@ from tasks.errors import TaoflowError
 from tasks.files import write_atomic
 from tasks.job.job_tasks import stage_input_task
 from tasks.job.plans import plan_evaluation
+from tasks.job.promotion_policy import Metrics, PromotionOutcome, Verdict, judge_promotion, promotion_markdown
 from tasks.job.request import TrainRequest, join_location
 from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import EvaluationResult, Launcher, TrainResult
@@ -26,8 +27,7 @@ from tasks.launch.launch_tasks import evaluate_detectnet_v2
 from tasks.registry.card import CARD_FILE, Evaluation, HeldOut, ModelCard, build_card
 from tasks.registry.catalog import ChampionPointer, parse_pointer
 from tasks.registry.pointer import PointerRead, read_pointer
-from tasks.registry.policy import Metrics, Verdict, judge_promotion
-from tasks.registry.promotion import PromotionOutcome, guard_champion_folder, promote, promotion_markdown
+from tasks.registry.promotion import guard_champion_folder, promote
 from tasks.report import Comparison
 from tasks.storage import StorageAccess
 from tasks.storage.task import RETRY_DELAYS, retry_only_transient

@@ -57,6 +57,12 @@ def load_report(location: str | Path, access: StorageAccess | None = None) -> Ru
     """The run report of a results folder: its report.json, with the curves from its status.json.
 
     Raises `ReportError` when the folder holds neither file.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = save_report(RunReport(title="parking / resnet18"), folder)
+    >>> load_report(folder).title
+    'parking / resnet18'
     """
     shown = parse_location(location).display
     store = open_store(location, access)
@@ -96,7 +102,14 @@ def _title(shown: str) -> str:
 
 
 def render_report_file(location: str | Path, out: Path, access: StorageAccess | None = None) -> RunReport:
-    """`taoflow report`: the HTML report of a results folder, written to `out`."""
+    """`taoflow report`: the HTML report of a results folder, written to `out`.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = save_report(RunReport(title="parking"), folder)
+    >>> render_report_file(folder, folder / "out.html").title, (folder / "out.html").read_text().startswith("<!DOCTYPE html>")
+    ('parking', True)
+    """
     report = load_report(location, access)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

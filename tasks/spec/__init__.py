@@ -45,14 +45,23 @@ __all__ = [
 
 
 def parse_spec(text: str | bytes, file: str | None = None, kind: str = "train") -> Document:
-    """Parse a spec's text; `kind` is "train" (experiment spec) or "dataset_convert"."""
+    """Parse a spec's text; `kind` is "train" (experiment spec) or "dataset_convert".
+
+    >>> doc = parse_spec('training_config { num_epochs: 3 }', file="spec.txt")
+    >>> doc.kind, doc.file
+    ('train', 'spec.txt')
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     return parse(text, file, kind)
 
 
 def check_spec(spec: Document | str | bytes, file: str | None = None, kind: str = "train") -> list[Problem]:
-    """Every problem (errors and warnings) of a spec; a syntax error still raises `SpecError`."""
+    """Every problem (errors and warnings) of a spec; a syntax error still raises `SpecError`.
+
+    >>> [p.code for p in check_spec("training_config { num_epochs: 0.5 }", "spec.txt") if p.code == "wrong-type"]
+    ['wrong-type']
+    """
     doc = spec if isinstance(spec, Document) else parse_spec(spec, file, kind)
     return check_document(doc)
 
@@ -70,6 +79,11 @@ def rewrite_spec(
 
     Raises `SpecError` when a reference matches no path field, an override names no field or
     has a value of the wrong type.
+
+    >>> result = rewrite_spec('model_config { pretrained_model_file: "/old/resnet18.hdf5" }',
+    ...                       {"/old": "/workspace/taoflow/base_model"}, file="spec.txt")
+    >>> "/workspace/taoflow/base_model/resnet18.hdf5" in result.text, [c.field for c in result.changes]
+    (True, ['model_config.pretrained_model_file'])
     """
     doc = spec if isinstance(spec, Document) else parse_spec(spec, file, kind)
     return rewrite_document(doc, rebasings, num_epochs, overrides)

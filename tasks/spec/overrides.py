@@ -21,12 +21,14 @@ _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[([^\]]*)\])?(?:\.|$)")
 
 
 def override_edit(doc: Document, schema: Schema, dotted: str, raw: str) -> Edit:
-    """The edit that makes TAO read `raw` for the field at `dotted` (see the module doc).
+    r"""The edit that makes TAO read `raw` for the field at `dotted` (see the module doc).
 
     >>> from tasks.spec.schema import load_schema
     >>> from tasks.spec.syntax import parse
     >>> d = parse("training_config { num_epochs: 3 }\ntraining_config { batch_size_per_gpu: 2 }\n")
     >>> override_edit(d, load_schema(), "training_config.num_epochs", "9").change.reason
+    'set'
+    >>> override_edit(d, load_schema(), "training_config.checkpoint_interval", "2").change.reason  # into the last block
     'add'
     """
     try:

@@ -34,6 +34,11 @@ def rebase_path(value: str, rebasings: dict[str, str]) -> tuple[str, str] | None
     Matching is on whole path components after normalisation (`..`, `.`, doubled and trailing
     slashes), so `/data/train` matches `/data/train` and `/data/train/x/*`, never `/data/training`.
     The longest matching reference wins; a glob tail or trailing slash of the value is kept.
+
+    >>> rebase_path("/data/train/images", {"/data/train": "/workspace/taoflow/data/training"})
+    ('/workspace/taoflow/data/training/images', '/data/train')
+    >>> rebase_path("/data/training", {"/data/train": "/x"}) is None
+    True
     """
     if not value:
         return None

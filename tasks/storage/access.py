@@ -32,7 +32,12 @@ class StorageAccess:
 
 
 def open_store(location: str | Path | Location, access: StorageAccess | None = None, *, pool_size: int = 32) -> Store:
-    """The store behind any accepted location."""
+    """The store behind any accepted location.
+
+    >>> import tempfile
+    >>> type(open_store(tempfile.mkdtemp())).__name__
+    'LocalStore'
+    """
     access = access or StorageAccess()
     loc = parse_location(location)
     if loc.kind == "local":

@@ -259,7 +259,12 @@ def _parse_azureml(text: str) -> Location:
 
 
 def parse_location(text: str | Path | Location) -> Location:
-    """Parse any accepted form into a `Location`; bad input raises `ConfigError` naming the forms."""
+    """Parse any accepted form into a `Location`; bad input raises `ConfigError` naming the forms.
+
+    >>> loc = parse_location("https://acct.blob.core.windows.net/datasets/kitti?sv=2024&sig=abc")
+    >>> loc.kind, loc.account, loc.container, loc.prefix, loc.display
+    ('blob', 'acct', 'datasets', 'kitti', 'https://acct.blob.core.windows.net/datasets/kitti?<SAS redacted>')
+    """
     if isinstance(text, Location):
         return text
     if isinstance(text, Path):
