@@ -14,15 +14,8 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from tasks.errors import ConfigError, Problem
-from tasks.job.request import (
-    COMPONENT_EXTRAS,
-    COMPONENT_INPUTS,
-    COMPONENT_OUTPUTS,
-    EXAMPLE,
-    TrainRequest,
-    pydantic_problems,
-    unknown_field_problem,
-)
+from tasks.job.field_problems import pydantic_problems, unknown_field_problem
+from tasks.job.request import COMPONENT_EXTRAS, COMPONENT_INPUTS, COMPONENT_OUTPUTS, EXAMPLE, TrainRequest
 from tasks.job.request_fields import join_location, join_problem
 
 _REQUIRED_COMPONENT = (

@@ -14,8 +14,6 @@ a SAS; their stored parameters leave the key out and mask the SAS.
 
 from __future__ import annotations
 
-import difflib
-import re
 from typing import Any, Literal, Mapping
 
 from pydantic import (
@@ -29,9 +27,17 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from tasks.errors import ConfigError, Problem
+from tasks.errors import ConfigError
+from tasks.job.field_problems import pydantic_problems, unknown_field_problem
 from tasks.job.promotion_policy import PromotionPolicy
-from tasks.job.request_fields import ALLOWED_COMPONENT, KEY_ADVICE, Location, PathComponent, join_location
+from tasks.job.request_fields import (
+    ALLOWED_COMPONENT,
+    KEY_ADVICE,
+    Location,
+    PathComponent,
+    join_location,
+    parse_gpu_index,
+)
 from tasks.launch.plan import DEFAULT_IMAGE, GpuSetting
 
 
@@ -358,48 +364,3 @@ COMPONENT_EXTRAS: tuple[str, ...] = (
     "launcher",
 )
 
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def parse_gpu_index(value: Any) -> Any:
-    """Accept 0, "0", "0,1", "0 1", [0, 1] — the forms pipelines pass — as a list of ints."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, bool):
-        return value  # let pydantic reject it
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, str):
-        tokens = [t for t in re.split(r"[,\s]+", value.strip().strip("[]")) if t]
-        try:
-            return [int(t) for t in tokens]
-        except ValueError:
-            return value  # pydantic will say it is not a list of ints
-    return value
-
-
-def unknown_field_problem(name: str, known, source: str, line: int | None = None) -> Problem:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}?" if close else "remove it; `taoflow run --help` lists the accepted names"
-    return Problem("unknown-field", f"unknown field {name!r}", file=source, line=line, hint=hint)
-
-
-def pydantic_problems(exc: ValidationError, source: str, lines: Mapping[str, int] | None = None) -> list[Problem]:
-    lines = lines or {}
-    problems = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "request"
-        msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if err["type"] == "missing":
-            msg = "required field is missing"
-        given = err.get("input")
-        if err["type"] != "missing" and "key" not in loc and not isinstance(given, (dict, list)):
-            msg += f" (given: {given!r})"
-        # The deepest path with a known line: "training_data.location" falls back to "training_data".
-        parts = [str(p) for p in err["loc"]]
-        line = next((lines[".".join(parts[:n])] for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in lines), None)
-        problems.append(Problem("invalid-field", f"{loc}: {msg}", file=source, line=line))
-    return problems

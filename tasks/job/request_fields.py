@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PlainSerializer
 
@@ -116,3 +116,24 @@ def join_problem(part: str) -> str | None:
     if any(segment in {".", ".."} for segment in part.strip("/").split("/")):
         return "it has a '.' or '..' segment"
     return None
+
+
+def parse_gpu_index(value: Any) -> Any:
+    """Accept 0, "0", "0,1", "0 1", [0, 1] — the forms pipelines pass — as a list of ints.
+
+    >>> parse_gpu_index("0, 1"), parse_gpu_index(2), parse_gpu_index("")
+    ([0, 1], [2], [])
+    """
+    if value is None or value == "":
+        return []
+    if isinstance(value, bool):
+        return value  # let pydantic reject it
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        tokens = [t for t in re.split(r"[,\s]+", value.strip().strip("[]")) if t]
+        try:
+            return [int(t) for t in tokens]
+        except ValueError:
+            return value  # pydantic will say it is not a list of ints
+    return value
