@@ -13,17 +13,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
+from tasks.launch.status import EpochEvent
 from tasks.storage.transfer import SyncProgress
 
 
 @dataclass(frozen=True)
 class TrainingProgress:
-    """Epochs completed of all, with the newest loss, ETA and validation mAP TAO reported."""
+    """Where training is: TAO's newest epoch line (epochs completed of all, loss, ETA), the newest
+    validation mAP, and whether the run is complete."""
 
-    completed: int
-    total: int
-    loss: float | None = None
-    eta: str | None = None
+    epoch: EpochEvent
     last_map: float | None = None
     done: bool = False
 
@@ -46,9 +45,9 @@ def showing(sink: ProgressSink) -> Iterator[ProgressSink]:
 
     >>> class Print:
     ...     def staging(self, name, progress): print(name, progress.files_done)
-    ...     def training(self, progress): print(progress.completed, "of", progress.total)
+    ...     def training(self, progress): print(progress.epoch.epoch, "of", progress.epoch.max_epoch)
     >>> with showing(Print()):
-    ...     report_training(TrainingProgress(2, 12))
+    ...     report_training(TrainingProgress(EpochEvent(2, 12)))
     2 of 12
     """
     with _lock:

@@ -20,11 +20,12 @@ PLAIN_EVERY_SECONDS = 5.0
 
 
 def _training_text(p: TrainingProgress) -> str:
-    parts = [f"{p.completed} of {p.total} epochs"]
-    if p.loss is not None:
-        parts.append(f"loss {p.loss:.5g}")
-    if p.eta and not p.done:
-        parts.append(f"ETA {p.eta}")
+    e = p.epoch
+    parts = [f"{e.epoch} of {e.max_epoch} epochs"]
+    if e.loss is not None:
+        parts.append(f"loss {e.loss:.5g}")
+    if e.eta and not p.done:
+        parts.append(f"ETA {e.eta}")
     if p.last_map is not None:
         parts.append(f"last mAP {p.last_map:.2f} %")
     return ", ".join(parts)
@@ -49,7 +50,7 @@ class PlainLines:
                           f"{p.bytes_done / 1e6:.1f}/{p.bytes_total / 1e6:.1f} MB", markup=False)
 
     def training(self, p: TrainingProgress) -> None:
-        key = (p.completed, p.last_map, p.done)
+        key = (p.epoch.epoch, p.last_map, p.done)
         with self._lock:
             if key == self._training:
                 return
@@ -78,8 +79,9 @@ class LiveDisplay:
                              description=f"stage {name} ({p.files_done}/{p.files_total} files)")
 
     def training(self, p: TrainingProgress) -> None:
-        task = self._task("train", "train", p.total)
-        self.progress.update(task, total=p.total, completed=p.completed, description=f"train: {_training_text(p)}")
+        task = self._task("train", "train", p.epoch.max_epoch)
+        self.progress.update(task, total=p.epoch.max_epoch, completed=p.epoch.epoch,
+                             description=f"train: {_training_text(p)}")
 
 
 @contextmanager

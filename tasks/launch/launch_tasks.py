@@ -8,6 +8,7 @@ checkpoints is transient: the retry resumes from them).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -58,14 +59,14 @@ class ArtifactReporter:
             event.progress,
             description=f"{event.epoch} of {event.max_epoch} epochs done, loss {event.loss}, ETA {event.eta}",
         )
-        report_training(TrainingProgress(event.epoch, event.max_epoch, event.loss, event.eta, self._last_map()))
+        report_training(TrainingProgress(event, self._last_map()))
 
     def on_validation(self, event: ValidationEvent) -> None:
         self.validations.append(event)
         if self.epochs:
             last = self.epochs[-1]
-            report_training(TrainingProgress(max(last.epoch, event.epoch or 0), last.max_epoch, last.loss, last.eta,
-                                             event.mean_average_precision))
+            reached = replace(last, epoch=max(last.epoch, event.epoch or 0))
+            report_training(TrainingProgress(reached, event.mean_average_precision))
 
     def _last_map(self) -> float | None:
         return self.validations[-1].mean_average_precision if self.validations else None
@@ -78,7 +79,7 @@ class ArtifactReporter:
         update_progress_artifact(
             self.progress_id, 100.0, description=f"complete: {result.num_epochs} of {result.num_epochs} epochs{final}"
         )
-        report_training(TrainingProgress(result.num_epochs, result.num_epochs, last_map=result.final_map, done=True))
+        report_training(TrainingProgress(EpochEvent(result.num_epochs, result.num_epochs), result.final_map, done=True))
 
     def publish_tables(self) -> None:
         """One row per epoch and one per validation; written also when the run failed."""

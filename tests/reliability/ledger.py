@@ -12,7 +12,7 @@ import json
 import os
 import re
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,12 +24,12 @@ SESSION = uuid.uuid4().hex
 BAD = ("lost", "leaked", "crashed")
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
+    """One row of the table: what was tried, what had to hold, the trials the issue asks for at least."""
+
     id: str
     tried: str
     held: str
-    #: The trial count the issue asks for at least.
     minimum: int = 1
 
 

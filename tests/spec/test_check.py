@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -65,26 +67,8 @@ def test_tao_validator_rules(old, new, code, line, words):
 # edit is one line of the real file, and each gives exactly one error at that line.
 @pytest.mark.parametrize(
     "old, new, line, words",
-    [
-        ("      scale: 35.0", "      scale: 0.0", 99, "scale is 0.0; TAO 5 requires it > 0"),
-        ("      offset: 0.5", "      offset: -0.5", 100, "offset is -0.5; TAO 5 requires it >= 0"),
-        ("      maximum_height: 9999", "      maximum_height: 0", 126, "maximum_height is 0; TAO 5 requires it > 0"),
-        ("      minimum_width: 10", "      minimum_width: -1", 127, "minimum_width is -1; TAO 5 requires it >= 0"),
-        ("        minimum_bounding_box_height: 20", "        minimum_bounding_box_height: -2", 62, ">= 0"),
-        ("    min_bbox_width: 1.0", "    min_bbox_width: -1.0", 34, "min_bbox_width is -1.0"),
-        ("    min_bbox_height: 1.0", "    min_bbox_height: -1.0", 35, "min_bbox_height is -1.0"),
-        ("    zoom_min: 1.0", "    zoom_min: -0.5", 40, "zoom_min is -0.5"),
-        ("    zoom_max: 1.0", "    zoom_max: -1.0", 41, "zoom_max is -1.0"),
-        ("    translate_max_x: 8.0", "    translate_max_x: -8.0", 42, "translate_max_x is -8.0"),
-        ("    translate_max_y: 8.0", "    translate_max_y: -8.0", 43, "translate_max_y is -8.0"),
-        ("    class_weight: 8.0", "    class_weight: -8.0", 169, "class_weight is -8.0"),
-        ("    coverage_foreground_weight: 0.0500000007451\n    objectives", "    coverage_foreground_weight: -1\n"
-         "    objectives", 155, "coverage_foreground_weight is -1.0"),
-        ("      initial_weight: 10.0", "      initial_weight: -10.0", 163, "initial_weight is -10.0"),
-        ("      weight_target: 10.0", "      weight_target: -1.0", 164, "weight_target is -1.0"),
-        ('      name: "detectnet_v2_resnet18_wandb"\n', "", 259, "name is not set (TAO reads '') in WandBConfig"),
-        ('  image_extension: "png"', '  image_extension: ".png"', 7, "starts with a dot"),
-    ],
+    [(c["old"], c["new"], c["line"], c["words"])
+     for c in json.loads((Path(__file__).with_name("cases") / "tao5_validator_rules.json").read_text())],
 )
 def test_tao5_validator_rules_from_the_source(old, new, line, words):
     problems = check_spec(_edited(old, new))

@@ -6,6 +6,7 @@ the severity the catalog states; the catalog must list exactly these codes.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -19,27 +20,9 @@ TRAIN = "tao_tutorials_5.5__detectnet_v2_train_resnet18_kitti.txt"
 CONVERT = "tao_tutorials_5.5__detectnet_v2_tfrecords_kitti_trainval.txt"
 CATALOG = Path(__file__).resolve().parents[2] / "docs" / "preflight.md"
 
-# code -> (spec, kind, text to replace, replacement)
-CASES = {
-    "syntax": (TRAIN, "train", "dataset_config {", "dataset_config {{"),
-    "unknown-field": (TRAIN, "train", "image_extension:", "image_extention:"),
-    "wrong-type": (TRAIN, "train", "batch_size_per_gpu: 4", "batch_size_per_gpu: 4.5"),
-    "bad-enum": (TRAIN, "train", "average_precision_mode: INTEGRATE", "average_precision_mode: INTEGRAL"),
-    "not-repeated": (TRAIN, "train", "num_epochs: 120", "num_epochs: [120]"),
-    "missing-colon": (TRAIN, "train", "  arch: \"resnet\"", "  arch: \"resnet\"\n  freeze_blocks [0, 1]"),
-    "duplicate-field": (TRAIN, "train", "num_epochs: 120", "num_epochs: 120\n  num_epochs: 80"),
-    "duplicate-block": (TRAIN, "train", "model_config {", "model_config { load_graph: false }\nmodel_config {"),
-    "duplicate-key": (TRAIN, "train", '    key: "van"', '    key: "car"'),
-    "oneof-conflict": (TRAIN, "train", "  validation_fold: 0", "  validation_fold: 0\n  validation_data_source "
-                       '{ tfrecords_path: "/v/*" image_directory_path: "/v" }'),
-    "protobuf-version": (TRAIN, "train", "translate_max_x: 8.0", "translate_max_x: 010"),
-    "unknown-enum-number": (TRAIN, "train", "average_precision_mode: INTEGRATE", "average_precision_mode: 7"),
-    "missing-required": (CONVERT, "dataset_convert", 'partition_mode: "random"', 'partition_mode: "sequence"'),
-    "invalid-value": (TRAIN, "train", "output_image_width: 1248", "output_image_width: 1250"),
-    "no-validation-data": (TRAIN, "train", "  validation_fold: 0\n", ""),
-    "logging-period": (TRAIN, "train", "num_epochs: 120", "num_epochs: 3"),
-    "extension-dot": (CONVERT, "dataset_convert", 'image_extension: ".png"', 'image_extension: "png"'),
-}
+# code -> the edit of a real spec that makes it (tests/spec/cases/spec_codes.json)
+CASES = {code: ({"train": TRAIN, "convert": CONVERT}[c["spec"]], c["kind"], c["old"], c["new"])
+         for code, c in json.loads((Path(__file__).with_name("cases") / "spec_codes.json").read_text()).items()}
 
 
 def _catalog() -> dict[str, str]:

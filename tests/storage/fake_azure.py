@@ -20,7 +20,7 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -92,15 +92,17 @@ def _record(head: bytes, host: str, into: list[Seen]) -> None:
     into.append(Seen(host, lines[0], auth))
 
 
-@dataclass
 class FakeInternet:
     """The three servers, started together; `env()` is the environment of a process that uses them."""
 
-    folder: Path
-    tokens: list[Seen] = field(default_factory=list)
-    direct: list[Seen] = field(default_factory=list)
-    proxied: list[Seen] = field(default_factory=list)
-    connects: list[str] = field(default_factory=list)
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        # What the servers saw: identity-token requests, requests to the TLS endpoint (directly or
+        # through the proxy), and the CONNECT targets the proxy was asked for.
+        self.tokens: list[Seen] = []
+        self.direct: list[Seen] = []
+        self.proxied: list[Seen] = []
+        self.connects: list[str] = []
 
     def __enter__(self) -> "FakeInternet":
         self.ca, cert, key = _certificates(self.folder)
