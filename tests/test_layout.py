@@ -1,0 +1,58 @@
+"""The tree's rules (README, "Layout"): no module name twice under tasks/, no module over 400 lines,
+and imports that go downward only — the units never import the job, the job never the registry,
+nothing in tasks/ the flows or the CLI."""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+UNITS = ("spec", "dataset", "storage", "launch", "events", "report")
+#: A module longer than this is split by concern (the house rule says "about 400").
+MAX_LINES = 400
+SOURCES = sorted(p for top in ("tasks", "flows", "taoflow", "deployments", "bench", "tests")
+                 for p in (REPO / top).rglob("*.py"))
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_no_module_name_twice_under_tasks():
+    names = Counter(p.name for p in (REPO / "tasks").rglob("*.py") if p.name != "__init__.py")
+    assert [name for name, count in names.items() if count > 1] == []
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_module_over_400_lines(path):
+    assert len(path.read_text().splitlines()) <= MAX_LINES
+
+
+def _rule(path: Path) -> tuple[str, ...]:
+    """The packages a module may not import, by where it sits."""
+    parts = path.relative_to(REPO).parts
+    if parts[0] != "tasks":
+        return ()
+    upper = ("flows", "taoflow")
+    if len(parts) > 2 and parts[1] in UNITS:
+        return (*upper, "tasks.job", "tasks.registry")
+    if len(parts) > 2 and parts[1] == "job":
+        return (*upper, "tasks.registry")
+    return upper
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _rule(p)], ids=lambda p: str(p.relative_to(REPO)))
+def test_imports_go_downward_only(path):
+    forbidden = _rule(path)
+    upward = sorted(name for name in imports(path) if any(name == f or name.startswith(f + ".") for f in forbidden))
+    assert upward == [], f"{path.relative_to(REPO)} imports upward: {upward}"
