@@ -40,13 +40,23 @@ def _read(spec: Path, kind: str):
 
 
 @spec_app.command("check")
-def check(spec: Path = typer.Argument(..., help="The spec file."), kind: str = _KIND) -> None:
+def check(
+    spec: Path = typer.Argument(..., help="The spec file."),
+    kind: str = _KIND,
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout (exit status unchanged)."),
+) -> None:
     """Check a spec against TAO 5's schema and validator rules; list every problem."""
     doc = _read(spec, kind)
     problems = check_spec(doc)
+    errors = [p for p in problems if p.severity == "error"]
+    if as_json:
+        # A script reads one document whatever the verdict; the exit status still says ok (0) or not (1).
+        print_json({"spec": str(spec), "kind": kind, "ok": not errors, "problems": [p.to_dict() for p in problems]})
+        if errors:
+            raise typer.Exit(1)
+        return
     for p in problems:
         err_console.print(p.render(), markup=False)
-    errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise SpecError(f"{spec}: {len(errors)} error(s) in the {kind} spec", fix="correct the lines listed above")
     typer.echo(f"{spec}: ok ({kind} spec, {len(problems)} warning(s))")

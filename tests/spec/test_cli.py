@@ -33,6 +33,19 @@ def test_check_ok_and_errors(capsys):
     assert code == 1 and "unknown field" in err
 
 
+def test_check_json_is_one_document_whatever_the_verdict(capsys):
+    code, out, _ = run(["spec", "check", str(spec_path(BASE)), "--json"], capsys)
+    clean = json.loads(out)
+    assert code == 0 and clean["ok"] is True and clean["kind"] == "train"
+    assert all(p["severity"] == "warning" for p in clean["problems"])
+    code, out, err = run(["spec", "check", str(spec_path(FACE_MASK_TRAIN)), "--json"], capsys)
+    broken = json.loads(out)
+    assert code == 1 and broken["ok"] is False and err == ""
+    assert {"code": "wrong-type", "line": 55, "column": 29} in [
+        {k: p[k] for k in ("code", "line", "column")} for p in broken["problems"]
+    ]
+
+
 def test_usage_errors_exit_2(tmp_path, capsys):
     assert run(["spec", "check", str(tmp_path / "none.txt")], capsys)[0] == 2
     assert run(["spec", "check", "--kind", "inference", str(spec_path(BASE))], capsys)[0] == 2
