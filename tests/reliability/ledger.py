@@ -83,9 +83,10 @@ ROWS: tuple[Row, ...] = (
         "a top-level key, the schema check turned off; then a full training run with the key in a Secret block",
         "refused by the server before storage, or failed at once with the stored copy masked; 0 occurrences in "
         "parameters, logs, state messages, task runs, artifacts, events, server and runner logs, files, container env"),
-    Row("sdk-errors", "Azurite down while a run stages a SAS location: each attempt's Azure SDK error quotes the "
-        "request URL (trials: the attempts)",
-        "every such log line, state message and error text shows sig=***; 0 signatures, keys or connection strings"),
+    Row("sdk-errors", "Azurite down while a run stages a SAS location: each transport attempt's Azure SDK error "
+        "quotes the request URL (trials: those attempts); the step then fails once, not retried",
+        "every log line, state message and error text shows the URL with sig=*** or <SAS redacted>; "
+        "0 signatures, keys or connection strings"),
     Row("storage-symlinks", "Symlinks (to host files and folders, dangling), FIFOs and devices planted in a results "
         "folder by a real container, then published, synced down and staged",
         "never read, opened or written through (inotify on the host side); skipped with a warning; no hang", 10),

@@ -64,11 +64,12 @@ def sas_url(azurite, container: str) -> tuple[str, str]:
     return f"{azurite.blob_endpoint}/{container}/parking/run-1?{sas}", urllib.parse.parse_qs(sas)["sig"][0]
 
 
-def run_report_flow(server: PrefectServer, workdir: Path, results: str) -> str:
+def run_report_flow(server: PrefectServer, workdir: Path, results: str, connection_string: str) -> str:
     data = generate_demo_dataset(workdir / "data", count=24).root
     status = traces_root() / "train" / "one-based" / "complete" / "status.json"
-    env = server.env(TAOFLOW_REPORT_RESULTS=results)
-    env.pop("AZURE_STORAGE_CONNECTION_STRING", None)  # the SAS in the URL is the only credential
+    # The sync signs with the SAS in the URL (a SAS wins over other credentials); the connection string
+    # is there because it is what makes Azurite's http://127.0.0.1 endpoint a configured, trusted one.
+    env = server.env(TAOFLOW_REPORT_RESULTS=results, AZURE_STORAGE_CONNECTION_STRING=connection_string)
     done = subprocess.run([sys.executable, "-m", "tests.report.report_flow", str(data), str(status), str(workdir)],
                           env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -101,7 +102,7 @@ def test_every_artifact_picture_loads_in_both_prefect_uis(browser, azurite, blob
     results, signature = sas_url(azurite, container)
     (tmp_path / "prefect").mkdir()
     with running_server(tmp_path / "prefect", ui=True) as server:
-        run_id = run_report_flow(server, tmp_path, results)
+        run_id = run_report_flow(server, tmp_path, results, azurite.connection_string)
         base = f"http://127.0.0.1:{server.port}"
         page = browser.new_page()
         seen: dict[str, dict[str, list[dict]]] = {}
