@@ -26,9 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.services import AZURITE_KEY, Azurite, free_port, wait_for_port  # noqa: E402
-
 from tasks.storage import StorageAccess, sync_down  # noqa: E402
+from tests.fixtures.services import AZURITE_KEY, Azurite, free_port, wait_for_port  # noqa: E402
 
 PREFIX = "data"
 CONTAINER = "bench"

@@ -39,7 +39,7 @@ from tasks.registry.registry_tasks import (
 from tasks.report import RunReport
 from tasks.report.artifacts import report_dataset, report_results
 from tasks.storage import StorageAccess, parse_location
-from tasks.storage.task import sync_up_task
+from tasks.storage.sync_tasks import sync_up_task
 
 
 @dataclass

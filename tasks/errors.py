@@ -31,8 +31,7 @@ readable block and exits non-zero; a bare traceback means a bug in taoflow, not 
     │   └── StoreUnavailable ········· (transient) the bridge's state store cannot record now
     └── ReportError ·················· nothing to draw a report from, or a damaged report.json
 
-The storage errors below StorageError are defined in `tasks.storage.errors` beside the Azure SDK
-mapping that raises them; every other class is here.
+`tasks.storage.azure_errors` maps the Azure SDK's exceptions onto the storage branch.
 
 `transient` tells the flow's retry policy whether trying again can help (a storage hiccup,
 an engine restart, a crashed trainer that can resume) or cannot (a bad spec, a bad dataset,
@@ -195,6 +194,28 @@ class StorageNotFoundError(StorageError):
     """The account, container, prefix or file does not exist."""
 
 
+class StorageUnreachableError(StorageError):
+    """No connection to the storage endpoint (refused, unresolvable, connect time-out) after the
+    SDK's time-bounded reconnects: not retried again by the step, that would only repeat the wait."""
+
+
+class StorageBusyError(StorageError):
+    """Another sync holds the target (a local lock file, or the lease on a prefix's publishing marker)."""
+
+
+class PublicationLeaseLost(TransientStorageError):
+    """The lease on a prefix's publishing marker expired or vanished mid-upload (a stalled process,
+    a storage restart): nothing was marked complete; a retry takes a new lease and resumes."""
+
+
+class UntrustedEndpointError(StorageError):
+    """A blob location points at a host that is neither an Azure Storage endpoint nor the configured one."""
+
+
+class NotRegularFile(StorageError):
+    """A name that was a regular file when listed is now something else (a symlink, a FIFO, ...)."""
+
+
 class LaunchError(TaoflowError):
     """The TAO container could not run the job, or the job did not succeed."""
 
@@ -294,12 +315,18 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TaoflowError) and bool(getattr(exc, "transient", False))
 
 
+def failure_of(state) -> Exception | None:
+    """The exception a failed Prefect state holds (None for any other state)."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the caller only classifies it
+        return exc
+    return None
+
+
 def retry_if_transient(task, task_run, state) -> bool:
     """Every Prefect task's `retry_condition_fn`: retry what a retry can fix (a storage blip, the
     engine back, a crash with checkpoints to resume from), never a user's mistake. Plain: it only
     asks the failed state for its exception."""
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - whatever it is, the question is only "transient?"
-        return is_transient(exc)
-    return False
+    exc = failure_of(state)
+    return exc is not None and is_transient(exc)

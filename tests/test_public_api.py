@@ -13,8 +13,8 @@ import pkgutil
 import pytest
 
 import flows
-import tasks
 import taoflow
+import tasks
 
 PUBLIC = {
     "tasks.dataset": [

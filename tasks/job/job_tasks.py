@@ -18,14 +18,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import ValidationReport
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, retry_if_transient
 from tasks.job.preflight import PreparedSpec, prepare_spec, validate_inputs
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput, Workspace, stage_input
 from tasks.progress import staging_reporter
 from tasks.redact import remember_secret
 from tasks.storage import StorageAccess
-from tasks.storage.task import RETRY_DELAYS, retry_only_transient
+from tasks.storage.sync_tasks import RETRY_DELAYS
 
 #: Bump when a change to staging or validation logic must invalidate cached results.
 CACHE_VERSION = "1"
@@ -47,7 +47,7 @@ def _digest(*parts: object) -> str:
     cache_policy=NO_CACHE,
     retries=len(RETRY_DELAYS),
     retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_only_transient,
+    retry_condition_fn=retry_if_transient,
     task_run_name="stage-{name}",
 )
 def stage_input_task(name: str, location: str, workspace: Workspace, access: StorageAccess | None = None) -> StagedInput:

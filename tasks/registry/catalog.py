@@ -66,7 +66,7 @@ def parse_pointer(read: PointerRead, where: str) -> ChampionPointer | None:
         return ChampionPointer.model_validate_json(read.data)
     except ValidationError:
         raise StorageError(f"{POINTER_FILE} is damaged (not a champion pointer)", where=where,
-                           fix=f"restore it from the model cards (taoflow models list), or delete it so the next "
+                           fix="restore it from the model cards (taoflow models list), or delete it so the next "
                                "model that meets the floors becomes champion") from None
 
 

@@ -24,7 +24,7 @@ from typing import Iterator, Literal
 
 from tasks.files import write_atomic
 from tasks.storage import StorageAccess, open_store
-from tasks.storage.errors import azure_errors
+from tasks.storage.azure_errors import azure_errors
 from tasks.storage.stores import BlobStore
 
 POINTER_FILE = "champion.json"

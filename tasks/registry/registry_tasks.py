@@ -15,7 +15,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import TaoflowError
+from tasks.errors import TaoflowError, retry_if_transient
 from tasks.files import write_atomic
 from tasks.job.job_tasks import stage_input_task
 from tasks.job.plans import plan_evaluation
@@ -30,10 +30,10 @@ from tasks.registry.pointer import PointerRead, read_pointer
 from tasks.registry.promotion import guard_champion_folder, promote
 from tasks.report import Comparison
 from tasks.storage import StorageAccess
-from tasks.storage.task import RETRY_DELAYS, retry_only_transient
+from tasks.storage.sync_tasks import RETRY_DELAYS
 
 _STORAGE_RETRIES = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
-                        retry_condition_fn=retry_only_transient, cache_policy=NO_CACHE)
+                        retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 
 
 @task(name="check-champion-folder", **_STORAGE_RETRIES)

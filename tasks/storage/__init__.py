@@ -1,6 +1,6 @@
 """Storage: locations (local, Azure Blob, AzureML datastores), incremental sync down, atomic sync up.
 
-Plain functions on the sync Azure SDK; the Prefect task wrappers are in `tasks.storage.task`.
+Plain functions on the sync Azure SDK; the Prefect task wrappers are in `tasks.storage.sync_tasks`.
 """
 
 from tasks.storage.access import StorageAccess, open_store

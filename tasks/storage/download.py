@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from tasks.errors import StorageNotFoundError, TransientStorageError
 from tasks.storage.access import StorageAccess, open_store
-from tasks.storage.errors import local_write_error
+from tasks.storage.azure_errors import local_write_error
 from tasks.storage.localfs import LocalTree
 from tasks.storage.locations import Location, parse_location
 from tasks.storage.manifest import Journal, LocalRecord, SyncManifest, fingerprint

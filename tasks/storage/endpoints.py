@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from tasks.storage.errors import UntrustedEndpointError
+from tasks.errors import UntrustedEndpointError
 
 #: Storage endpoint suffixes of the Azure clouds (AzureCloud, AzureUSGovernment, AzureChinaCloud).
 CLOUD_SUFFIXES = ("core.windows.net", "core.usgovcloudapi.net", "core.chinacloudapi.cn")

@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from tasks.errors import StorageError
-from tasks.storage.errors import StorageBusyError
+from tasks.errors import NotRegularFile, StorageBusyError, StorageError
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
@@ -94,10 +93,6 @@ class NotFollowed:
 
     def render(self) -> str:
         return f"{self.name} ({self.kind}" + (f" -> {self.target})" if self.target is not None else ")")
-
-
-class NotRegularFile(StorageError):
-    """A name that was a regular file when listed is now something else (a symlink, a FIFO, ...)."""
 
 
 @dataclass

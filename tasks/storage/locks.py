@@ -22,7 +22,8 @@ import threading
 import time
 from typing import Callable, Protocol
 
-from tasks.storage.errors import PublicationLeaseLost, StorageBusyError, Target, azure_errors
+from tasks.errors import PublicationLeaseLost, StorageBusyError
+from tasks.storage.azure_errors import Target, azure_errors
 from tasks.storage.localfs import LocalTree
 
 LEASE_SECONDS = 60

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tasks.storage.localfs import MANIFEST_TEMP, RESERVED_NAMES, STAGING_DIR, SYNC_JOURNAL, SYNC_MANIFEST
+from tasks.storage.localfs import MANIFEST_TEMP, RESERVED_NAMES, SYNC_JOURNAL, SYNC_MANIFEST
 from tasks.storage.stores import Entry
 
 PUBLISHED_MARKER = "_taoflow_published.json"

@@ -22,7 +22,7 @@ from typing import Any
 from azure.core.exceptions import ServiceRequestError
 from azure.storage.blob import ExponentialRetry
 
-from tasks.storage.errors import unreachable_reason
+from tasks.storage.azure_errors import unreachable_reason
 
 #: Reconnects after a connection fault, at most (the time budget usually ends them first).
 CONNECT_RETRIES = 4

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Protocol
 
 from tasks.errors import StorageError, StorageNotFoundError
-from tasks.storage.errors import Target, azure_errors
+from tasks.storage.azure_errors import Target, azure_errors
 from tasks.storage.localfs import RESERVED_NAMES, LocalTree, NotFollowed, kind_of, open_named
 from tasks.storage.locations import Location
 from tasks.storage.locks import BlobPublication, LocalPublication, Publication

@@ -15,9 +15,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from tasks.errors import ConfigError, Problem, TransientStorageError
+from tasks.errors import ConfigError, NotRegularFile, Problem, TransientStorageError
 from tasks.storage.access import StorageAccess, open_store
-from tasks.storage.localfs import NotRegularFile
 from tasks.storage.locations import Location, parse_location
 from tasks.storage.manifest import MARKERS, PUBLISHED_MARKER, fingerprint, parse_published, published_document
 from tasks.storage.names import name_problem, printable

@@ -12,8 +12,8 @@ import json
 import os
 import re
 import uuid
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDS = Path(os.environ.get("TAOFLOW_RELIABILITY_RECORDS") or REPO / ".cache" / "reliability")

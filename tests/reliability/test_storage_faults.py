@@ -14,7 +14,7 @@ from prefect import flow
 from tasks.errors import StorageError
 from tasks.storage import sync_down
 from tasks.storage.manifest import STAGING_DIR, SyncManifest
-from tasks.storage.task import sync_down_task, sync_up_task
+from tasks.storage.sync_tasks import sync_down_task, sync_up_task
 from tests.fixtures.services import service_missing
 from tests.reliability import ledger
 from tests.storage.helpers import access_for, location_of, nested_tree, read_tree, upload_tree, write_tree

@@ -22,7 +22,7 @@ from prefect import flow
 
 from tasks.job.workspace import Workspace, stage_input
 from tasks.storage import sync_down
-from tasks.storage.task import sync_up_task
+from tasks.storage.sync_tasks import sync_up_task
 from tests.reliability import ledger
 from tests.storage.fake_azure import FAKE_TOKEN, FakeInternet
 from tests.storage.helpers import access_for, blob_tree, location_of, read_tree

@@ -17,11 +17,10 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, StorageUnreachableError
 from tasks.job.job_tasks import stage_all
 from tasks.job.workspace import Workspace
 from tasks.storage import StorageAccess, sync_down
-from tasks.storage.errors import StorageUnreachableError
 from tasks.storage.retry import CONNECT_RETRIES
 from tests.fixtures.services import AZURITE_KEY, free_port
 from tests.reliability import ledger

@@ -21,7 +21,6 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 FAKE_TOKEN = "fake-bearer-token-for-storage-azure-com"

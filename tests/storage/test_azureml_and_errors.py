@@ -8,10 +8,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from tasks.errors import ConfigError, StorageAuthError, StorageError, StorageNotFoundError, TransientStorageError, is_transient
+from tasks.errors import (
+    ConfigError,
+    StorageAuthError,
+    StorageError,
+    StorageNotFoundError,
+    TransientStorageError,
+    is_transient,
+)
 from tasks.storage import StorageAccess, sync_down
+from tasks.storage.azure_errors import Target, map_azure_error
 from tasks.storage.azureml import resolve_datastore
-from tasks.storage.errors import Target, map_azure_error
 from tasks.storage.locations import parse_location
 from tests.storage.helpers import read_tree, upload_tree
 

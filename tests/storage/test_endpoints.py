@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, UntrustedEndpointError
 from tasks.storage import StorageAccess, open_store, sync_down
 from tasks.storage.endpoints import is_cloud_endpoint
-from tasks.storage.errors import UntrustedEndpointError
 from tests.storage.helpers import location_of, upload_tree
 
 HOSTILE = [

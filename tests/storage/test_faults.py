@@ -6,9 +6,8 @@ import time
 
 import pytest
 
-from tasks.errors import StorageNotFoundError
+from tasks.errors import StorageNotFoundError, StorageUnreachableError
 from tasks.storage import is_published, sync_down, sync_up
-from tasks.storage.errors import StorageUnreachableError
 from tests.storage.helpers import access_for, location_of, nested_tree, read_tree, upload_tree, write_tree
 
 pytestmark = pytest.mark.services

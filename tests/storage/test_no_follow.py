@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 import threading
+
 import pytest
 
-from tasks.storage import is_published, sync_down, sync_up
-from tasks.storage.localfs import LocalTree, NotRegularFile
+from tasks.errors import NotRegularFile
 from tasks.job.workspace import Workspace, stage_input
+from tasks.storage import is_published, sync_down, sync_up
+from tasks.storage.localfs import LocalTree
 from tests.storage.helpers import access_for, blob_tree, location_of, read_tree, write_tree
 from tests.storage.hostile_fs import SECRET, OutsideWatch, make_outside, plant_hostile_entries
 

@@ -13,27 +13,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from tasks.errors import StorageAuthError, StorageError, StorageNotFoundError, TransientStorageError
+from tasks.errors import (
+    StorageAuthError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnreachableError,
+    TransientStorageError,
+)
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-class StorageUnreachableError(StorageError):
-    """No connection to the storage endpoint (refused, unresolvable, connect time-out) after the
-    SDK's time-bounded reconnects: not retried again by the step, that would only repeat the wait."""
-
-
-class StorageBusyError(StorageError):
-    """Another sync holds the target (a local lock file, or the lease on a prefix's publishing marker)."""
-
-
-class PublicationLeaseLost(TransientStorageError):
-    """The lease on a prefix's publishing marker expired or vanished mid-upload (a stalled process,
-    a storage restart): nothing was marked complete; a retry takes a new lease and resumes."""
-
-
-class UntrustedEndpointError(StorageError):
-    """A blob location points at a host that is neither an Azure Storage endpoint nor the configured one."""
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ import time
 import pytest
 from prefect import flow, task
 
-from tasks.errors import StorageAuthError, TransientStorageError
+from tasks.errors import StorageAuthError, StorageUnreachableError, TransientStorageError
 from tasks.storage import StorageAccess
-from tasks.storage.errors import StorageUnreachableError
-from tasks.storage.task import _RETRY_PUBLISH, _RETRY_TRANSIENT, content_cache_key, sync_down_task, sync_up_task
+from tasks.storage.sync_tasks import _RETRY_PUBLISH, _RETRY_TRANSIENT, content_cache_key, sync_down_task, sync_up_task
 from tests.storage.helpers import access_for, location_of, nested_tree, read_tree, upload_tree, write_tree
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

@@ -18,9 +18,8 @@ from typing import Callable
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import TaoflowError, is_transient
+from tasks.errors import StorageUnreachableError, TaoflowError, failure_of, is_transient, retry_if_transient
 from tasks.storage.access import StorageAccess
-from tasks.storage.errors import StorageUnreachableError
 from tasks.storage.sync import content_fingerprint, sync_down, sync_up
 from tasks.storage.transfer import SyncProgress, SyncReport
 
@@ -28,32 +27,21 @@ from tasks.storage.transfer import SyncProgress, SyncReport
 RETRY_DELAYS = [2.0, 5.0, 15.0, 30.0]
 
 
-def retry_only_transient(task, task_run, state) -> bool:
-    """`retry_condition_fn`: retry connection errors, time-outs and 408/429/5xx; never auth or not-found."""
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - whatever it is, the question is only "transient?"
-        return is_transient(exc)
-    return False
-
-
-def retry_transient_or_unreachable(task, task_run, state) -> bool:
-    """`retry_condition_fn` for publishing: transient faults, and an endpoint that stopped answering."""
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - see retry_only_transient
-        return is_transient(exc) or isinstance(exc, StorageUnreachableError)
-    return False
+def retry_publishing(task, task_run, state) -> bool:
+    """`retry_condition_fn` for publishing: what `retry_if_transient` retries, and an endpoint that
+    stopped answering (see the module doc for why only here)."""
+    exc = failure_of(state)
+    return exc is not None and (is_transient(exc) or isinstance(exc, StorageUnreachableError))
 
 
 #: Transient faults retried with back-off; results are files, so no result cache.
 _RETRY_TRANSIENT = dict(
     retries=len(RETRY_DELAYS),
     retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_only_transient,
+    retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-_RETRY_PUBLISH = _RETRY_TRANSIENT | {"retry_condition_fn": retry_transient_or_unreachable}
+_RETRY_PUBLISH = _RETRY_TRANSIENT | {"retry_condition_fn": retry_publishing}
 
 
 class LogProgress:
