@@ -20,6 +20,7 @@ from tasks.spec import KINDS, check_spec, extract_facts, parse_spec, require_val
 spec_app = typer.Typer(help="Check, inspect and rewrite DetectNet_v2 spec files.", no_args_is_help=True)
 
 _KIND = typer.Option("train", "--kind", help="Spec kind: train (experiment spec) or dataset_convert.")
+_SPEC = typer.Argument(..., help="The spec file.")
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +42,7 @@ def _read(spec: Path, kind: str):
 
 @spec_app.command("check")
 def check(
-    spec: Path = typer.Argument(..., help="The spec file."),
+    spec: Path = _SPEC,
     kind: str = _KIND,
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout (exit status unchanged)."),
 ) -> None:
@@ -64,7 +65,7 @@ def check(
 
 @spec_app.command("show")
 def show(
-    spec: Path = typer.Argument(..., help="The spec file."),
+    spec: Path = _SPEC,
     kind: str = _KIND,
     as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
 ) -> None:
@@ -93,7 +94,7 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
 
 @spec_app.command("rewrite")
 def rewrite(
-    spec: Path = typer.Argument(..., help="The spec file."),
+    spec: Path = _SPEC,
     maps: list[str] = typer.Option([], "--map", help="REF=ACTUAL: rebase spec paths under REF onto ACTUAL (repeatable)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Set training_config.num_epochs."),
     sets: list[str] = typer.Option([], "--set", help="FIELD.PATH=VALUE: set one field, e.g. training_config.batch_size_per_gpu=8."),
