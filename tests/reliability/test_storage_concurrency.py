@@ -214,7 +214,7 @@ def test_two_flow_runs_with_the_same_inputs_share_the_staging_cache(prefect_api,
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {n: d for n, d in read_tree(folder).items() if n.split("/")[0] not in RESERVED_NAMES}
+    return read_tree(folder, skip=RESERVED_NAMES)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

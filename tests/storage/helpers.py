@@ -37,10 +37,17 @@ def write_tree(root: Path, tree: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
-def read_tree(root: Path) -> dict[str, bytes]:
-    """Every file under root, except the sync's own manifest."""
+def read_tree(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, bytes]:
+    """Every file under root, except the sync's own manifest and the top-level names in skip.
+
+    Skipped folders are pruned before they are listed: a sync still running renames its staged
+    files out of them, so reading one there races with that rename.
+    """
     found = {}
-    for dirpath, _, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) == root:
+            dirnames[:] = [d for d in dirnames if d not in skip]
+            filenames = [f for f in filenames if f not in skip]
         for filename in filenames:
             path = Path(dirpath, filename)
             name = path.relative_to(root).as_posix()
