@@ -219,6 +219,7 @@ class Setting:
         env = dict(os.environ, AZURE_STORAGE_CONNECTION_STRING=self.conn, PREFECT_LOGGING_LEVEL="WARNING",
                    AZCOPY_LOG_LOCATION=str(self.work / "azcopy-logs"),
                    AZCOPY_JOB_PLAN_LOCATION=str(self.work / "azcopy-plans"))
+        os.sync()  # the last method's written data must not be flushed on this one's time
         before_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         before = {k: process_cpu(pid) for k, pid in self.watch.items()}
         started = time.perf_counter()

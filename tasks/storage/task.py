@@ -22,7 +22,7 @@ from tasks.errors import TaoflowError, is_transient
 from tasks.storage.access import StorageAccess
 from tasks.storage.errors import StorageUnreachableError
 from tasks.storage.sync import content_fingerprint, sync_down, sync_up
-from tasks.storage.transfer import SyncProgress, SyncReport
+from tasks.storage.transfer import DEFAULT_CONCURRENCY, SyncProgress, SyncReport
 
 #: Waits between attempts; a storage blip or an emulator restart is usually over within these.
 RETRY_DELAYS = [2.0, 5.0, 15.0, 30.0]
@@ -81,7 +81,7 @@ def sync_down_task(
     dest_dir: str | Path,
     access: StorageAccess | None = None,
     require_published: bool = False,
-    concurrency: int = 16,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> SyncReport:
     """Fetch a location into a local directory; a retry resumes where the failed attempt stopped."""
     report = sync_down(
@@ -97,7 +97,7 @@ def sync_up_task(
     src_dir: str | Path,
     location: str,
     access: StorageAccess | None = None,
-    concurrency: int = 16,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> SyncReport:
     """Publish a results directory; a retry skips blobs already uploaded and writes the marker last.
 
