@@ -47,6 +47,10 @@ class DirectTransport(RequestsTransport):
     4096
     """
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._pools: dict[tuple[str, str], object] = {}
+
     def send(self, request, *, proxies=None, **kwargs):  # noqa: D102 - RequestsTransport.send
         if (
             proxies
@@ -61,16 +65,13 @@ class DirectTransport(RequestsTransport):
         self.open()
         url = request.url
         config = self.connection_config
-        adapter = self.session.get_adapter(url)
-        prepared = requests.PreparedRequest()
-        prepared.url = url  # all the adapter reads to pick the pool and its TLS settings
+        parts = urlsplit(url)
+        headers = dict(request.headers)
+        for key, value in self.session.headers.items():  # requests' defaults, unless the request set them
+            if key not in request.headers:  # case-insensitive: the SDK's header dict
+                headers[key] = value
         try:
-            pool = adapter.get_connection_with_tls_context(prepared, config.verify, proxies=None, cert=config.cert)
-            adapter.cert_verify(pool, url, config.verify, config.cert)
-            parts = urlsplit(url)
-            headers = requests.structures.CaseInsensitiveDict(self.session.headers)
-            headers.update(request.headers)
-            answer = pool.urlopen(
+            answer = self._pool(parts.scheme, parts.netloc, url).urlopen(
                 request.method,
                 (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
                 body=None,
@@ -92,7 +93,6 @@ class DirectTransport(RequestsTransport):
         inner.status_code, inner.headers, inner.raw, inner.reason, inner.url = (
             answer.status, answer.headers, answer, answer.reason, url)
         inner.encoding = get_encoding_from_headers(answer.headers)
-        inner.connection = adapter
         response = RestRequestsTransportResponse(request=request, internal_response=inner,
                                                  block_size=config.data_block_size)
         if not kwargs.get("stream"):
@@ -101,6 +101,19 @@ class DirectTransport(RequestsTransport):
             finally:
                 response.close()
         return response
+
+    def _pool(self, scheme: str, netloc: str, url: str):
+        """The connection pool `requests` uses for this endpoint, with its TLS settings; kept while open."""
+        pool = self._pools.get((scheme, netloc))
+        if pool is None or pool.pool is None:  # a pool the pool manager closed has .pool None
+            config = self.connection_config
+            adapter = self.session.get_adapter(url)
+            prepared = requests.PreparedRequest()
+            prepared.url = url  # all the adapter reads to pick the pool and its TLS settings
+            pool = adapter.get_connection_with_tls_context(prepared, config.verify, proxies=None, cert=config.cert)
+            adapter.cert_verify(pool, url, config.verify, config.cert)
+            self._pools[(scheme, netloc)] = pool
+        return pool
 
 
 def _azure_error(exc: HTTPError) -> Exception:
