@@ -228,8 +228,9 @@ class Setting:
         after_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             raise SystemExit(f"{method} failed ({done.returncode}): {(done.stderr or done.stdout)[-2000:]}")
-        sample = {"seconds": seconds,
-                  "cpu": (after_cpu.ru_utime - before_cpu.ru_utime) + (after_cpu.ru_stime - before_cpu.ru_stime)}
+        sample = {"seconds": seconds, "user": after_cpu.ru_utime - before_cpu.ru_utime,
+                  "sys": after_cpu.ru_stime - before_cpu.ru_stime}
+        sample["cpu"] = sample["user"] + sample["sys"]
         sample.update({f"{k} cpu": process_cpu(pid) - before[k] for k, pid in self.watch.items()})
         if method.startswith("taoflow"):
             report = json.loads(done.stdout)
@@ -257,7 +258,8 @@ class Setting:
             if method == "azcopy copy":
                 dest.mkdir(parents=True, exist_ok=True)
             sample = self.run(method, dest)
-            print(f"  [{self.key}] {method}: {sample['seconds']:.2f} s", flush=True)
+            print(f"  [{self.key}] {method}: {sample['seconds']:.2f} s (CPU {sample['user']:.2f} user + "
+                  f"{sample['sys']:.2f} sys; Azurite {sample['azurite cpu']:.2f})", flush=True)
             if not method.startswith(("taoflow first", "azcopy copy")):
                 shutil.rmtree(dest, ignore_errors=True)
 
