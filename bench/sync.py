@@ -44,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PREFIX = "data"
+#: Transfer threads while profiling: enough to show thread overhead, few enough to keep the profile readable.
+DEFAULT_THREADS = 4
 TOOLS = ROOT / ".cache/tools"
 AZCOPY_PACKAGE = "@azure-tools/azcopy-linux@10.32"
 AZCOPY = TOOLS / "node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64"
@@ -203,6 +205,7 @@ class Setting:
         self.conn = connection_string(port)
         self.url = f"http://127.0.0.1:{port}/devstoreaccount1/{container}/{PREFIX}"
         self.samples: dict[str, list[dict]] = {}
+        self.profile = ""
         self.sas = container_sas(container) if azcopy else ""
 
     def command(self, method: str, dest: Path) -> list[str]:
@@ -293,9 +296,14 @@ class Setting:
         return lines
 
 
-def run_setting(setting: Setting, repeat: int) -> None:
+def run_setting(setting: Setting, repeat: int, profile: bool) -> None:
     for n in range(repeat):
         setting.round(n, slow=(n == 0))
+    if profile and setting.key != "b":  # (b) spends the same CPU as (a), plus waiting
+        from sync_profile import profile_sync, render
+
+        setting.profile = render(setting.title, *profile_sync(setting.url, setting.conn, DEFAULT_THREADS))
+        print(setting.profile, flush=True)
 
 
 def main() -> None:
@@ -305,6 +313,8 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.02, help="seconds added per request in setting (b)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the fast methods (median shown)")
     parser.add_argument("--settings", default="abc", help="which settings to run")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile our client's CPU per file in (a) and (c) (bench/sync_profile.py)")
     parser.add_argument("--worker", nargs=4, metavar=("METHOD", "CONN", "CONTAINER", "DEST"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -332,7 +342,7 @@ def main() -> None:
               f"{large / 1e6:.0f} MB (large)", flush=True)
         if "a" in args.settings:
             settings.append(Setting("a", "(a) direct", azurite.port, "small", small, work, azcopy, watch))
-            run_setting(settings[-1], args.repeat)
+            run_setting(settings[-1], args.repeat, args.profile)
         if "b" in args.settings:
             proxy_port = free_port()
             proxy = subprocess.Popen([sys.executable, str(ROOT / "bench/sync_proxy.py"), str(proxy_port),
@@ -341,10 +351,10 @@ def main() -> None:
                 raise SystemExit("the latency proxy did not start")
             title = f"(b) +{round(args.delay * 1000)} ms/request"
             settings.append(Setting("b", title, proxy_port, "small", small, work, azcopy, {**watch, "proxy": proxy.pid}))
-            run_setting(settings[-1], args.repeat)
+            run_setting(settings[-1], args.repeat, args.profile)
         if "c" in args.settings:
             settings.append(Setting("c", "(c) large files", azurite.port, "large", large, work, azcopy, watch))
-            run_setting(settings[-1], args.repeat)
+            run_setting(settings[-1], args.repeat, args.profile)
     finally:
         if proxy is not None:
             proxy.kill()
@@ -362,6 +372,9 @@ def main() -> None:
         print("\n".join(setting.rows()))
     print("\nratio: the method's time / our first sync's time (> 1: we are faster); every time includes the "
           "process's start-up.")
+    for setting in settings:
+        if setting.profile:
+            print(f"\n{setting.profile}")
 
 
 if __name__ == "__main__":
