@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from taoflow.cli.output import err_console, is_terminal, print_json
 from tasks.storage import StorageAccess, SyncProgress, SyncReport, sync_down, sync_up
@@ -50,6 +49,9 @@ def _progress_bar(label: str) -> Iterator:
     if not is_terminal():
         yield None
         return
+    # Imported here: a piped or scripted sync (and every other command) does not pay for it.
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
