@@ -247,24 +247,23 @@ class Setting:
 
     def round(self, n: int, slow: bool) -> None:
         """One interleaved round of every method (`slow`: the sequential ones too)."""
-        ours, theirs = self.work / f"{self.key}-ours-{n}", self.work / f"{self.key}-azcopy-{n}"
-        order = ["azcopy copy", "taoflow first", "azcopy sync", "taoflow again", "16-thread SDK loop"]
-        if n % 2:
-            order = ["taoflow first", "azcopy copy", "taoflow again", "azcopy sync", "16-thread SDK loop"]
+        # Each tool's first sync starts from the same state: every earlier output deleted and
+        # flushed (a 2 GB folder still in the page cache, or being deleted, changes the next
+        # writer's system time by seconds). The order of the tools rotates from round to round.
+        groups = [["azcopy copy", "azcopy sync"], ["taoflow first", "taoflow again"], ["16-thread SDK loop"]]
+        groups = groups[n % 3:] + groups[:n % 3]
         if slow:
-            order += ["sequential SDK loop", "prefect-azure"]
-        for method in order:
-            if method.startswith("azcopy") and self.azcopy is None:
+            groups += [["sequential SDK loop"], ["prefect-azure"]]
+        for group in groups:
+            if group[0].startswith("azcopy") and self.azcopy is None:
                 continue
-            dest = ours if method.startswith("taoflow") else theirs if method.startswith("azcopy") else (
-                self.work / f"{self.key}-{n}")
-            if method == "azcopy copy":
-                dest.mkdir(parents=True, exist_ok=True)
-            sample = self.run(method, dest)
-            print(f"  [{self.key}] {method}: {sample['seconds']:.2f} s (CPU {sample['user']:.2f} user + "
-                  f"{sample['sys']:.2f} sys; Azurite {sample['azurite cpu']:.2f})", flush=True)
-            if not method.startswith(("taoflow first", "azcopy copy")):
-                shutil.rmtree(dest, ignore_errors=True)
+            dest = self.work / f"{self.key}-{n}-{group[0].split()[0]}"
+            dest.mkdir(parents=True)
+            for method in group:
+                sample = self.run(method, dest)
+                print(f"  [{self.key}] {method}: {sample['seconds']:.2f} s (CPU {sample['user']:.2f} user + "
+                      f"{sample['sys']:.2f} sys; Azurite {sample['azurite cpu']:.2f})", flush=True)
+            shutil.rmtree(dest)
 
     def median(self, method: str, key: str = "seconds") -> float | None:
         values = [s[key] for s in self.samples.get(method, []) if key in s]
