@@ -13,7 +13,9 @@ process's start-up** (AzCopy's CLI, our CLI, a Python interpreter importing the 
 user waits for. AzCopy gets a SAS URL and `--from-to BlobLocal`; it checks MD5s as we do (its
 default `--check-md5 FailIfDifferent`). The fast methods run `--repeat` times, interleaved, and
 the median is shown; the two sequential ones once. The CPU seconds of the method's process,
-of Azurite and of the proxy are recorded too: on 2 cores they say who the limit is.
+of Azurite and of the proxy are recorded too: on 2 cores they say who the limit is. Last, our
+`sync_down` runs twice inside this process (a flow worker's re-sync, without start-up), and
+`--profile` maps our client's CPU per file (bench/sync_profile.py).
 
 AzCopy comes from npm (`@azure-tools/azcopy-linux`, the real binary) into `.cache/tools`; it
 needs `libsecret-1-0`, installed with apt-get when missing and run as root. If it cannot be
@@ -45,11 +47,10 @@ sys.path.insert(0, str(ROOT))
 
 PREFIX = "data"
 #: Transfer threads while profiling: enough to show thread overhead, few enough to keep the profile readable.
-DEFAULT_THREADS = 4
+PROFILE_THREADS = 4
 TOOLS = ROOT / ".cache/tools"
 AZCOPY_PACKAGE = "@azure-tools/azcopy-linux@10.32"
 AZCOPY = TOOLS / "node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64"
-FAST = ("azcopy copy", "taoflow first", "azcopy sync", "taoflow again", "16-thread SDK loop")
 LABELS = {
     "azcopy copy": "AzCopy `copy`",
     "taoflow first": "taoflow `sync down`, first",
@@ -322,7 +323,7 @@ def run_setting(setting: Setting, repeat: int, profile: bool) -> None:
     if profile and setting.key != "b":  # (b) spends the same CPU as (a), plus waiting
         from sync_profile import profile_sync, render
 
-        setting.profile = render(setting.title, *profile_sync(setting.url, setting.conn, DEFAULT_THREADS))
+        setting.profile = render(setting.title, *profile_sync(setting.url, setting.conn, PROFILE_THREADS))
         print(setting.profile, flush=True)
 
 
@@ -354,10 +355,9 @@ def main() -> None:
     try:
         azurite.start()
         watch = {"azurite": azurite.process.pid}
-        small = fill(azurite.connection_string, "small", args.blobs, 20_000, 200_000) if "a" in args.settings or (
-            "b" in args.settings) else 0
-        large = fill(azurite.connection_string, "large", args.large, 2_000_000, 20_000_000) if (
-            "c" in args.settings) else 0
+        small = fill(azurite.connection_string, "small", args.blobs, 20_000, 200_000) if set("ab") & set(
+            args.settings) else 0
+        large = fill(azurite.connection_string, "large", args.large, 2_000_000, 20_000_000) if "c" in args.settings else 0
         print(f"Azurite: {args.blobs} blobs, {small / 1e6:.0f} MB (small); {args.large} blobs, "
               f"{large / 1e6:.0f} MB (large)", flush=True)
         if "a" in args.settings:
@@ -392,9 +392,7 @@ def main() -> None:
         print("\n".join(setting.rows()))
     print("\nratio: the method's time / our first sync's time (> 1: we are faster); every time includes the "
           "process's start-up.")
-    for setting in settings:
-        if setting.profile:
-            print(f"\n{setting.profile}")
+    print("".join(f"\n{setting.profile}" for setting in settings if setting.profile))
 
 
 if __name__ == "__main__":
