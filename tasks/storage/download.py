@@ -6,6 +6,7 @@ that would rather use a local dataset in place calls `materialize`, which copies
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from tasks.storage.localfs import LocalTree
 from tasks.storage.locations import Location, parse_location
 from tasks.storage.manifest import Journal, LocalRecord, SyncManifest, fingerprint
 from tasks.storage.names import name_problem
+from tasks.storage.staging import Staging
 from tasks.storage.stores import Entry
 from tasks.storage.transfer import (
     DEFAULT_CONCURRENCY,
@@ -60,8 +62,10 @@ def sync_down(
         entries, published, ignored = readable_entries(store, listing.entries, require_published=require_published)
         check_names(entries, store.location.display)
         manifest = SyncManifest.load(dest)
-        manifest.source = store.location.display
-        todo = [e for e in entries.values() if not manifest.is_current(e, dest.joinpath(*e.name.split("/")))]
+        if manifest.source != store.location.display:
+            manifest.source, manifest.dirty = store.location.display, True
+        root = str(dest)
+        todo = [e for e in entries.values() if not manifest.is_current(e, os.path.join(root, e.name))]
         report = SyncReport(
             "down", store.location.display, str(dest), files_total=len(entries),
             bytes_total=sum(e.size for e in entries.values()), published=published,
@@ -81,12 +85,13 @@ def sync_down(
                 return md5
 
             try:
-                md5, written = tree.write_from(entry.name, None, fetch_checked)
+                md5, written = staging.write(entry.name, None, fetch_checked)
             except OSError as exc:
                 raise local_write_error(exc, str(dest / entry.name), f"writing {entry.name}") from exc
             record = LocalRecord(entry.size, entry.etag, md5, written.st_mtime_ns)
             with lock:
                 manifest.files[entry.name] = record
+                manifest.dirty = True
                 journal.record(entry.name, record)  # after the rename: a journalled file is in place
             tracker.advance(entry.name, entry.size)
 
@@ -95,11 +100,14 @@ def sync_down(
                 if name_problem(name) is None and tree.unlink(name):
                     report.files_deleted += 1
                 manifest.files.pop(name)
+                manifest.dirty = True
             tracker.start()
-            with Journal(dest) as journal:
-                run_parallel(todo, download, concurrency)
+            if todo:
+                with Journal(dest) as journal, Staging(tree) as staging:
+                    run_parallel(todo, download, concurrency)
         finally:
-            manifest.save(dest)  # also after a failure: a retry then skips what already arrived
+            if manifest.dirty:
+                manifest.save(dest)  # also after a failure: a retry then skips what already arrived
             tree.clear_staging()
     report.files_transferred = len(todo)
     report.files_skipped = len(entries) - len(todo)

@@ -14,7 +14,7 @@ is the operator's choice):
 - the listing (`scan`) uses `lstat` only and reports symlinks, FIFOs, sockets and devices
   instead of returning them; a symlink's target is shown (`readlink`), never visited;
 - files are written to a temporary name in the folder's staging directory and renamed into a
-  parent directory that was itself opened without following symlinks.
+  parent directory that was itself opened without following symlinks (tasks.storage.staging).
 
 Cost: one extra `open`+`close` per directory level of each file (microseconds), no extra I/O.
 """
@@ -29,7 +29,6 @@ import shutil
 import socket
 import stat
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +37,8 @@ from typing import BinaryIO, Callable, Iterator
 from tasks.errors import NotRegularFile, StorageBusyError, StorageError
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | _O_CLOEXEC
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC
 _LOCK = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | _O_CLOEXEC
 
 LOCK_FILE = ".taoflow-sync.lock"
@@ -130,25 +128,31 @@ class LocalTree:
                             fix="check that the folder exists and is readable")
 
     @contextmanager
-    def parent(self, name: str, *, create: bool = False) -> Iterator[tuple[int, str]]:
+    def parent(self, name: str, *, create: bool = False, root_fd: int | None = None) -> Iterator[tuple[int, str]]:
         """(descriptor of the folder holding `name`, its last component); folders made when `create`.
 
-        A missing folder on the way raises FileNotFoundError; a symlink on the way, `NotRegularFile`.
+        Walks from `root_fd` (a descriptor of the root held by the caller, left open) or from a
+        fresh open of the root. A missing folder on the way raises FileNotFoundError; a symlink
+        on the way, `NotRegularFile`.
         """
         parts = name.split("/")
-        fd = self._open_root()
+        fd = self._open_root() if root_fd is None else root_fd
         try:
             for part in parts[:-1]:
-                fd = self._step(fd, part, name, create)
+                nxt = self._step(fd, part, name, create)
+                if fd != root_fd:
+                    os.close(fd)
+                fd = nxt
             yield fd, parts[-1]
         finally:
-            os.close(fd)
+            if fd != root_fd:
+                os.close(fd)
 
     def _step(self, fd: int, part: str, name: str, create: bool) -> int:
-        """Descriptor of sub-folder `part` of `fd` (closing `fd`), never through a symlink."""
+        """Descriptor of sub-folder `part` of `fd`, never through a symlink."""
         try:
             try:
-                nxt = os.open(part, _DIR, dir_fd=fd)
+                nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
             except FileNotFoundError:
                 if not create:
                     raise
@@ -156,12 +160,11 @@ class LocalTree:
                     os.mkdir(part, 0o777, dir_fd=fd)
                 except FileExistsError:
                     pass  # another thread made it first
-                nxt = os.open(part, _DIR, dir_fd=fd)
+                nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
         except FileNotFoundError:
             raise
         except OSError as exc:
             raise self._refused(name, exc) from None
-        os.close(fd)
         return nxt
 
     @contextmanager
@@ -230,7 +233,7 @@ class LocalTree:
                 result.files[name] = st
             elif stat.S_ISDIR(st.st_mode):
                 try:
-                    sub = os.open(base, _DIR, dir_fd=fd)
+                    sub = os.open(base, DIR_FLAGS, dir_fd=fd)
                 except OSError:
                     result.not_followed.append(NotFollowed(name, "folder that changed while listed"))
                     continue
@@ -249,25 +252,6 @@ class LocalTree:
 
     # --- writing --------------------------------------------------------------------------
 
-    @contextmanager
-    def staging(self) -> Iterator[int]:
-        """Descriptor of the staging folder (made if missing) where files are written before their rename."""
-        fd = self._open_root()
-        try:
-            try:
-                os.mkdir(STAGING_DIR, 0o700, dir_fd=fd)
-            except FileExistsError:
-                pass
-            staging = os.open(STAGING_DIR, _DIR, dir_fd=fd)
-        except OSError as exc:
-            raise self._refused(STAGING_DIR, exc) from None
-        finally:
-            os.close(fd)
-        try:
-            yield staging
-        finally:
-            os.close(staging)
-
     def clear_staging(self) -> None:
         """Remove the staging folder: temporaries of a sync that was killed (call under the lock)."""
         path = self.root / STAGING_DIR
@@ -276,29 +260,11 @@ class LocalTree:
         shutil.rmtree(path, ignore_errors=True)
 
     def write_from(self, name: str, source: BinaryIO, copy: Callable[[BinaryIO, BinaryIO], object] | None = None):
-        """Write `name` from `source` atomically: a temporary in staging, then a rename into place.
+        """Write `name` from `source` atomically (see `tasks.storage.staging.Staging.write`)."""
+        from tasks.storage.staging import Staging
 
-        Returns (what `copy` returned, lstat of the new file)."""
-        temp = uuid.uuid4().hex
-        with self.staging() as staging:
-            try:
-                fd = os.open(temp, _CREATE, 0o666, dir_fd=staging)
-                with os.fdopen(fd, "wb") as out:
-                    value = copy(source, out) if copy else shutil.copyfileobj(source, out, 1 << 20)
-                    out.flush()
-                    written = os.fstat(out.fileno())
-                self.place(staging, temp, name)
-                return value, written
-            finally:
-                try:
-                    os.unlink(temp, dir_fd=staging)
-                except FileNotFoundError:
-                    pass
-
-    def place(self, staging_fd: int, temp: str, name: str) -> None:
-        """Rename a finished temporary onto `name` (a symlink already there is replaced, not followed)."""
-        with self.parent(name, create=True) as (dir_fd, base):
-            os.replace(temp, base, src_dir_fd=staging_fd, dst_dir_fd=dir_fd)
+        with Staging(self) as staging:
+            return staging.write(name, source, copy)
 
     def unlink(self, name: str) -> bool:
         """Delete regular file `name` and its emptied parent folders; anything else is left alone."""

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.storage.localfs import MANIFEST_TEMP, RESERVED_NAMES, SYNC_JOURNAL, SYNC_MANIFEST
@@ -49,13 +49,16 @@ class LocalRecord:
 class SyncManifest:
     source: str = ""
     files: dict[str, LocalRecord] = field(default_factory=dict)
+    dirty: bool = field(default=True, compare=False, repr=False)
+    """False while the manifest is exactly what its file holds (then `save` has nothing to write)."""
 
     @classmethod
     def load(cls, directory: Path) -> "SyncManifest":
         """The manifest of `directory` with its journal (progress of a killed sync) replayed."""
         try:
             data = json.loads(_read(directory / SYNC_MANIFEST))
-            manifest = cls(data.get("source", ""), {k: LocalRecord(**v) for k, v in data.get("files", {}).items()})
+            manifest = cls(data.get("source", ""), {k: LocalRecord(**v) for k, v in data.get("files", {}).items()},
+                           dirty=False)
         except (OSError, ValueError, TypeError, AttributeError):
             # Missing or damaged: forget it; the cost is a full re-download, never a wrong file.
             manifest = cls()
@@ -69,25 +72,34 @@ class SyncManifest:
                 manifest.files[name] = LocalRecord(int(size), str(etag), md5, int(mtime_ns))
             except (ValueError, TypeError):
                 continue  # the line a SIGKILL cut short
+        manifest.dirty = True  # the journal is folded in by the next save
         return manifest
 
     def save(self, directory: Path) -> None:
-        """Write the manifest atomically; its journal is then redundant and removed."""
-        data = {"version": 1, "source": self.source, "files": {k: asdict(v) for k, v in sorted(self.files.items())}}
+        """Write the manifest atomically; its journal is then redundant and removed.
+
+        One file per line, each encoded by json's C encoder (`indent` would switch json to its
+        pure-Python encoder: 9 ms per 1,000 files instead of 2)."""
+        records = ",\n".join(
+            f"{json.dumps(name)}:{json.dumps(dict(size=r.size, etag=r.etag, md5=r.md5, mtime_ns=r.mtime_ns))}"
+            for name, r in sorted(self.files.items())
+        )
+        text = f'{{"version":1,"source":{json.dumps(self.source)},"files":{{\n{records}}}}}\n'
         temp = directory / MANIFEST_TEMP
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
         with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(data, indent=1))
+            handle.write(text)
         os.replace(temp, directory / SYNC_MANIFEST)
         (directory / SYNC_JOURNAL).unlink(missing_ok=True)
+        self.dirty = False
 
-    def is_current(self, entry: Entry, local: Path) -> bool:
+    def is_current(self, entry: Entry, local: str | Path) -> bool:
         """True when `local` is exactly what we wrote for this version of the blob."""
         record = self.files.get(entry.name)
         if record is None or record.etag != entry.etag or record.size != entry.size:
             return False
         try:
-            stat = local.lstat()  # a symlink put in the file's place never matches
+            stat = os.lstat(local)  # a symlink put in the file's place never matches
         except OSError:
             return False
         return stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.errors import StorageUnreachableError, TaoflowError, failure_of, is_transient, retry_if_transient
 from tasks.storage.access import StorageAccess
 from tasks.storage.sync import content_fingerprint, sync_down, sync_up
-from tasks.storage.transfer import SyncProgress, SyncReport
+from tasks.storage.transfer import DEFAULT_CONCURRENCY, SyncProgress, SyncReport
 
 #: Waits between attempts; a storage blip or an emulator restart is usually over within these.
 RETRY_DELAYS = [2.0, 5.0, 15.0, 30.0]
@@ -69,7 +69,7 @@ def sync_down_task(
     dest_dir: str | Path,
     access: StorageAccess | None = None,
     require_published: bool = False,
-    concurrency: int = 16,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> SyncReport:
     """Fetch a location into a local directory; a retry resumes where the failed attempt stopped."""
     report = sync_down(
@@ -85,7 +85,7 @@ def sync_up_task(
     src_dir: str | Path,
     location: str,
     access: StorageAccess | None = None,
-    concurrency: int = 16,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> SyncReport:
     """Publish a results directory; a retry skips blobs already uploaded and writes the marker last.
 

@@ -16,20 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from tasks.errors import ConfigError, NotRegularFile, Problem, TransientStorageError
+from tasks.storage import transfer
 from tasks.storage.access import StorageAccess, open_store
 from tasks.storage.locations import Location, parse_location
 from tasks.storage.manifest import MARKERS, PUBLISHED_MARKER, fingerprint, parse_published, published_document
 from tasks.storage.names import name_problem, printable
 from tasks.storage.stores import Entry, Listing, LocalStore, Store, stream_md5
-from tasks.storage.transfer import (
-    DEFAULT_CONCURRENCY,
-    LOCK_WAIT_SECONDS,
-    NoticeFn,
-    ProgressFn,
-    ProgressTracker,
-    SyncReport,
-    run_parallel,
-)
 from tasks.storage.visibility import not_followed
 
 
@@ -76,11 +68,11 @@ def sync_up(
     location: str | Path | Location,
     *,
     access: StorageAccess | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    on_progress: ProgressFn | None = None,
-    notice: NoticeFn | None = None,
-    lock_wait: float = LOCK_WAIT_SECONDS,
-) -> SyncReport:
+    concurrency: int = transfer.DEFAULT_CONCURRENCY,
+    on_progress: transfer.ProgressFn | None = None,
+    notice: transfer.NoticeFn | None = None,
+    lock_wait: float = transfer.LOCK_WAIT_SECONDS,
+) -> transfer.SyncReport:
     """Publish `src_dir` at the location: unchanged blobs skipped, the published marker written last.
 
     One publisher at a time per location (a second waits up to `lock_wait` s, then `StorageBusyError`).
@@ -105,10 +97,10 @@ def sync_up(
         with source.open(name) as handle:
             md5s[name] = stream_md5(handle)
 
-    run_parallel(sorted(local), hash_file, concurrency)
+    transfer.run_parallel(sorted(local), hash_file, concurrency)
     wanted = {n: (local[n].size, md5s[n]) for n in local}
     hashed = {n: replace(e, md5=md5s[n]) for n, e in local.items()}
-    report = SyncReport("up", str(source.root), store.location.display, files_total=len(local),
+    report = transfer.SyncReport("up", str(source.root), store.location.display, files_total=len(local),
                         bytes_total=sum(e.size for e in local.values()), fingerprint=fingerprint(hashed),
                         not_followed=not_followed(listing, notice))
 
@@ -121,7 +113,7 @@ def sync_up(
                 todo = [n for n in sorted(local) if not (
                     n in remote.entries and remote.entries[n].md5 == md5s[n] and remote.entries[n].size == local[n].size
                 )]
-                tracker = ProgressTracker(len(todo), sum(local[n].size for n in todo), on_progress)
+                tracker = transfer.ProgressTracker(len(todo), sum(local[n].size for n in todo), on_progress)
 
                 def upload(name: str) -> None:
                     with source.open(name) as data:
@@ -137,7 +129,7 @@ def sync_up(
                 publication.changing()
                 store.delete(PUBLISHED_MARKER)
                 tracker.start()
-                run_parallel(todo, upload, concurrency)
+                transfer.run_parallel(todo, upload, concurrency)
                 _check_arrived(store, local, md5s)
                 publication.confirm()
                 store.write(PUBLISHED_MARKER, published_document(wanted))

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taoflow.cli import app
-from tests.storage.helpers import blob_tree, location_of, nested_tree, read_tree, write_tree
+from tests.storage.helpers import blob_tree, location_of, nested_tree, read_tree, upload_tree, write_tree
 
 pytestmark = pytest.mark.services
 
@@ -69,3 +69,24 @@ def test_the_progress_bar_is_drawn_on_a_terminal(azurite_env, blob_container, wo
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "down 1/1 files" in text or "down 0/1 files" in text
     assert blob_tree(blob_container, "d") == read_tree(workdir / "t")
+
+
+def test_a_fresh_cli_process_syncs_with_a_credentials_block(prefect_api, azurite, blob_container, workdir):
+    """`taoflow sync` imports the blob SDK with aiohttp held back (taoflow/cli/sync.py); in a fresh
+    process, prefect-azure (which `--credentials` loads afterwards) and the sync must still work."""
+    import os
+
+    from prefect_azure import AzureBlobStorageCredentials
+
+    AzureBlobStorageCredentials(connection_string=azurite.connection_string).save("cli-fresh", overwrite=True)
+    tree = nested_tree(seed=4, files=8)
+    upload_tree(blob_container, "d", tree)
+    env = {k: v for k, v in os.environ.items() if k != "AZURE_STORAGE_CONNECTION_STRING"}
+    run = subprocess.run(
+        [sys.executable, "-m", "taoflow", "sync", "down", location_of(azurite, blob_container, "d"),
+         str(workdir / "t"), "--credentials", "cli-fresh", "--json"],
+        capture_output=True, text=True, timeout=120, env={**env, "PREFECT_API_URL": prefect_api},
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["files_transferred"] == len(tree)
+    assert read_tree(workdir / "t") == tree

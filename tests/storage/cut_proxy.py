@@ -1,0 +1,90 @@
+"""A TCP proxy in front of Azurite that breaks the answer to one blob's GET part-way, on demand.
+
+Every request line passing through is recorded with its `x-ms-range` header. While `cuts` is
+positive, a connection that asks for `target` forwards only `cut_after` bytes of the answer and
+is then closed by the proxy, as a dropped connection does mid-download; each cut uses one.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CutProxy:
+    upstream_port: int
+    target: str = ""
+    cut_after: int = 1 << 20
+    cuts: int = 0
+    seen: list[tuple[str, str | None]] = field(default_factory=list)
+    """(request line, x-ms-range or None) of every request, in order."""
+
+    def __post_init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            state = {"cut": False, "sent": 0}
+            threading.Thread(target=self._requests, args=(client, upstream, state), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client, state), daemon=True).start()
+
+    def _requests(self, source: socket.socket, sink: socket.socket, state: dict) -> None:
+        while data := _recv(source):
+            for head in data.split(b"\r\n\r\n"):
+                lines = head.decode("latin-1").split("\r\n")
+                if not lines[0].startswith(("GET ", "PUT ", "HEAD ", "DELETE ")):
+                    continue
+                ranged = next((line.split(":", 1)[1].strip() for line in lines[1:]
+                               if line.lower().startswith("x-ms-range:")), None)
+                with self._lock:
+                    self.seen.append((lines[0], ranged))
+                    if self.target and self.target in lines[0] and self.cuts > 0:
+                        self.cuts -= 1
+                        state.update(cut=True, sent=0)
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+        _close(source, sink)
+
+    def _answers(self, source: socket.socket, sink: socket.socket, state: dict) -> None:
+        while data := _recv(source):
+            if state["cut"]:
+                data = data[: max(0, self.cut_after - state["sent"])]
+                state["sent"] += len(data)
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+            if state["cut"] and state["sent"] >= self.cut_after:
+                break
+        _close(source, sink)
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(1 << 16)
+    except OSError:
+        return b""
+
+
+def _close(*socks: socket.socket) -> None:
+    for sock in socks:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()

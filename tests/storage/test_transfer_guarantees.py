@@ -1,0 +1,108 @@
+"""The guarantees of the fast download path (tasks.storage.blobio, staging, transport), on real Azurite.
+
+A body cut mid-way is resumed from where it stopped, and only a bounded number of times; a blob
+replaced after the listing is refused (the GET is conditional on the listed etag); the bytes
+are written as stored (a gzip-encoded blob is not decompressed, so it matches its MD5); an
+unchanged re-sync writes nothing locally.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import random
+
+import pytest
+
+from tasks.errors import TransientStorageError
+from tasks.storage import StorageAccess, open_store, sync_down
+from tasks.storage.blobio import BODY_ATTEMPTS
+from tasks.storage.localfs import STAGING_DIR, SYNC_JOURNAL, SYNC_MANIFEST
+from tests.fixtures.services import AZURITE_KEY
+from tests.storage.cut_proxy import CutProxy
+from tests.storage.helpers import access_for, location_of, nested_tree, read_tree, upload_tree
+
+pytestmark = pytest.mark.services
+BIG = 3_000_000
+
+
+@pytest.fixture
+def cut_proxy(azurite):
+    proxy = CutProxy(azurite.port)
+    yield proxy
+    proxy.close()
+
+
+def through(proxy: CutProxy, container, prefix: str) -> tuple[str, StorageAccess]:
+    endpoint = f"http://127.0.0.1:{proxy.port}/devstoreaccount1"
+    conn = f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
+    return f"{endpoint}/{container.container_name}/{prefix}", StorageAccess(connection_string=conn, sdk_retries=1)
+
+
+def test_a_body_cut_mid_way_is_resumed_from_where_it_stopped(blob_container, cut_proxy, workdir):
+    tree = {"model/big.bin": random.Random(1).randbytes(BIG), "small.txt": b"x"}
+    upload_tree(blob_container, "data", tree)
+    location, access = through(cut_proxy, blob_container, "data")
+    cut_proxy.target, cut_proxy.cut_after, cut_proxy.cuts = "data/model/big.bin", 1_000_000, BODY_ATTEMPTS - 1
+
+    report = sync_down(location, workdir / "dst", access=access, concurrency=2)
+
+    assert read_tree(workdir / "dst") == tree
+    assert report.bytes_transferred == BIG + 1
+    gets = [ranged for line, ranged in cut_proxy.seen if line.startswith("GET ") and "big.bin" in line]
+    assert len(gets) == BODY_ATTEMPTS, gets
+    assert gets[0] is None, "the first GET asks for the whole blob"
+    starts = [int(r.removeprefix("bytes=").rstrip("-")) for r in gets[1:]]
+    assert all(0 < s < BIG for s in starts) and starts == sorted(starts), f"each retry resumes further on: {gets}"
+
+
+def test_a_body_cut_every_time_fails_as_transient_and_places_nothing(blob_container, cut_proxy, workdir):
+    upload_tree(blob_container, "data", {"big.bin": random.Random(2).randbytes(BIG)})
+    location, access = through(cut_proxy, blob_container, "data")
+    cut_proxy.target, cut_proxy.cut_after, cut_proxy.cuts = "data/big.bin", 500_000, 100
+
+    with pytest.raises(TransientStorageError, match="connection broke 3 times"):
+        sync_down(location, workdir / "dst", access=access)
+
+    gets = [line for line, _ in cut_proxy.seen if line.startswith("GET ") and "big.bin" in line]
+    assert len(gets) == BODY_ATTEMPTS, "bounded: no more attempts than BODY_ATTEMPTS"
+    assert sorted(os.listdir(workdir / "dst")) == [SYNC_MANIFEST], "no file placed, no temporary left"
+    assert not (workdir / "dst" / STAGING_DIR).exists()
+
+
+def test_a_blob_replaced_after_the_listing_is_refused_not_mixed(azurite, blob_container):
+    upload_tree(blob_container, "data", {"a.bin": b"version one" * 1000})
+    store = open_store(location_of(azurite, blob_container, "data"), access_for(azurite))
+    entry = store.list().entries["a.bin"]
+    blob_container.upload_blob("data/a.bin", b"version two" * 1000, overwrite=True)
+
+    out = io.BytesIO()
+    with pytest.raises(TransientStorageError, match="412"):
+        store.fetch(entry, out)
+    assert out.getvalue() == b"", "not a byte of the new version was taken for the listed one"
+
+
+def test_a_gzip_encoded_blob_arrives_as_stored_and_matches_its_md5(azurite, blob_container, workdir):
+    from azure.storage.blob import ContentSettings
+
+    stored = gzip.compress(b"label line\n" * 5000)
+    blob_container.upload_blob("data/labels.txt.gz", stored, content_settings=ContentSettings(content_encoding="gzip"))
+
+    sync_down(location_of(azurite, blob_container, "data"), workdir / "dst", access=access_for(azurite))
+
+    assert (workdir / "dst/labels.txt.gz").read_bytes() == stored
+
+
+def test_an_unchanged_resync_writes_nothing_locally(azurite, blob_container, workdir):
+    upload_tree(blob_container, "data", nested_tree(seed=11))
+    location = location_of(azurite, blob_container, "data")
+    sync_down(location, workdir / "dst", access=access_for(azurite))
+    manifest = os.stat(workdir / "dst" / SYNC_MANIFEST)
+
+    again = sync_down(location, workdir / "dst", access=access_for(azurite))
+
+    assert again.files_transferred == 0
+    after = os.stat(workdir / "dst" / SYNC_MANIFEST)
+    assert (after.st_ino, after.st_mtime_ns) == (manifest.st_ino, manifest.st_mtime_ns), "manifest not rewritten"
+    assert not (workdir / "dst" / SYNC_JOURNAL).exists() and not (workdir / "dst" / STAGING_DIR).exists()
