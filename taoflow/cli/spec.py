@@ -63,12 +63,11 @@ def check(
     typer.echo(f"{spec}: ok ({kind} spec, {len(problems)} warning(s))")
 
 
+_FACTS_AS_JSON = typer.Option(False, "--json", help="Print the facts as JSON.")
+
+
 @spec_app.command("show")
-def show(
-    spec: Path = _SPEC,
-    kind: str = _KIND,
-    as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
-) -> None:
+def show(spec: Path = _SPEC, kind: str = _KIND, as_json: bool = _FACTS_AS_JSON) -> None:
     """Print the facts later steps use: image size, classes, paths, epochs."""
     facts = extract_facts(_read(spec, kind))
     if as_json:

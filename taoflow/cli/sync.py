@@ -103,11 +103,11 @@ def _finish(report: SyncReport, as_json: bool) -> None:
 def down(
     location: str = typer.Argument(..., help="Local path, az://, abfss://, https://...blob... or azureml:// location."),
     directory: Path = typer.Argument(..., help="Local directory to fill (created if missing)."),
-    credentials: Optional[str] = _CREDENTIALS,
-    concurrency: int = _CONCURRENCY,
     require_published: bool = typer.Option(
         False, "--require-published", help="Refuse a location that is not a complete, published results folder."
     ),
+    credentials: Optional[str] = _CREDENTIALS,
+    concurrency: int = _CONCURRENCY,
     as_json: bool = _JSON,
     wait: float = _WAIT,
 ) -> None:
