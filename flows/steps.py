@@ -20,7 +20,7 @@ from tasks.errors import TaoflowError
 from tasks.job.job_tasks import prepare_spec_task, resolve_key, stage_all, validate_inputs_task
 from tasks.job.outcome import JobResult, render_summary
 from tasks.job.plans import finish_conversion, plan_conversion, plan_training
-from tasks.job.preflight import Preflight, input_locations, preflight
+from tasks.job.preflight import Preflight, input_locations, run_preflight
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import DockerLauncher, LaunchPlan, ProcessLauncher, TrainResult
@@ -104,7 +104,7 @@ def stage(job: JobRun) -> dict[str, StagedInput]:
 def check(job: JobRun, *, strict: bool, dry_run: bool) -> Preflight:
     """Pre-flight, before any container: the spec, the dataset, the base model, the champion's folder.
     A finding that stops training ends the run here (a dry run only reports the base model)."""
-    checked = preflight(job.request, job.staged, strict=strict, prepare=prepare_spec_task, validate=validate_inputs_task)
+    checked = run_preflight(job.request, job.staged, strict=strict, prepare=prepare_spec_task, validate=validate_inputs_task)
     job.result.spec_diff = checked.prepared.diff
     guard_champion_folder_task(job.app, job.request.model_subfolder, job.run_id, job.access)
     job.validation_summary = checked.validation.summary()

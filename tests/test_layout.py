@@ -56,3 +56,22 @@ def test_imports_go_downward_only(path):
     forbidden = _rule(path)
     upward = sorted(name for name in imports(path) if any(name == f or name.startswith(f + ".") for f in forbidden))
     assert upward == [], f"{path.relative_to(REPO)} imports upward: {upward}"
+
+
+PACKAGES = sorted({p.parent for p in SOURCES if p.name == "__init__.py" and p.parts[len(REPO.parts)] in ("tasks", "flows", "taoflow")})
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_package_name_hides_one_of_its_modules(package):
+    """`from tasks.job import preflight` must give the module: a function exported from `__init__`
+    under a submodule's name would replace it (as `preflight()` once did)."""
+    modules = {p.stem for p in package.glob("*.py")} | {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    tree = ast.parse((package / "__init__.py").read_text())
+    exported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names}
+    exported |= {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    module_name = ".".join(package.relative_to(REPO).parts)
+    hiding = sorted(name for name in exported & modules
+                    if not any(isinstance(n, ast.ImportFrom) and n.module == module_name and
+                               any(a.name == name for a in n.names) for n in ast.walk(tree)))
+    assert hiding == [], f"{module_name} exports names of its own modules: {hiding}"

@@ -28,7 +28,7 @@ PUBLIC = {
     "tasks.job": [
         "DataBinding", "JobResult", "LoadedConfig", "Preflight", "PreparedSpec", "PromotionPolicy", "StagedInput",
         "TrainRequest", "Workspace", "input_locations", "load_config", "plan_conversion", "plan_evaluation",
-        "plan_training", "preflight", "prepare_spec", "stage_input"
+        "plan_training", "prepare_spec", "run_preflight", "stage_input"
     ],
     "tasks.launch": [
         "CancelToken", "Command", "ConvertResult", "DockerLauncher", "EpochEvent", "EvaluationFailed",

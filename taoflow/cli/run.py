@@ -42,14 +42,14 @@ def plan(
     Exits non-zero when training would stop (a dataset error, a missing base model).
     """
     from tasks.job.plans import plan_training
-    from tasks.job.preflight import input_locations, preflight
+    from tasks.job.preflight import input_locations, run_preflight
     from tasks.job.workspace import Workspace, stage_input
     from tasks.storage import StorageAccess
 
     request = _load(config, set_).request
     workspace, access = Workspace.default(), StorageAccess(credentials=request.storage_credentials)
     staged = {name: stage_input(name, loc, workspace, access) for name, loc in input_locations(request).items()}
-    checked = preflight(request, staged)
+    checked = run_preflight(request, staged)
     if checked.validation.to_error() is not None:
         raise checked.validation.to_error()
     launch = plan_training(request, checked.prepared, staged, workspace.run_dir("plan"), "plan",

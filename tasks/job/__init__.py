@@ -5,7 +5,7 @@ functions, their thin Prefect tasks (`tasks.job.job_tasks`), and the result."""
 from tasks.job.config import LoadedConfig, load_config
 from tasks.job.outcome import JobResult
 from tasks.job.plans import plan_conversion, plan_evaluation, plan_training
-from tasks.job.preflight import Preflight, PreparedSpec, input_locations, preflight, prepare_spec
+from tasks.job.preflight import Preflight, PreparedSpec, input_locations, prepare_spec, run_preflight
 from tasks.job.promotion_policy import PromotionPolicy
 from tasks.job.request import DataBinding, TrainRequest
 from tasks.job.workspace import StagedInput, Workspace, stage_input
@@ -25,7 +25,7 @@ __all__ = [
     "plan_conversion",
     "plan_evaluation",
     "plan_training",
-    "preflight",
     "prepare_spec",
+    "run_preflight",
     "stage_input",
 ]

@@ -57,7 +57,7 @@ def plan_conversion(
 ) -> tuple[LaunchPlan, Path]:
     """Rewrite the dataset_convert spec and plan `dataset_convert` writing into RUN_DIR/convert/tfrecords.
 
-    >>> checked = preflight(request, staged)  # doctest: +SKIP
+    >>> checked = run_preflight(request, staged)  # doctest: +SKIP
     >>> print(plan_conversion(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
     """
     spec_staged = staged["dataset_convert_spec"]
@@ -106,7 +106,7 @@ def plan_training(
 ) -> LaunchPlan:
     """Write the rewritten spec into the run folder and plan `detectnet_v2 train` on the staged inputs.
 
-    >>> checked = preflight(request, staged)  # doctest: +SKIP
+    >>> checked = run_preflight(request, staged)  # doctest: +SKIP
     >>> print(plan_training(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
     """
     spec_dir, results = run_dir / "specs", run_dir / "results"
@@ -154,7 +154,7 @@ def plan_evaluation(
     Never into train's results folder: evaluate opens `<-r>/status.json` with "w". `spec_text` is
     `prepare_spec(..., evaluation=True).text`; the model's folder is mounted read-only.
 
-    >>> checked = preflight(request, staged)  # doctest: +SKIP
+    >>> checked = run_preflight(request, staged)  # doctest: +SKIP
     >>> print(plan_evaluation(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
     """
     work = run_dir / "evaluate" / role

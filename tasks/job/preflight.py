@@ -1,6 +1,6 @@
 """Pre-flight: everything a job checks before any container exists, as plain functions.
 
-The sequence is `preflight()`, written once: `taoflow plan` runs it with the plain steps (no
+The sequence is `run_preflight()`, written once: `taoflow plan` runs it with the plain steps (no
 server, no GPU), the flow with the same steps as Prefect tasks (cached, observable). Order: the
 spec rewritten onto the container mounts and checked -> whether dataset_convert must run first ->
 the spec `evaluate` reads -> the dataset validated against the spec's facts -> the base model.
@@ -223,7 +223,7 @@ class Preflight:
         return None
 
 
-def preflight(
+def run_preflight(
     request: TrainRequest,
     staged: Mapping[str, StagedInput],
     *,
@@ -233,7 +233,7 @@ def preflight(
 ) -> Preflight:
     """The pre-flight sequence on staged inputs; `prepare` and `validate` may be their Prefect tasks.
 
-    >>> preflight(request, staged).validation.ok  # doctest: +SKIP
+    >>> run_preflight(request, staged).validation.ok  # doctest: +SKIP
     True
     """
     prepared = prepare(request, staged)

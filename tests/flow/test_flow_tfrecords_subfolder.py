@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from flows.train import train_detectnet_v2
-from tasks.job import preflight as job
+from tasks.job import preflight as job  # the module: the package exports no name of a submodule
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import Workspace, stage_input
 from tasks.launch.slots import Slot, container_path
