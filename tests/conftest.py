@@ -32,6 +32,16 @@ pytest_plugins = [
 ]
 
 
+# --- order -------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `after_the_rest` run last. Such a test waits out a window of wall-clock time
+    (it waits only for what is left of it, so it is right in any order); run last, the window has
+    passed while the other tests ran, instead of being slept through."""
+    items.sort(key=lambda item: item.get_closest_marker("after_the_rest") is not None)
+
+
 # --- leaving the session -----------------------------------------------------------------------
 #
 # Prefect drains its log and event workers in an atexit hook with no time limit. When the last

@@ -35,9 +35,12 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def first_day(tmp_path_factory):
-    """A fresh server, pools and deployments, and a process worker; yields what the tests need."""
+    """A fresh server, pools and deployments, and a process worker; yields what the tests need.
+
+    Session-scoped: the quiet-window check runs after the rest of the suite and needs this very
+    server and worker, still running since the deploy."""
     home = tmp_path_factory.mktemp("operator")
     unreachable = f"http://127.0.0.1:{closed_port()}/devstoreaccount1"
     (home / "prefect").mkdir()
@@ -133,6 +136,7 @@ def test_a_misconfigured_run_fails_with_one_clean_message(first_day, demo_data, 
     print(f"\n(b) {case}: Failed {seconds:.1f} s after the run was created")
 
 
+@pytest.mark.after_the_rest
 def test_no_run_fails_in_the_first_minutes_after_a_fresh_deploy(first_day):
     """Runs of this module's own cases aside, nothing ran, and so nothing failed, while the worker
     polled: the schedules that need configuration are inactive."""
