@@ -26,7 +26,9 @@ from tasks.errors import PublicationLeaseLost, StorageBusyError
 from tasks.storage.azure_errors import Target, azure_errors
 from tasks.storage.localfs import LocalTree
 
-LEASE_SECONDS = 60
+#: Renewed every third of it, so two renewals may fail before it is lost; short enough that a re-run
+#: after a killed publisher waits at most this long. The registry's champion lock uses the same.
+LEASE_SECONDS = 30
 _RENEW_EVERY = LEASE_SECONDS / 3
 Notice = Callable[[str], None]
 
