@@ -29,7 +29,11 @@ from azure.core.exceptions import (
     ServiceResponseTimeoutError,
 )
 from azure.core.pipeline.transport import RequestsTransport
-from azure.core.rest._requests_basic import RestRequestsTransportResponse
+
+try:  # a private module of azure-core: if a release moves it, every request goes through `requests`
+    from azure.core.rest._requests_basic import RestRequestsTransportResponse
+except ImportError:  # pragma: no cover - depends on the installed azure-core
+    RestRequestsTransportResponse = None
 from requests.utils import get_encoding_from_headers
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.util import Timeout
@@ -53,7 +57,8 @@ class DirectTransport(RequestsTransport):
 
     def send(self, request, *, proxies=None, **kwargs):  # noqa: D102 - RequestsTransport.send
         if (
-            proxies
+            RestRequestsTransportResponse is None
+            or proxies
             or self.session is None
             or self.session.proxies
             or request.method not in _DIRECT_METHODS

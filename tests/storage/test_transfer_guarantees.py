@@ -17,6 +17,7 @@ import pytest
 
 from tasks.errors import TransientStorageError
 from tasks.storage import StorageAccess, open_store, sync_down
+from tasks.storage import transport
 from tasks.storage.blobio import BODY_ATTEMPTS
 from tasks.storage.localfs import STAGING_DIR, SYNC_JOURNAL, SYNC_MANIFEST
 from tests.fixtures.services import AZURITE_KEY
@@ -106,3 +107,17 @@ def test_an_unchanged_resync_writes_nothing_locally(azurite, blob_container, wor
     after = os.stat(workdir / "dst" / SYNC_MANIFEST)
     assert (after.st_ino, after.st_mtime_ns) == (manifest.st_ino, manifest.st_mtime_ns), "manifest not rewritten"
     assert not (workdir / "dst" / SYNC_JOURNAL).exists() and not (workdir / "dst" / STAGING_DIR).exists()
+
+
+def test_without_azure_cores_private_response_class_every_request_goes_through_requests(
+        azurite, blob_container, workdir, monkeypatch):
+    """The direct path leans on a private azure-core module; a release without it must only cost speed."""
+    tree = nested_tree(seed=12)
+    upload_tree(blob_container, "data", tree)
+    monkeypatch.setattr(transport, "RestRequestsTransportResponse", None)
+    sent, through_requests = [], transport.RequestsTransport.send
+    monkeypatch.setattr(transport.RequestsTransport, "send",
+                        lambda self, request, **kw: sent.append(request.method) or through_requests(self, request, **kw))
+    report = sync_down(location_of(azurite, blob_container, "data"), workdir / "dst", access=access_for(azurite))
+    assert report.files_transferred == len(tree) and read_tree(workdir / "dst") == tree
+    assert sent.count("GET") >= len(tree)
