@@ -16,8 +16,7 @@ import random
 import pytest
 
 from tasks.errors import TransientStorageError
-from tasks.storage import StorageAccess, open_store, sync_down
-from tasks.storage import transport
+from tasks.storage import StorageAccess, open_store, sync_down, transport
 from tasks.storage.blobio import BODY_ATTEMPTS
 from tasks.storage.localfs import STAGING_DIR, SYNC_JOURNAL, SYNC_MANIFEST
 from tests.fixtures.services import AZURITE_KEY
