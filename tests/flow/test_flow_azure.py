@@ -90,36 +90,44 @@ def test_bad_dataset_fails_before_any_container(prefect_api, engine_env, demo_da
 def test_storage_outage_and_trainer_crash_are_retried(prefect_api, engine_env, azurite, blob_dataset,
                                                        blob_container, docker_client):
     # The trainer crashes once in epoch 2 (the retry must resume from the epoch-1 checkpoint), and
-    # Azurite goes down while training runs, so publishing meets an outage and must retry.
+    # Azurite goes down while the new model is evaluated, so publishing meets an outage and must retry.
     image = engine_env({"TAO_STANDIN_FAIL_AT_EPOCH": "2", "TAO_STANDIN_FAIL_ONCE": "1",
                         "TAO_STANDIN_EPOCH_SECONDS": "1"})
     request = blob_request(blob_dataset, image, model_subfolder=f"run-{uuid.uuid4().hex[:6]}")
     outage = threading.Event()
 
-    def pull_the_plug():
-        # Wait for the resumed (second) training container and then the new model's evaluation
-        # (the last job before publishing; no champion yet) to finish, then take Azurite down just
-        # as publishing starts; bring it back after longer than the Azure SDK's own retries last,
-        # so the task-level retry has to do the work.
-        seen: dict[str, list[str]] = {"train": [], "evaluate": []}
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            running = {job: [c.id for c in docker_client.containers.list(filters={"label": f"org.taoflow.job={job}"})]
-                       for job in seen}
-            for job, ids in running.items():
-                seen[job] += [cid for cid in ids if cid not in seen[job]]
-            if len(seen["train"]) >= 2 and seen["evaluate"] and seen["evaluate"][0] not in running["evaluate"]:
-                azurite.stop()
-                outage.set()
-                time.sleep(30)
-                azurite.start()
+    def pull_the_plug(starts):
+        # Take Azurite down when the new model's evaluation container starts: the champion pointer
+        # was read before it, and nothing touches storage again until publishing, so publishing
+        # meets the outage for certain (waiting for the evaluation to *end* raced with a publish that
+        # takes 0.2 s). Bring it back after longer than the Azure SDK's own retries last, so the
+        # task-level retry has to do the work. Docker's event stream, not polling: a container of
+        # one second cannot slip between two looks.
+        trains = 0
+        try:
+            for event in starts:
+                job = event.get("Actor", {}).get("Attributes", {}).get("org.taoflow.job")
+                trains += job == "train"
+                if job == "evaluate" and trains >= 2:
+                    break
+            else:
                 return
-            time.sleep(0.05)
+        except OSError:  # the stream closed under us: the flow ended without the expected containers
+            return
+        azurite.stop()
+        outage.set()
+        time.sleep(30)
+        azurite.start()
 
-    plug = threading.Thread(target=pull_the_plug, daemon=True)
+    container_starts = docker_client.events(decode=True, filters={"type": "container", "event": "start",
+                                                                  "label": "org.taoflow.job"})
+    plug = threading.Thread(target=pull_the_plug, args=(container_starts,), daemon=True)
     plug.start()
-    state = train_detectnet_v2(request, return_state=True)
-    plug.join(60)
+    try:
+        state = train_detectnet_v2(request, return_state=True)
+        plug.join(60)
+    finally:
+        container_starts.close()
     assert outage.is_set(), "the outage was never injected"
     assert state.is_completed(), state.message
     runs = {tr.name: tr for tr in task_runs(state.state_details.flow_run_id)}
