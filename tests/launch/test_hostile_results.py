@@ -68,3 +68,15 @@ def test_a_linked_model_file_is_no_model(harness):
         run_training(planted, harness.launcher, Recorder().observer())
     assert getattr(caught.value, "reason", None) == "final model missing"
     held()
+
+
+def test_a_status_line_nested_100000_deep_is_a_foreign_line_not_a_crash(harness):
+    """An earlier start left one absurdly nested line in status.json (it raised RecursionError, which no
+    `except ValueError` caught, when the monitor read the history): the run is observed and judged as ever."""
+    plan = harness.plan(epochs=2, run_id="hostile-nesting")
+    plan.results_host_dir.mkdir(parents=True, exist_ok=True)
+    (plan.results_host_dir / "status.json").write_bytes(b"[" * 100_000 + b"\n" + b'{"a": ' * 5_000 + b"\n")
+    recorder = Recorder()
+    result = run_training(plan.with_options(env=dict(plan.env, **FAST)), harness.launcher, recorder.observer())
+    assert result.completed_epochs == 2 and [e.epoch for e in recorder.epochs] == [0, 1]
+    held()
