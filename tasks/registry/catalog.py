@@ -2,6 +2,10 @@
 
 A version is a published model folder (its `_taoflow_published.json` present) holding a
 `model-card.json`; a folder still being published, or one from before the registry, is not listed.
+
+Everything in a registry is untrusted input: every file is read through the application's folder
+without following a link (a version folder that is a symlink is no version), with a size bound,
+and a number that is not finite makes a pointer or a card damaged.
 """
 
 from __future__ import annotations
@@ -9,20 +13,32 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tasks.errors import StorageError, StorageNotFoundError
+from tasks.errors import (
+    StorageAuthError,
+    StorageBusyError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnreachableError,
+    TransientStorageError,
+    UntrustedEndpointError,
+)
 from tasks.job.request import join_location
-from tasks.registry.card import CARD_FILE, ModelCard
+from tasks.registry.card import CARD_FILE, MAX_CARD_BYTES, ModelCard
 from tasks.registry.pointer import POINTER_FILE, PointerRead, read_pointer
 from tasks.storage import StorageAccess, open_store, parse_location
-from tasks.storage.manifest import PUBLISHED_MARKER
+from tasks.storage.manifest import MAX_MARKER_BYTES, PUBLISHED_MARKER
+from tasks.storage.names import name_problem
+from tasks.storage.stores import Store
 
 CHAMPION_FORMAT = "taoflow.champion/1"
 
 
 class ChampionPointer(BaseModel):
     """The content of `champion.json`."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     format: str = CHAMPION_FORMAT
     version: str = Field(description="The champion's folder under OUTPUT/MODEL_APP_NAME")
@@ -34,7 +50,7 @@ class ChampionPointer(BaseModel):
     previous: str | None = Field(default=None, description="The version it replaced")
 
     def to_json(self) -> bytes:
-        return (json.dumps(self.model_dump(mode="json"), indent=2) + "\n").encode()
+        return (json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False) + "\n").encode()
 
 
 class VersionRow(BaseModel):
@@ -80,6 +96,29 @@ def read_champion(app: str, access: StorageAccess | None = None) -> ChampionPoin
     return parse_pointer(read_pointer(app, access), _display(app))
 
 
+#: Errors about reaching the storage, not about the pointer's content: never passed over.
+_REACHING = (TransientStorageError, StorageAuthError, StorageNotFoundError, StorageUnreachableError,
+             UntrustedEndpointError, StorageBusyError)
+
+
+def champion_or_problem(app: str, access: StorageAccess | None = None) -> tuple[ChampionPointer | None,
+                                                                                StorageError | None]:
+    """(the champion or None, None), or (None, why champion.json cannot be read): damaged, too
+    large, a link. Listing and showing versions do not need the pointer, so they go on and say so.
+
+    >>> import tempfile, pathlib
+    >>> app = pathlib.Path(tempfile.mkdtemp()); _ = (app / "champion.json").write_text("{")
+    >>> champion_or_problem(str(app))[1].what
+    'champion.json is damaged (not a champion pointer)'
+    """
+    try:
+        return read_champion(app, access), None
+    except _REACHING:
+        raise
+    except StorageError as exc:
+        return None, exc
+
+
 def read_card(app: str, version: str | None = None, access: StorageAccess | None = None) -> ModelCard:
     """The card of `version`, or of the champion when `version` is None.
 
@@ -93,11 +132,18 @@ def read_card(app: str, version: str | None = None, access: StorageAccess | None
             raise StorageNotFoundError("this registry has no champion yet", where=where,
                                        fix="name a version (taoflow models list shows them)")
         version = champion.version
-    store = open_store(join_location(app, version), access)
-    if store.read(PUBLISHED_MARKER) is None:
+    return version_card(open_store(app, access), version, where)
+
+
+def version_card(store: Store, version: str, where: str) -> ModelCard:
+    """The card of `version` in the registry `store` (OUTPUT/MODEL_APP_NAME), read through the
+    registry's folder: a version folder that is a link, or a name that is not one folder, is none."""
+    problem = name_problem(version)
+    marker = None if problem or "/" in version else store.read(f"{version}/{PUBLISHED_MARKER}", MAX_MARKER_BYTES)
+    if marker is None:
         raise StorageNotFoundError(f"no published model version {version!r} here", where=where,
                                    fix="taoflow models list shows the versions")
-    data = store.read(CARD_FILE)
+    data = store.read(f"{version}/{CARD_FILE}", MAX_CARD_BYTES)
     if data is None:
         raise StorageNotFoundError(f"version {version!r} has no {CARD_FILE} (published before the registry)",
                                    where=where, fix="retrain it with taoflow to give it a card")
@@ -109,7 +155,8 @@ def read_card(app: str, version: str | None = None, access: StorageAccess | None
 
 
 def list_versions(app: str, access: StorageAccess | None = None) -> list[VersionRow]:
-    """Every published version with a card, oldest first, the champion marked.
+    """Every published version with a card, oldest first, the champion marked (none when
+    champion.json cannot be read: `champion_or_problem` says why).
 
     >>> import tempfile
     >>> list_versions(tempfile.mkdtemp())  # an application with no published model yet
@@ -123,10 +170,10 @@ def list_versions(app: str, access: StorageAccess | None = None) -> list[Version
     versions = sorted(n.rsplit("/", 1)[0] for n in names
                       if n.count("/") == 1 and n.endswith("/" + CARD_FILE) and
                       n.rsplit("/", 1)[0] + "/" + PUBLISHED_MARKER in names)
-    champion = read_champion(app, access)
+    champion, _ = champion_or_problem(app, access)
     rows = []
     for version in versions:
-        card = read_card(app, version, access)
+        card = version_card(store, version, _display(app))
         rows.append(VersionRow(version=version, created_at=card.created_at,
                                mean_average_precision=card.evaluation.mean_average_precision,
                                champion=champion is not None and champion.version == version,

@@ -17,15 +17,15 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.errors import TaoflowError, retry_if_transient
 from tasks.files import write_atomic
-from tasks.job.job_tasks import stage_input_task
 from tasks.job.plans import plan_evaluation
 from tasks.job.promotion_policy import Metrics, PromotionOutcome, Verdict, judge_promotion, promotion_markdown
-from tasks.job.request import TrainRequest, join_location
+from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import EvaluationResult, Launcher, TrainResult
 from tasks.launch.launch_tasks import evaluate_detectnet_v2
 from tasks.registry.card import CARD_FILE, Evaluation, HeldOut, ModelCard, build_card
 from tasks.registry.catalog import ChampionPointer, parse_pointer
+from tasks.registry.champion_model import stage_champion_model
 from tasks.registry.pointer import PointerRead, read_pointer
 from tasks.registry.promotion import guard_champion_folder, promote
 from tasks.report import Comparison
@@ -40,6 +40,13 @@ _STORAGE_RETRIES = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DEL
 def guard_champion_folder_task(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> None:
     """Fail before any container starts when this run would publish over the champion's folder."""
     guard_champion_folder(app, version, run_id, access)
+
+
+@task(name="stage-champion-model", **_STORAGE_RETRIES)
+def stage_champion_task(app: str, champion: ChampionPointer, workspace: Workspace,
+                        access: StorageAccess | None = None) -> Path:
+    """The champion's model copied into the workspace and checked (tasks.registry.champion_model)."""
+    return stage_champion_model(app, champion, workspace, access)
 
 
 @task(name="read-champion", **_STORAGE_RETRIES)
@@ -81,8 +88,9 @@ def evaluate_and_judge(
 ) -> Judged:
     """`evaluate` the new model and the current champion on the very same data and spec, and judge.
 
-    A champion that cannot be evaluated (its files gone, a key missing, TAO refusing it) is no
-    reason to fail the run: the new model is still published, and not promoted, with that reason.
+    A champion that cannot be evaluated (its files gone, its version unpublished, without a card or
+    reached through a link, a key missing, TAO refusing it) is no reason to fail the run: the new
+    model is still published, and not promoted, with that reason.
     """
     compared, champion = read_champion_task(app, access)
     rival = champion if champion is not None and champion.version != request.model_subfolder else None
@@ -90,9 +98,9 @@ def evaluate_and_judge(
     champion_plan, problem = None, None
     if rival is not None:
         try:
-            model = stage_input_task("champion-model", join_location(app, rival.model), workspace, access)
+            model = stage_champion_task(app, rival, workspace, access)
             champion_plan = plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="champion",
-                                            model=model.path, key=key)
+                                            model=model, key=key)
         except TaoflowError as exc:
             problem = _unevaluable(rival, exc)
     challenger = evaluate_detectnet_v2(

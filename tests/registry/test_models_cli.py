@@ -75,3 +75,20 @@ def test_an_unknown_version_is_one_clear_message(registry):
     assert result.returncode == 1
     assert "no published model version 'r9'" in result.stderr and "taoflow models list" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_versions_are_listed_and_shown_without_a_readable_pointer(registry, blob_container):
+    """The damaged pointer's own fix says "restore it from the model cards (taoflow models list)":
+    listing and showing versions must work without it, and say it is damaged."""
+    blob_container.upload_blob("models/shapes/champion.json", b'{"version": "r3", "mean_a', overwrite=True)
+    listed = taoflow("models", "list", registry, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["version"], r["champion"]) for r in json.loads(listed.stdout)] == [
+        ("r1", False), ("r2", False), ("r3", False)]
+    assert "warning: no version is marked champion" in listed.stderr and "champion.json is damaged" in listed.stderr
+    shown = taoflow("models", "show", registry, "r3")
+    assert shown.returncode == 0 and "mAP 80.00" in shown.stdout and "(champion)" not in shown.stdout, shown.stderr
+    assert "champion.json is damaged" in shown.stderr and "Traceback" not in shown.stderr
+    champion = taoflow("models", "show", registry)  # which version is the champion: only the pointer says
+    assert champion.returncode == 1 and "champion.json is damaged" in champion.stderr
+    assert "Traceback" not in champion.stderr
