@@ -100,6 +100,10 @@ ROWS: tuple[Row, ...] = (
         "other ports, IP/localhost, userinfo) with DefaultAzureCredential, behind a TLS-intercepting fake internet",
         "refused before any token request; 0 connections to the host; Azure's and the configured endpoint still work",
         8),
+    Row("storage-cleartext", "Blob locations whose credential would travel over plain http:// to an Azure "
+        "endpoint: a SAS in the URL, an account-key connection string (DefaultEndpointsProtocol=http, an http "
+        "BlobEndpoint), an identity; behind a fake internet whose HTTP proxy records what it sees",
+        "refused before any request; 0 requests in the clear; Azurite on loopback still reached over http", 4),
     Row("storage-concurrency", "Two sync down into one folder, two sync up of different content to one prefix, two "
         "staging flows with the same inputs: real concurrent processes on Azurite",
         "serialised (the second waits) or StorageBusyError; every published marker matches its blobs", 9),
