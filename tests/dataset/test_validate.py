@@ -63,7 +63,7 @@ def test_report_json_and_markdown(tmp_path):
     assert data["image_sizes"] == {"1248x384": 4}
     md = report.to_markdown()
     assert "# Dataset validation: FAILED" in md and "| `label.not-finite` | error | 1 |" in md
-    assert "000001.txt:1" in md
+    assert "000001\\.txt\\:1" in md  # file:line, escaped as every name from the dataset
     err = report.to_error()
     assert err.problems and err.problems[0].code == "label.not-finite" and str(root) in err.render()
 
@@ -125,3 +125,36 @@ def test_dataset_convert_spec_names_the_folders_and_dotted_extension(tmp_path):
     report = validate_dataset(facts, root)
     assert report.ok and report.counts == {} and report.totals["pairs"] == 3
     assert report.image_dir == str(root / "cam")
+
+
+HOSTILE_CLASSES = ["<img/src=x/onerror=alert(1)>", "[link](http://evil)", "![pic](http://evil/x.png)", "`code`",
+                   "*bold*", "__under__", "<script>alert(1)</script>", "|pipe|", "&lt;b&gt;", "www.evil.example",
+                   "~~gone~~", "<http://evil>", "\\*"]
+
+
+def test_the_markdown_report_shows_hostile_names_as_text(tmp_path):
+    """Class names, file names and the dataset's path are the dataset's: in the `dataset-validation`
+    artifact they must read as the characters they are. Rendered here with markdown-it (CommonMark
+    with GFM's tables and strikethrough), the parser family the UIs use."""
+    from markdown_it import MarkdownIt
+
+    root = make_dataset(tmp_path / "data\n# Heading <b>x</b>", 3)
+    (root / "label_2" / "000000.txt").write_text("".join(kitti_line(c) + "\n" for c in HOSTILE_CLASSES))
+    (root / "image_2" / "evil\n- [x](javascript:alert(1)).png").write_bytes(encoded("png", (1248, 384)))
+    report = validate_dataset(train_facts(), root)
+    assert report.counts["class.unmapped"] == 1 and report.counts["pair.image-without-label"] == 1
+    md = report.to_markdown()
+    lines = md.splitlines()
+    renderer = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    page = renderer.render(md)
+    for tag in ("<img", "<script", "<a ", "<em>", "<strong>", "<s>", "<b>", "<h2>Heading", "<li><a"):
+        assert tag not in page, f"{tag} rendered from the dataset's text:\n{page}"
+    text = "".join(token.content for block in renderer.parse(md) if block.children
+                   for token in block.children if token.type in ("text", "text_special", "code_inline"))
+    for name in HOSTILE_CLASSES:
+        assert name.lower() in text, name  # lower-cased as TAO does, and shown character for character
+    assert "evil - [x](javascript:alert(1)).png" in text and "# Heading <b>x</b>" in text
+    class_rows = [line for line in lines if line.startswith("| ") and line.count(" | ") == 2]
+    assert len(report.class_instances) >= len(HOSTILE_CLASSES)
+    assert len(class_rows) == len(report.class_instances) + 1, "a row per class (and the header): none split or added"
+    assert all(line.count("|") - line.count("\\|") == 4 for line in class_rows)
