@@ -4,6 +4,9 @@ LaunchError; the file a link points at is neither read nor written."""
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from tasks.errors import LaunchError
@@ -79,4 +82,17 @@ def test_a_status_line_nested_100000_deep_is_a_foreign_line_not_a_crash(harness)
     recorder = Recorder()
     result = run_training(plan.with_options(env=dict(plan.env, **FAST)), harness.launcher, recorder.observer())
     assert result.completed_epochs == 2 and [e.epoch for e in recorder.epochs] == [0, 1]
+    held()
+
+
+def test_a_fifo_in_place_of_the_log_file_is_refused_on_the_retry_without_blocking(harness):
+    """The log file (the request's log_file, appended to by taoflow) replaced by a FIFO: opening it for
+    writing raised a raw OSError (ENXIO, no reader). It is one clear LaunchError, and nothing waits for a reader."""
+    plan = harness.plan(epochs=2, log_file="train.log", run_id="hostile-log-fifo")
+    planted = plan.with_options(env=dict(plan.env, **FAST, TAO_STANDIN_PLANT_FIFO="train.log"))
+    run_training(planted, harness.launcher, Recorder().observer())
+    assert stat.S_ISFIFO(os.lstat(plan.results_host_dir / "train.log").st_mode)
+    with pytest.raises(LaunchError) as caught:
+        run_training(plan.with_options(env=dict(plan.env, **FAST)), harness.launcher, Recorder().observer())
+    assert "train.log in the results folder is not a regular file" in str(caught.value)
     held()

@@ -72,8 +72,10 @@ ROWS: tuple[Row, ...] = (
         "to year 9999 ahead, connections that idle, trickle a head or stall a body",
         "400, no crash; the dataset announced again after the clock skew; every connection closed"),
     Row("hostile-trainer", "A trainer plants links to a host file and FIFOs in its results folder (log file, "
-        "status.json, model file), on both launchers (tests/launch/test_hostile_results.py)",
-        "one LaunchError naming the planted file; the target neither read nor written; no hang", 8),
+        "status.json, model file), or leaves a status.json line nested 100,000 deep, on both launchers "
+        "(tests/launch/test_hostile_results.py)",
+        "one LaunchError naming the planted file (the deep line: skipped as a foreign line, the run judged as "
+        "ever); the target neither read nor written; no hang", 12),
     Row("output-names", "Hostile model_app_name / model_subfolder / model_name / log_file (.., /, #, ?sv=..., "
         "spaces, 201 chars, ...) through TrainRequest, component inputs, job files, the deployments' schema and "
         "join_location; edge names that pass published to Azurite and disk",
