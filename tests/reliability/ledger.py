@@ -93,11 +93,12 @@ ROWS: tuple[Row, ...] = (
         "folder by a real container, then published, synced down and staged",
         "never read, opened or written through (inotify on the host side); skipped with a warning; no hang", 10),
     Row("hostile-registry", "A registry planted with links (a champion's version folder, its weights/), versions "
-        "without their marker or card, a model changed after publication, pointers naming files outside their "
-        "version, a 2 MB pointer, a 200 MB card, a 100 MB marker, Infinity/NaN metrics; local and Azurite",
-        "the champion refused before anything is read through a link (inotify) or placed in the cache; an "
-        "oversized file refused by its size, before it is downloaded (CLI peak memory below 400 MB); a "
-        "non-finite number makes the file damaged", 20),
+        "without their marker or card, a champion's model gone or changed after publication, pointers naming files "
+        "outside their version, a 2 MB pointer, a 200 MB card, a 100 MB marker, Infinity/NaN metrics; local and "
+        "Azurite, and a linked champion through a whole training run on dockerd",
+        "the champion refused (the run: published, Not promoted) before anything is read through a link "
+        "(inotify) or placed in the cache; an oversized file refused by its size before it is downloaded (CLI peak "
+        "memory within 48 MB of a normal run); a non-finite number makes the file damaged", 20),
     Row("storage-endpoints", "Blob locations on foreign hosts (ACCOUNT.blob.<other domain>, look-alike suffixes, "
         "other ports, IP/localhost, userinfo) with DefaultAzureCredential, behind a TLS-intercepting fake internet",
         "refused before any token request; 0 connections to the host; Azure's and the configured endpoint still work",
