@@ -228,8 +228,8 @@ def test_runs_staging_the_same_champion_at_once_each_get_it_whole(registry, tmp_
     sync_up(folder, join_location(app, "r2"))
     assert promote(app, card, card.verdict, read_pointer(app), read_champion(app)).promoted
     go, home = tmp_path / "go", tmp_path / "home"
-    code = ("import os, sys, time\nfrom pathlib import Path\nfrom tasks.job.workspace import Workspace\nfrom tasks.registry import read_champion\n"
-            "from tasks.registry.champion_model import stage_champion_model\n"
+    code = ("import os, sys, time\nfrom pathlib import Path\nfrom tasks.job.workspace import Workspace\n"
+            "from tasks.registry import read_champion\nfrom tasks.registry.champion_model import stage_champion_model\n"
             f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
             f"print(stage_champion_model(sys.argv[1], read_champion(sys.argv[1]), Workspace(Path({str(home)!r}))))\n")
     racers = [subprocess.Popen([sys.executable, "-c", code, app], cwd=REPO, stdout=subprocess.PIPE, text=True,
