@@ -23,7 +23,10 @@ readable block and exits non-zero; a bare traceback means a bug in taoflow, not 
     │   ├── ImageUnavailable ········· the TAO image is absent and cannot be pulled
     │   ├── TaoJobFailed ············· TAO ran and did not succeed (transient when a retry helps)
     │   │   ├── TrainingFailed ······· `detectnet_v2 train`
-    │   │   └── EvaluationFailed ····· `detectnet_v2 evaluate`
+    │   │   ├── EvaluationFailed ····· `detectnet_v2 evaluate`
+    │   │   ├── PruneFailed ·········· `detectnet_v2 prune`
+    │   │   ├── ExportFailed ········· `detectnet_v2 export`
+    │   │   └── EngineBuildFailed ···· TAO Deploy's `detectnet_v2 gen_trt_engine`
     │   └── TrainingCancelled ········ stopped on request
     ├── EventError ··················· an incoming event is malformed or not authorised
     │   ├── UnreadableContent ········ a media type the bridge does not read (HTTP 415)
@@ -278,6 +281,18 @@ class TrainingFailed(TaoJobFailed):
 
 class EvaluationFailed(TaoJobFailed):
     """`detectnet_v2 evaluate` ran and did not measure the model."""
+
+
+class PruneFailed(TaoJobFailed):
+    """`detectnet_v2 prune` ran and left no pruned model with its pruning ratio."""
+
+
+class ExportFailed(TaoJobFailed):
+    """`detectnet_v2 export` ran and did not leave every file it was asked for."""
+
+
+class EngineBuildFailed(TaoJobFailed):
+    """TAO Deploy's `detectnet_v2 gen_trt_engine` ran and left no TensorRT engine."""
 
 
 class TrainingCancelled(LaunchError):

@@ -31,11 +31,14 @@ PUBLIC = {
         "plan_training", "prepare_spec", "run_preflight", "stage_input"
     ],
     "tasks.launch": [
-        "CancelToken", "Command", "ConvertResult", "DockerLauncher", "EpochEvent", "EvaluationFailed",
-        "EvaluationResult", "JobObserver", "JobOutcome", "LaunchPlan", "Launcher", "Mount", "MountPlan",
-        "ProcessLauncher", "StatusLog", "StopPolicy", "TaoMounts", "TrainResult", "ValidationEvent", "build_plan",
-        "container_gpu_index", "convert_command", "device_requests", "evaluate_command", "invoking_user",
-        "key_reason", "load_tao_mounts", "run_conversion", "run_evaluation", "run_training", "train_command"
+        "BatchSizes", "CancelToken", "ChainCommand", "Command", "ConvertResult", "DockerLauncher",
+        "EngineBuildFailed", "EngineResult", "EpochEvent", "EvaluationFailed", "EvaluationResult", "ExportFailed",
+        "ExportResult", "Int8Calibration", "JobObserver", "JobOutcome", "LaunchPlan", "Launcher", "Mount",
+        "MountPlan", "ProcessLauncher", "PruneFailed", "PruneOptions", "PruneResult", "StatusLog", "StopPolicy",
+        "TaoMounts", "TrainResult", "ValidationEvent", "build_plan", "container_gpu_index", "convert_command",
+        "device_requests", "evaluate_command", "export_command", "gen_trt_engine_command", "invoking_user",
+        "key_reason", "load_tao_mounts", "prune_command", "run_conversion", "run_evaluation", "run_export",
+        "run_gen_trt_engine", "run_prune", "run_training", "train_command"
     ],
     "tasks.registry": [
         "CARD_FILE", "ChampionPointer", "ClassCheck", "HeldOut", "Metrics", "ModelCard", "NOT_PROMOTED",

@@ -14,7 +14,7 @@ from tasks.errors import ConfigError
 from tasks.launch.slots import Slot, container_path, container_spec_file
 from tasks.redact import MASK, Redactor
 
-SubTask = Literal["train", "dataset_convert", "evaluate"]
+SubTask = Literal["train", "dataset_convert", "evaluate", "prune", "export", "gen_trt_engine"]
 
 
 @dataclass(frozen=True)
