@@ -31,14 +31,14 @@ PUBLIC = {
         "plan_training", "prepare_spec", "run_preflight", "stage_input"
     ],
     "tasks.launch": [
-        "BatchSizes", "CancelToken", "ChainCommand", "Command", "ConvertResult", "DockerLauncher",
+        "ArtifactFacts", "BatchSizes", "CancelToken", "ChainCommand", "Command", "ConvertResult", "DockerLauncher",
         "EngineBuildFailed", "EngineResult", "EpochEvent", "EvaluationFailed", "EvaluationResult", "ExportFailed",
         "ExportResult", "Int8Calibration", "JobObserver", "JobOutcome", "LaunchPlan", "Launcher", "Mount",
         "MountPlan", "ProcessLauncher", "PruneFailed", "PruneOptions", "PruneResult", "StatusLog", "StopPolicy",
-        "TaoMounts", "TrainResult", "ValidationEvent", "build_plan", "container_gpu_index", "convert_command",
-        "device_requests", "evaluate_command", "export_command", "gen_trt_engine_command", "invoking_user",
-        "key_reason", "load_tao_mounts", "prune_command", "run_conversion", "run_evaluation", "run_export",
-        "run_gen_trt_engine", "run_prune", "run_training", "train_command"
+        "TaoMounts", "TrainResult", "ValidationEvent", "artifact_facts", "build_plan", "container_gpu_index",
+        "convert_command", "device_requests", "evaluate_command", "export_command", "gen_trt_engine_command",
+        "invoking_user", "key_reason", "load_tao_mounts", "prune_command", "run_conversion", "run_evaluation",
+        "run_export", "run_gen_trt_engine", "run_prune", "run_training", "train_command"
     ],
     "tasks.registry": [
         "CARD_FILE", "ChampionPointer", "ClassCheck", "HeldOut", "Metrics", "ModelCard", "NOT_PROMOTED",
@@ -54,7 +54,7 @@ PUBLIC = {
     ],
     "tasks.spec": [
         "Change", "Document", "KINDS", "PathField", "RewriteResult", "Schema", "SpecFacts", "check_spec",
-        "extract_facts", "load_schema", "parse_spec", "rebase_path", "require_valid", "rewrite_spec"
+        "extract_facts", "load_schema", "parse_spec", "rebase_path", "require_valid", "retrain_spec", "rewrite_spec"
     ],
     "tasks.storage": [
         "Location", "StorageAccess", "SyncProgress", "SyncReport", "content_fingerprint", "is_published",

@@ -2,6 +2,7 @@
 cancellable, resumable, and judged by its results rather than its exit code."""
 
 from tasks.errors import EngineBuildFailed, ExportFailed, PruneFailed
+from tasks.launch.step_artifacts import ArtifactFacts, artifact_facts
 from tasks.launch.base import CancelToken, JobObserver, JobOutcome, Launcher, StopPolicy
 from tasks.launch.chain_commands import (
     BatchSizes,
@@ -33,6 +34,7 @@ from tasks.launch.prune_export import ExportResult, PruneResult
 from tasks.launch.status import EpochEvent, StatusLog, ValidationEvent
 
 __all__ = [
+    "ArtifactFacts",
     "BatchSizes",
     "CancelToken",
     "ChainCommand",
@@ -62,6 +64,7 @@ __all__ = [
     "TaoMounts",
     "TrainResult",
     "ValidationEvent",
+    "artifact_facts",
     "build_plan",
     "container_gpu_index",
     "convert_command",
