@@ -2,7 +2,6 @@
 cancellable, resumable, and judged by its results rather than its exit code."""
 
 from tasks.errors import EngineBuildFailed, ExportFailed, PruneFailed
-from tasks.launch.step_artifacts import ArtifactFacts, artifact_facts
 from tasks.launch.base import CancelToken, JobObserver, JobOutcome, Launcher, StopPolicy
 from tasks.launch.chain_commands import (
     BatchSizes,
@@ -32,6 +31,7 @@ from tasks.launch.plan import LaunchPlan, build_plan, device_requests, invoking_
 from tasks.launch.process import ProcessLauncher
 from tasks.launch.prune_export import ExportResult, PruneResult
 from tasks.launch.status import EpochEvent, StatusLog, ValidationEvent
+from tasks.launch.step_artifacts import ArtifactFacts, artifact_facts
 
 __all__ = [
     "ArtifactFacts",

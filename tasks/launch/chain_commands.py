@@ -120,6 +120,12 @@ def _count(name: str, value: int, subtask: str, least: int = 1) -> str:
     return str(value)
 
 
+def _key(model: str, key: str | None) -> str | None:
+    """The key, for an encrypted model only: TAO 5's .hdf5 and .onnx need none, and export would write it
+    into nvinfer_config.txt as `tlt-model-key=` (keras_exporter.py: generate_ds_config)."""
+    return key if key and model.endswith((".tlt", ".etlt")) else None
+
+
 def _gpu(argv: list[str], gpu_index: int | None) -> None:
     if gpu_index is not None:
         argv += ["--gpu_index", _count("--gpu_index", gpu_index, "the wrapper", least=0)]
@@ -153,6 +159,7 @@ def prune_command(*, model: str, output: str, results_dir: str, options: PruneOp
             "-pg", _count("-pg", options.granularity, "prune"), "-nf", _count("-nf", options.min_num_filters, "prune")]
     if options.excluded_layers:
         argv += ["-el", *options.excluded_layers]
+    key = _key(model, key)
     if key:
         argv += ["-k", key]
     _gpu(argv, gpu_index)
@@ -198,6 +205,7 @@ def export_command(*, model: str, output: str, spec: str, results_dir: str, gen_
             "--engine_file", engine_file, "export"), results, "export")]
         outputs.append(engine_file)
     argv += _calibration_args("export", data_type, calibration, results, outputs)
+    key = _key(model, key)
     if key:
         argv += ["-k", key]
     _gpu(argv, gpu_index)
@@ -238,13 +246,14 @@ def gen_trt_engine_command(*, model: str, spec: str, results_dir: str, engine_fi
             "--min_batch_size", sizes[0], "--opt_batch_size", sizes[1], "--max_batch_size", sizes[2]]
     outputs = [engine]
     argv += _calibration_args("gen_trt_engine", data_type, calibration, results, outputs)
-    if key and model.endswith(".etlt"):  # only an .etlt is encrypted
+    key = _key(model, key)
+    if key:
         argv += ["-k", key]
     _gpu(argv, gpu_index)
     return ChainCommand(subtask="gen_trt_engine", argv=tuple(argv), results_dir=results, model=model, artifact=engine,
                         outputs=tuple(outputs), data_type=data_type, engine_file=engine,
                         calibration=calibration if data_type == "int8" else None,
-                        secrets=(key,) if key and model.endswith(".etlt") else ())
+                        secrets=(key,) if key else (), key_reason="the model is encrypted" if key else None)
 
 
 def _calibration_args(subtask: str, data_type: str, calibration: Int8Calibration | None, results: str,

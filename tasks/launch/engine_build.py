@@ -49,6 +49,8 @@ NO_ENGINE_BUILT = "'NoneType' object does not support the context manager protoc
 #: Python 3.10's words for the same.
 NO_ENGINE_BUILT_PY310 = "AttributeError: __enter__"
 NOT_ENOUGH_IMAGES = ("Not enough images to create batches", "Not enough number of images provided")
+#: `--cal_data_file` in 7.3.0 compares 'png' with ('.png', …): it finds no image however many there are.
+TENSORFILE_FINDS_NONE = "Not enough number of images provided: 0 <"
 PARSER_REFUSED = "Failed to load ONNX file"
 NO_IMAGES = re.compile(r"^No valid .* images found in ")
 _CALIBRATING = re.compile(r"Calibrating image (?P<done>\d+) / (?P<total>\d+)")
@@ -60,6 +62,7 @@ BUILD_FAILED = "TensorRT built no engine"
 ONNX_REFUSED = "TensorRT's parser refused the ONNX"
 NOT_ENOUGH_CAL_IMAGES = "not enough calibration images"
 NO_CAL_IMAGES = "no calibration images"
+TENSORFILE_BUG = "found no calibration image on the --cal_data_file path"
 PARAMETER_ERROR = "parameter error"
 UNSUPPORTED = "model format not supported"
 FILE_ERROR = "file error"
@@ -69,8 +72,8 @@ CONFIG_ERROR = "configuration error"
 _PREFIXES = {"Feature not implemented: ": UNSUPPORTED, "File system error: ": FILE_ERROR,
              "Configuration error: ": CONFIG_ERROR, "Schema validation error: ": CONFIG_ERROR,
              "User/System interruption: ": INTERRUPTED}
-FINAL_ENDINGS = frozenset({NO_ENGINE, NO_CAL_CACHE, ONNX_REFUSED, NOT_ENOUGH_CAL_IMAGES, NO_CAL_IMAGES, PARAMETER_ERROR,
-                           UNSUPPORTED, FILE_ERROR, CONFIG_ERROR, OUT_OF_GPU_MEMORY, GPUS_NOT_VISIBLE})
+FINAL_ENDINGS = frozenset({NO_ENGINE, NO_CAL_CACHE, ONNX_REFUSED, NOT_ENOUGH_CAL_IMAGES, NO_CAL_IMAGES, TENSORFILE_BUG,
+                           PARAMETER_ERROR, UNSUPPORTED, FILE_ERROR, CONFIG_ERROR, OUT_OF_GPU_MEMORY, GPUS_NOT_VISIBLE})
 _FIXES = {
     NO_ENGINE: "TAO Deploy said SUCCESS but left no engine file: check --engine_file and the folder's permissions",
     NO_CAL_CACHE: "INT8 without a calibration cache cannot be deployed: check --cal_cache_file",
@@ -78,6 +81,7 @@ _FIXES = {
     ONNX_REFUSED: "the ONNX is not one TensorRT reads: export it again with TAO 5 (`detectnet_v2 export`)",
     NOT_ENOUGH_CAL_IMAGES: "give at least one calibration batch of images, or lower the calibration batch size",
     NO_CAL_IMAGES: "the calibration folder (or the spec's image_directory_path) holds no .jpg/.jpeg/.png/.bmp image",
+    TENSORFILE_BUG: "leave --cal_data_file out: TAO Deploy 7.3.0 finds no image on that path; the image folder works",
     PARAMETER_ERROR: "read TAO Deploy's words above; check the engine's data type and batch sizes",
     UNSUPPORTED: "gen_trt_engine reads .onnx (TAO 5 export), .etlt or .uff",
     FILE_ERROR: "a file gen_trt_engine reads is missing (the spec, the model, a calibration file)",
@@ -114,6 +118,8 @@ def classify(e: StepEvidence, *, engine: Path | None, cal_cache_missing: bool) -
             reason = message[len(PARAMETER_ERROR_PREFIX):]
             if reason.startswith(NO_ENGINE_BUILT):
                 return BUILD_FAILED
+            if reason.startswith(TENSORFILE_FINDS_NONE):
+                return TENSORFILE_BUG
             return NOT_ENOUGH_CAL_IMAGES if reason.startswith(NOT_ENOUGH_IMAGES) else PARAMETER_ERROR
         return next((ending for prefix, ending in _PREFIXES.items() if message.startswith(prefix)), CRASHED)
     if e.last_status is None:

@@ -16,6 +16,7 @@ from tasks.launch import DockerLauncher, ProcessLauncher, build_plan
 from tasks.launch.command import Command
 from tasks.launch.slots import Slot, container_path
 from tests.launch.harness import FAST_STOP, Recorder, host_memlock_limit
+from tests.spec._specs import spec_text
 from tests.standin.chain_traces import (
     ENGINE_SCENARIOS,
     EXPORT_SCENARIOS,
@@ -27,7 +28,6 @@ from tests.standin.chain_traces import (
     step_differences,
 )
 from tests.standin.image import standin_deploy_executable, standin_executable
-from tests.spec._specs import spec_text
 
 RETRAIN_SPEC = "tao_tutorials_5.5__detectnet_v2_retrain_resnet18_kitti.txt"
 TRAINING_IMAGES = "/workspace/tao-experiments/data/training"
