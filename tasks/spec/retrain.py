@@ -53,17 +53,22 @@ def retrain_spec(doc: Document, pruned_model: str, schema: Schema | None = None)
         raise SpecError(f"the pruned model {pruned_model} is not a .hdf5: TAO 5's prune writes plain .hdf5",
                         where=doc.file, fix="give the pruned model's .hdf5 path")
     schema = schema or load_schema()
-    edits = [override_edit(doc, schema, "model_config.pretrained_model_file", pruned_model), _load_graph(doc, schema)]
+    edits = [override_edit(doc, schema, "model_config.pretrained_model_file", pruned_model)]
     edits += [replace_scalar(doc, b.value, PRUNED_TAG, b.path, "the retrained model is the pruned one", quote=True)
               for b in walk(doc, schema)
               if isinstance(b.value, Scalar) and b.value.kind == "string" and b.value.value == UNPRUNED_TAG
               and b.path.split("[")[0] in _TAG_FIELDS]
-    text = apply_edits(doc, edits)
+    # load_graph in a second pass: a spec without model_config gets one block holding both fields
+    middle = parse(apply_edits(doc, edits), doc.file, doc.kind)
+    graph = _load_graph(middle, schema)
+    text = apply_edits(middle, [graph])
     parse(text, doc.file, doc.kind)  # a bug in the derivation shows here, never in TAO
     name = doc.file or "spec"
     diff = "".join(difflib.unified_diff(doc.text.splitlines(keepends=True), text.splitlines(keepends=True),
                                         f"a/{name}", f"b/retrain-{name}"))
-    return RewriteResult(text, [e.change for e in sorted(edits, key=lambda e: e.start)], diff)
+    changes = [e.change for e in sorted(edits, key=lambda e: e.start)]
+    changes.insert(1, graph.change)
+    return RewriteResult(text, changes, diff)
 
 
 def _load_graph(doc: Document, schema: Schema) -> Edit:
