@@ -33,6 +33,7 @@ DataType = Literal["fp32", "fp16", "int8"]
 DATA_TYPES = ("fp32", "fp16", "int8")
 EQUALIZATIONS = ("union", "intersection", "arithmetic_mean", "geometric_mean")
 NORMALIZERS = ("max", "L2")
+ONNX_ROUTES = ("tf2onnx", "keras2onnx")
 #: What `gen_trt_engine -m` accepts (`nvidia_tao_deploy/utils/decoding.py: decode_model`).
 DEPLOY_MODEL_SUFFIXES = (".onnx", ".etlt", ".uff")
 #: export's --gen_ds_config writes these beside the .onnx (`keras_exporter.py`).
@@ -186,6 +187,9 @@ def export_command(*, model: str, output: str, spec: str, results_dir: str, gen_
     if data_type not in DATA_TYPES:
         raise ConfigError(f"export --data_type must be one of {DATA_TYPES}, got {data_type!r}",
                           where="export --data_type")
+    if onnx_route not in ONNX_ROUTES:
+        raise ConfigError(f"export --onnx_route must be one of {ONNX_ROUTES} (keras_exporter.py asserts it after "
+                          f"loading the spec), got {onnx_route!r}", where="export --onnx_route")
     results = _path("--results_dir", results_dir, "export")
     argv = ["detectnet_v2", "export", "-m", _path("-m", model, "export"),
             "-o", _inside("-o", _path("-o", output, "export"), results, "export"), "-e", _path("-e", spec, "export"),

@@ -26,11 +26,12 @@ from pathlib import Path
 from tasks.errors import ExportFailed, PruneFailed
 from tasks.launch.base import JobOutcome
 from tasks.launch.chain_commands import DS_CONFIG_FILES, chain_command
-from tasks.launch.judge import OOM_MARKERS
+from tasks.launch.judge import GPU_MARKERS, OOM_MARKERS
 from tasks.launch.plan import LaunchPlan
 from tasks.launch.step_verdict import (
     CRASHED,
     DID_NOTHING,
+    GPUS_NOT_VISIBLE,
     INTERRUPTED,
     KILLED,
     NOT_STARTED,
@@ -64,7 +65,7 @@ OUTPUT_EXISTS = "refused an existing output"
 NOT_EXPORTED = "ended without exporting"
 
 FINAL_ENDINGS = frozenset({SUFFIX_TRAP, MODEL_MISSING, NO_RATIO, DISAGREE, OUTPUT_EXISTS, OUT_OF_GPU_MEMORY,
-                           DID_NOTHING, OUTPUT_MISSING})
+                           DID_NOTHING, OUTPUT_MISSING, GPUS_NOT_VISIBLE})
 _RATIO_LINE = re.compile(r"Pruning ratio \(pruned model / original model\): (?P<ratio>[-+0-9.eE]+)")
 
 _FIXES = {
@@ -76,6 +77,7 @@ _FIXES = {
     OUT_OF_GPU_MEMORY: "free the GPU or give the step another one",
     DID_NOTHING: "TAO's wrapper drops empty values and splits paths with blanks: check the command",
     OUTPUT_MISSING: "check that the results folder is writable by the container's user and has free space",
+    GPUS_NOT_VISIBLE: "the container sees fewer GPUs than --gpu_index names",
 }
 
 
@@ -115,6 +117,8 @@ def _common(e: StepEvidence) -> str | None:
         return KILLED
     if any(marker in e.text for marker in OOM_MARKERS):
         return OUT_OF_GPU_MEMORY
+    if e.last_status is None and any(marker in e.text for marker in GPU_MARKERS):
+        return GPUS_NOT_VISIBLE
     if (e.last_message or "").startswith(MODEL_NOT_FOUND):
         return MODEL_MISSING
     return None

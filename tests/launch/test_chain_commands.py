@@ -80,6 +80,7 @@ def test_export_declares_every_file_it_writes():
     {"data_type": "int8"},                                  # calibrates only while building an engine
     {"data_type": "fp16"},                                  # no engine file: the data type does nothing
     {"data_type": "int8", "engine_file": f"{R}/m.trt"},     # no cache file: TAO writes ./cal.bin, lost
+    {"onnx_route": "onnx"},                                 # keras_exporter.py asserts, after loading the spec
 ])
 def test_export_commands_that_would_not_leave_what_they_promise_are_refused(changes):
     with pytest.raises(ConfigError):

@@ -40,6 +40,7 @@ from tasks.launch.mounts import Mount, MountPlan
 from tasks.launch.plan import LaunchPlan
 from tasks.launch.prune_export import OUTPUT_EXISTS, OUTPUT_MISSING, SUFFIX_TRAP, judge_export, judge_prune
 from tasks.launch.status import StatusLog
+from tasks.launch.step_verdict import GPUS_NOT_VISIBLE
 from tests.standin.chain_traces import ENGINE_SCENARIOS, StepTrace, load_step_trace
 
 WORKSPACE = "/workspace/tao-experiments"
@@ -159,6 +160,17 @@ def test_a_link_where_the_pruned_model_should_be_is_no_model(tmp_path):
     with pytest.raises(PruneFailed) as caught:
         judge()
     assert caught.value.reason == OUTPUT_MISSING
+
+
+def test_a_wrapper_that_cannot_see_the_gpu_ended_nothing_a_retry_can_mend(tmp_path):
+    command = prune_command(model=f"{WORKSPACE}/m.hdf5", output=f"{WORKSPACE}/r/p.hdf5", results_dir=f"{WORKSPACE}/r")
+    plan = LaunchPlan(command, MountPlan((Mount(str(tmp_path), WORKSPACE, False),)), run_id="gpu")
+    console = ["Traceback (most recent call last):", "AssertionError: Checking for valid GPU ids and num_gpus.",
+               "Execution status: FAIL"]
+    outcome = JobOutcome(exit_code=255, status=StatusLog(tmp_path / "r" / "status.json"), log_tail=console)
+    with pytest.raises(PruneFailed) as caught:
+        judge_prune(outcome, plan)
+    assert caught.value.reason == GPUS_NOT_VISIBLE and not caught.value.transient
 
 
 ENGINE_VERDICTS = {
