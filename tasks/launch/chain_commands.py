@@ -121,15 +121,18 @@ def _count(name: str, value: int, subtask: str, least: int = 1) -> str:
     return str(value)
 
 
-def _key(model: str, key: str | None) -> str | None:
-    """The key, for an encrypted model only: TAO 5's .hdf5 and .onnx need none, and export would write it
-    into nvinfer_config.txt as `tlt-model-key=` (keras_exporter.py: generate_ds_config)."""
-    return key if key and model.endswith((".tlt", ".etlt")) else None
-
-
-def _gpu(argv: list[str], gpu_index: int | None) -> None:
+def _command(argv: list[str], results: str, model: str, key: str | None, key_reason: str | None,
+             gpu_index: int | None, **declared) -> ChainCommand:
+    """The command with the key (for an encrypted model only: TAO 5's .hdf5 and .onnx need none, and export
+    would write it into nvinfer_config.txt as `tlt-model-key=`, keras_exporter.py: generate_ds_config) and
+    the wrapper's GPU index appended."""
+    key = key if key and model.endswith((".tlt", ".etlt")) else None
+    if key:
+        argv += ["-k", key]
     if gpu_index is not None:
         argv += ["--gpu_index", _count("--gpu_index", gpu_index, "the wrapper", least=0)]
+    return ChainCommand(subtask=argv[1], argv=tuple(argv), results_dir=results, model=model,
+                        secrets=(key,) if key else (), key_reason=key_reason if key else None, **declared)
 
 
 def prune_command(*, model: str, output: str, results_dir: str, options: PruneOptions = PruneOptions(),
@@ -160,12 +163,7 @@ def prune_command(*, model: str, output: str, results_dir: str, options: PruneOp
             "-pg", _count("-pg", options.granularity, "prune"), "-nf", _count("-nf", options.min_num_filters, "prune")]
     if options.excluded_layers:
         argv += ["-el", *options.excluded_layers]
-    key = _key(model, key)
-    if key:
-        argv += ["-k", key]
-    _gpu(argv, gpu_index)
-    return ChainCommand(subtask="prune", argv=tuple(argv), results_dir=results, model=model, artifact=output,
-                        outputs=(output,), secrets=(key,) if key else (), key_reason=key_reason if key else None)
+    return _command(argv, results, model, key, key_reason, gpu_index, artifact=output, outputs=(output,))
 
 
 def export_command(*, model: str, output: str, spec: str, results_dir: str, gen_ds_config: bool = True,
@@ -209,14 +207,9 @@ def export_command(*, model: str, output: str, spec: str, results_dir: str, gen_
             "--engine_file", engine_file, "export"), results, "export")]
         outputs.append(engine_file)
     argv += _calibration_args("export", data_type, calibration, results, outputs)
-    key = _key(model, key)
-    if key:
-        argv += ["-k", key]
-    _gpu(argv, gpu_index)
-    return ChainCommand(subtask="export", argv=tuple(argv), results_dir=results, model=model, artifact=output,
-                        outputs=tuple(outputs), data_type=data_type, engine_file=engine_file,
-                        calibration=calibration if data_type == "int8" else None, ds_config=gen_ds_config,
-                        secrets=(key,) if key else (), key_reason=key_reason if key else None)
+    return _command(argv, results, model, key, key_reason, gpu_index, artifact=output, outputs=tuple(outputs),
+                    data_type=data_type, engine_file=engine_file, ds_config=gen_ds_config,
+                    calibration=calibration if data_type == "int8" else None)
 
 
 def gen_trt_engine_command(*, model: str, spec: str, results_dir: str, engine_file: str, data_type: DataType = "int8",
@@ -250,14 +243,9 @@ def gen_trt_engine_command(*, model: str, spec: str, results_dir: str, engine_fi
             "--min_batch_size", sizes[0], "--opt_batch_size", sizes[1], "--max_batch_size", sizes[2]]
     outputs = [engine]
     argv += _calibration_args("gen_trt_engine", data_type, calibration, results, outputs)
-    key = _key(model, key)
-    if key:
-        argv += ["-k", key]
-    _gpu(argv, gpu_index)
-    return ChainCommand(subtask="gen_trt_engine", argv=tuple(argv), results_dir=results, model=model, artifact=engine,
-                        outputs=tuple(outputs), data_type=data_type, engine_file=engine,
-                        calibration=calibration if data_type == "int8" else None,
-                        secrets=(key,) if key else (), key_reason="the model is encrypted" if key else None)
+    return _command(argv, results, model, key, "the model is encrypted", gpu_index, artifact=engine,
+                    outputs=tuple(outputs), data_type=data_type, engine_file=engine,
+                    calibration=calibration if data_type == "int8" else None)
 
 
 def _calibration_args(subtask: str, data_type: str, calibration: Int8Calibration | None, results: str,

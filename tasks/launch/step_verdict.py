@@ -1,4 +1,4 @@
-"""What the judges of prune, export and gen_trt_engine share: one launch's evidence (its own
+"""What the judges of prune, export and gen_trt_engine share (and evaluate's, the failure): one launch's evidence (its own
 status.json lines, the console tail, the exit code, the files on the host) and the failure they
 raise, recorded in the attempt journal so that a retry is made only where it can help."""
 
@@ -71,9 +71,11 @@ def last_match(pattern: re.Pattern[str], lines: list[str]) -> re.Match[str] | No
     return None
 
 
-def fail(error: type[TaoJobFailed], step: str, ending: str, evidence: StepEvidence, plan: LaunchPlan, *,
-         final: frozenset[str], fixes: dict[str, str], detail: str = "") -> NoReturn:
-    """Raise `error` for `ending`: transient unless the ending is final or the attempt before ended alike."""
+def fail(error: type[TaoJobFailed], step: str, ending: str, evidence: Evidence, plan: LaunchPlan, *,
+         final: frozenset[str], fixes: dict[str, str], detail: str = "",
+         otherwise: str = "read TAO's error line above; a retry runs the step again") -> NoReturn:
+    """Raise `error` for `ending`: transient unless the ending is final or the attempt before ended alike
+    (evaluate's judge raises through it too)."""
     redact = Redactor(plan.secrets)
     tao_words = redact(evidence.last_message or "") if evidence.last_status == "FAILURE" else ""
     error_line = redact(evidence.tao_error or "")
@@ -89,5 +91,5 @@ def fail(error: type[TaoJobFailed], step: str, ending: str, evidence: StepEviden
         transient=ending not in final and not repeated,
         where=str(plan.results_host_dir),
         fix=("the previous attempt failed the same way; read TAO's words above" if repeated else
-             fixes.get(ending, "read TAO's error line above; a retry runs the step again")),
+             fixes.get(ending, otherwise)),
     )
