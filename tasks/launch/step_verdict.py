@@ -1,6 +1,6 @@
-"""What the judges of prune, export and gen_trt_engine share (and evaluate's, the failure): one launch's evidence (its own
-status.json lines, the console tail, the exit code, the files on the host) and the failure they
-raise, recorded in the attempt journal so that a retry is made only where it can help."""
+"""What the judges of prune, export and gen_trt_engine share (evaluate's too, for the failure): one
+launch's evidence (its own status.json lines, the console tail, the exit code, the files on the host)
+and the failure they raise, recorded in the attempt journal so that a retry is made only where it can help."""
 
 from __future__ import annotations
 

@@ -91,7 +91,8 @@ def command_for(trace: StepTrace) -> ChainCommand:
         return gen_trt_engine_command(model=o("-m"), spec=o("-e"), results_dir=results, engine_file=o("--engine_file"),
                                       data_type=o("--data_type") or "fp32", calibration=calibration)
     except ConfigError:
-        assert trace.scenario in {"no_hdf5_suffix", "fp16_without_engine_file", "int8_without_cal_cache_file",
+        assert trace.scenario in {"no_hdf5_suffix", "fp16_without_engine_file", "fp32_without_engine_file",
+                                  "int8_without_cal_cache_file",
                                   "wrong_model_suffix", "cal_data_file_finds_no_images"}, trace.scenario
     outputs = tuple(p for p in (o("-o"), o("--engine_file"), o("--cal_cache_file")) if p)
     return ChainCommand(subtask=trace.subtask, argv=("detectnet_v2", trace.subtask, *trace.argv), results_dir=results,
@@ -175,7 +176,8 @@ def test_a_wrapper_that_cannot_see_the_gpu_ended_nothing_a_retry_can_mend(tmp_pa
 
 ENGINE_VERDICTS = {
     "success_fp16": None, "success_int8": None, "cal_images_fewer_than_asked": None, "rerun": None,
-    "fp16_without_engine_file": NO_ENGINE, "int8_without_cal_cache_file": PARAMETER_ERROR,
+    "fp16_without_engine_file": NO_ENGINE, "fp32_without_engine_file": NO_ENGINE,
+    "int8_without_cal_cache_file": PARAMETER_ERROR,
     "cal_images_fewer_than_a_batch": NOT_ENOUGH_CAL_IMAGES, "cal_data_file_finds_no_images": TENSORFILE_BUG,
     "no_cal_images": NO_CAL_IMAGES, "onnx_parse_error": ONNX_REFUSED, "build_failed": BUILD_FAILED,
     "build_failed_py310": BUILD_FAILED, "wrong_model_suffix": UNSUPPORTED, "missing_spec": FILE_ERROR,

@@ -51,6 +51,7 @@ SCENARIOS = {
     # NVIDIA's notebook command (INT8 from the spec's training images), without --verbose.
     "success_int8": (BASE + INT8 + ENGINE + CACHE, 0, {}, 1),
     "fp16_without_engine_file": (BASE + ["--data_type", "fp16"], 0, {}, 1),
+    "fp32_without_engine_file": (BASE, 0, {}, 1),
     "int8_without_cal_cache_file": (BASE + INT8 + ENGINE, 0, {}, 1),
     "cal_images_fewer_than_a_batch": (BASE + INT8 + ENGINE + CACHE + CAL_DIR, 3, {}, 1),
     "cal_images_fewer_than_asked": (BASE + INT8 + ENGINE + CACHE + CAL_DIR, 8, {}, 1),
