@@ -7,13 +7,16 @@ from tasks.launch.docker import DockerLauncher
 from tasks.launch.encryption import key_reason
 from tasks.launch.evaluation import EvaluationFailed, EvaluationResult
 from tasks.launch.execute import run_conversion, run_evaluation, run_training
+from tasks.launch.gpu_booking import BookingLauncher, GpuBroker
+from tasks.launch.gpus import GpuDemand, GpuHost
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.mounts import Mount, MountPlan, TaoMounts, load_tao_mounts
-from tasks.launch.plan import LaunchPlan, build_plan, device_requests, invoking_user
+from tasks.launch.plan import LaunchPlan, build_plan, device_requests, gpu_demand, invoking_user
 from tasks.launch.process import ProcessLauncher
 from tasks.launch.status import EpochEvent, StatusLog, ValidationEvent
 
 __all__ = [
+    "BookingLauncher",
     "CancelToken",
     "Command",
     "ConvertResult",
@@ -21,6 +24,9 @@ __all__ = [
     "EpochEvent",
     "EvaluationFailed",
     "EvaluationResult",
+    "GpuBroker",
+    "GpuDemand",
+    "GpuHost",
     "JobObserver",
     "JobOutcome",
     "LaunchPlan",
@@ -38,6 +44,7 @@ __all__ = [
     "convert_command",
     "device_requests",
     "evaluate_command",
+    "gpu_demand",
     "invoking_user",
     "key_reason",
     "load_tao_mounts",

@@ -24,14 +24,15 @@ def labelled(client, run_id):
 
 def test_gpu_request_without_nvidia_runtime_is_clear_and_leaves_nothing(harness):
     plan = harness.plan(epochs=2, docker_gpus="all")
-    assert plan.device_requests == ({"count": -1, "capabilities": [["gpu"]]},)
+    # Run without a booking: the engine is asked for what the request names, every GPU.
+    assert harness.launcher.assign_gpus(plan, None).device_requests == ({"count": -1, "capabilities": [["gpu"]]},)
     with pytest.raises(GpuRuntimeMissing) as caught:
         run_training(plan, harness.launcher)
     assert "NVIDIA Container Toolkit" in str(caught.value)
     assert "docker_gpus='none'" in str(caught.value)
     assert labelled(harness.docker_client, plan.run_id) == []  # the created container was removed
     assert not list(plan.results_host_dir.glob("*.ckzip"))  # nothing trained
-    result = run_training(plan.with_options(device_requests=()), harness.launcher)  # docker_gpus="none"
+    result = run_training(plan.with_options(gpus=None), harness.launcher)  # docker_gpus="none"
     assert result.model_path.is_file()
 
 
