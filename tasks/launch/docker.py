@@ -54,6 +54,8 @@ class DockerLauncher:
     client: Any = None
     #: How a container is given its booked GPUs (tasks.launch.gpus: TAOFLOW_GPU_HANDOVER).
     gpu_handover: Handover = "device-requests"
+    #: The engine's address for the job's watchdog (a DockerHost block's base_url; None: DOCKER_HOST).
+    engine_url: str | None = None
 
     def engine(self):
         if self.client is not None:
@@ -64,7 +66,8 @@ class DockerLauncher:
             if self.docker_host_block:
                 from prefect_docker import DockerHost
 
-                client = DockerHost.load(self.docker_host_block).get_client()
+                host = DockerHost.load(self.docker_host_block)
+                client, self.engine_url = host.get_client(), host.base_url
             else:
                 client = docker.from_env(timeout=120)
             client.ping()
@@ -115,7 +118,7 @@ class DockerLauncher:
     def _start(self, client, plan: LaunchPlan) -> "tuple[DockerJob, Watchdog] | str":
         """The started job and its watchdog, or the engine's refusal of the ulimits."""
         job = DockerJob(client, _create(client, plan))
-        guard = Watchdog.start("container", job.container.id, str(client.api.base_url))
+        guard = Watchdog.start("container", job.container.id, *([self.engine_url] if self.engine_url else []))
         try:
             job.start(plan)
         except LimitRefused as refused:

@@ -68,7 +68,7 @@ class ProcessLauncher:
             ) from None
         job = ProcessJob(process)
         guard = Watchdog.start("group", str(job.pgid), start_time(job.pgid))
-        _remember(plan, job.pgid)
+        remember_group(plan, job.pgid)
         pump_lines(iter(lambda: process.stdout.read1(65536), b""), job.lines)
         try:
             return supervise(job, monitor, cancel, self.policy)
@@ -99,7 +99,8 @@ def _group_file(plan: LaunchPlan) -> Path:
     return plan.attempts_file.with_name(plan.attempts_file.name.replace("-attempts.jsonl", "-group"))
 
 
-def _remember(plan: LaunchPlan, pgid: int) -> None:
+def remember_group(plan: LaunchPlan, pgid: int) -> None:
+    """Record the job's process group beside its results folder, for the next attempt of the job."""
     write_atomic(_group_file(plan), f"{pgid} {start_time(pgid)}\n")
 
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -47,6 +47,8 @@ class PrefectServer:
     process: subprocess.Popen | None = None
     #: Serve the UI too (the browser test of the artifact pictures); the API tests leave it off.
     ui: bool = False
+    #: Settings of the server process itself (e.g. how often its repossessor looks for expired leases).
+    server_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -72,7 +74,7 @@ class PrefectServer:
         log = open(self.home / "server.log", "ab")
         self.process = subprocess.Popen(
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.home,
+            env=self.env(**self.server_env), stdout=log, stderr=subprocess.STDOUT, cwd=self.home,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -145,9 +147,9 @@ def serve_train_flow(prefect_server: "PrefectServer", name: str, log,
 
 
 @contextmanager
-def running_server(home: Path, *, ui: bool = False):
+def running_server(home: Path, *, ui: bool = False, **server_env: str):
     """A started `PrefectServer` for a block (a failed start is a missing service), stopped after."""
-    server = PrefectServer(home=home, port=free_port(), ui=ui)
+    server = PrefectServer(home=home, port=free_port(), ui=ui, server_env=server_env)
     try:
         server.start()
     except (RuntimeError, OSError) as exc:
