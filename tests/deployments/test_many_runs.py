@@ -119,9 +119,11 @@ def fleet(tmp_path_factory, docker_client, standin_image):
 
 
 def submit(fleet, request: dict) -> str:
-    created = fleet["server"].post(f"/deployments/{fleet['deployment']['id']}/create_flow_run",
-                                   {"parameters": {"request": request}})
-    return created.json()["id"]
+    """A deployment run, created as `run_deployment` creates it (Prefect's client, its retries)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(fleet["server"].api_url) as client:
+        return str(client.create_flow_run_from_deployment(fleet["deployment"]["id"], parameters={"request": request}).id)
 
 
 def wait_terminal(server, run_ids: list[str], timeout: float = 1200) -> dict[str, dict]:
@@ -131,6 +133,15 @@ def wait_terminal(server, run_ids: list[str], timeout: float = 1200) -> dict[str
         if all(r["state_type"] in TERMINAL for r in runs.values()) or time.monotonic() > deadline:
             return runs
         time.sleep(2)
+
+
+def failures(fleet, runs: dict[str, dict]) -> str:
+    """What went wrong, in full: each run that did not complete, and the workers' last lines."""
+    lines = [f"{run_id} {r['state_type']}: {r['state']['message']}" for run_id, r in runs.items()
+             if r["state_type"] != "COMPLETED"]
+    for log in sorted(fleet["home"].glob("worker-*.log")):
+        lines.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-3000:])
+    return "\n".join(lines)
 
 
 def run_logs(server, run_id: str) -> list[str]:
@@ -178,8 +189,7 @@ def test_six_runs_submitted_in_the_same_second_share_no_folder_and_no_gpu(fleet,
     for presser in pressers:
         presser.join(60)
     runs = wait_terminal(server, run_ids)
-    assert [r["state_type"] for r in runs.values()] == ["COMPLETED"] * 6, {
-        k: (r["state_type"], r["state"]["message"]) for k, r in runs.items()}
+    assert [r["state_type"] for r in runs.values()] == ["COMPLETED"] * 6, failures(fleet, runs)
     assert {r["state"]["name"] for r in runs.values()} <= {"Promoted", "Not promoted"}
 
     app = output / "shapes"
