@@ -25,7 +25,7 @@ from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import EvaluationResult, Launcher, TrainResult
 from tasks.launch.launch_tasks import evaluate_detectnet_v2
 from tasks.registry.card import CARD_FILE, Evaluation, HeldOut, ModelCard, build_card
-from tasks.registry.catalog import ChampionPointer, parse_pointer
+from tasks.registry.catalog import ChampionPointer, cards_of_runs, parse_pointer
 from tasks.registry.claims import Claim, check_claim, claim_version
 from tasks.registry.pointer import PointerRead, read_pointer
 from tasks.registry.promotion import promote
@@ -54,6 +54,12 @@ def read_champion_task(app: str, access: StorageAccess | None = None) -> tuple[P
     """The champion pointer as it is now, with the token the promotion must still find."""
     read = read_pointer(app, access)
     return read, parse_pointer(read, app)
+
+
+@task(name="read-sweep-cards", **_STORAGE_RETRIES)
+def cards_of_runs_task(app: str, run_ids: list[str], access: StorageAccess | None = None) -> dict[str, ModelCard]:
+    """The model cards the given training runs published in `app`, by run id."""
+    return cards_of_runs(app, run_ids, access)
 
 
 @dataclass(frozen=True)
