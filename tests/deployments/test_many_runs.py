@@ -252,6 +252,8 @@ def test_a_killed_flows_gpu_goes_to_the_waiting_run_only_after_its_container_is_
     holder_name = server.get(f"/flow_runs/{holder}")["name"]
     said: list[str] = []
     while not any("waiting for GPU 0 of host" in m for m in said) and time.monotonic() < deadline:
+        assert server.get(f"/flow_runs/{waiter}")["state_type"] not in TERMINAL, failures(
+            fleet, {waiter: server.get(f"/flow_runs/{waiter}")})
         time.sleep(1)
         said = run_logs(server, waiter)
     assert any(f"GPU 0 held by flow run {holder_name!r}" in m for m in said), said
