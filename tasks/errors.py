@@ -6,6 +6,7 @@ readable block and exits non-zero; a bare traceback means a bug in taoflow, not 
 
     TaoflowError
     ├── ConfigError ·················· a request, job file, command line or Prefect block is wrong
+    │   └── FolderClaimed ············ the model version folder belongs to another run
     ├── SpecError ···················· a spec cannot be parsed, fails its checks or cannot be rewritten
     ├── DatasetError ················· the dataset fails pre-flight validation
     ├── StorageError ················· reading or writing a location failed
@@ -21,6 +22,7 @@ readable block and exits non-zero; a bare traceback means a bug in taoflow, not 
     │   ├── EngineUnavailable ········ (transient) no Docker engine answers, or it went away
     │   ├── GpuRuntimeMissing ········ GPUs asked for, no NVIDIA runtime
     │   ├── ImageUnavailable ········· the TAO image is absent and cannot be pulled
+    │   ├── GpuLeaseLost ············· (transient) the job's GPU lease ran out while it ran
     │   ├── TaoJobFailed ············· TAO ran and did not succeed (transient when a retry helps)
     │   │   ├── TrainingFailed ······· `detectnet_v2 train`
     │   │   ├── EvaluationFailed ····· `detectnet_v2 evaluate`
@@ -171,6 +173,11 @@ class ConfigError(TaoflowError):
     cli_exit_status = 2
 
 
+class FolderClaimed(ConfigError):
+    """The version folder (OUTPUT/MODEL_APP_NAME/MODEL_SUBFOLDER) was claimed by another run, or
+    already holds another run's published model: this run must not train, publish or promote there."""
+
+
 class SpecError(TaoflowError):
     """A DetectNet_v2 spec cannot be parsed, fails its checks, or cannot be rewritten."""
 
@@ -235,6 +242,13 @@ class GpuRuntimeMissing(LaunchError):
 
 class ImageUnavailable(LaunchError):
     """The TAO image is not present and cannot be pulled."""
+
+
+class GpuLeaseLost(LaunchError):
+    """The lease on the job's GPUs ran out while it ran (the Prefect server was away, or restarted):
+    the job was stopped so that no other run shares its GPUs; a retry books again and resumes."""
+
+    transient = True
 
 
 class TaoJobFailed(LaunchError):

@@ -25,9 +25,11 @@ from tasks.launch.execute import (
     run_prune,
     run_training,
 )
+from tasks.launch.gpu_booking import BookingLauncher, GpuBroker
+from tasks.launch.gpus import GpuDemand, GpuHost
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.mounts import Mount, MountPlan, TaoMounts, load_tao_mounts
-from tasks.launch.plan import LaunchPlan, build_plan, device_requests, invoking_user
+from tasks.launch.plan import LaunchPlan, build_plan, device_requests, gpu_demand, invoking_user
 from tasks.launch.process import ProcessLauncher
 from tasks.launch.prune_export import ExportResult, PruneResult
 from tasks.launch.status import EpochEvent, StatusLog, ValidationEvent
@@ -36,6 +38,7 @@ from tasks.launch.step_artifacts import ArtifactFacts, artifact_facts
 __all__ = [
     "ArtifactFacts",
     "BatchSizes",
+    "BookingLauncher",
     "CancelToken",
     "ChainCommand",
     "Command",
@@ -48,6 +51,9 @@ __all__ = [
     "EvaluationResult",
     "ExportFailed",
     "ExportResult",
+    "GpuBroker",
+    "GpuDemand",
+    "GpuHost",
     "Int8Calibration",
     "JobObserver",
     "JobOutcome",
@@ -72,6 +78,7 @@ __all__ = [
     "evaluate_command",
     "export_command",
     "gen_trt_engine_command",
+    "gpu_demand",
     "invoking_user",
     "key_reason",
     "load_tao_mounts",

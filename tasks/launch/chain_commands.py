@@ -125,13 +125,13 @@ def _command(argv: list[str], results: str, model: str, key: str | None, key_rea
              gpu_index: int | None, **declared) -> ChainCommand:
     """The command with the key (for an encrypted model only: TAO 5's .hdf5 and .onnx need none, and export
     would write it into nvinfer_config.txt as `tlt-model-key=`, keras_exporter.py: generate_ds_config) and
-    the wrapper's GPU index appended."""
+    the wrapper's GPU index appended. One GPU: TAO's wrappers allow more only for train."""
     key = key if key and model.endswith((".tlt", ".etlt")) else None
     if key:
         argv += ["-k", key]
     if gpu_index is not None:
         argv += ["--gpu_index", _count("--gpu_index", gpu_index, "the wrapper", least=0)]
-    return ChainCommand(subtask=argv[1], argv=tuple(argv), results_dir=results, model=model,
+    return ChainCommand(subtask=argv[1], argv=tuple(argv), results_dir=results, model=model, num_gpus=1,
                         secrets=(key,) if key else (), key_reason=key_reason if key else None, **declared)
 
 

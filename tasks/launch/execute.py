@@ -101,10 +101,7 @@ def run_gen_trt_engine(plan: LaunchPlan, launcher: Launcher, observer: JobObserv
 
 def _no_grace(launcher: Launcher) -> Launcher:
     # evaluate and the chain's steps save nothing on SIGUSR1 (no checkpoints): a stop goes straight to SIGTERM.
-    policy = getattr(launcher, "policy", None)
-    if dataclasses.is_dataclass(launcher) and policy is not None:
-        return dataclasses.replace(launcher, policy=dataclasses.replace(policy, graceful_seconds=0.0))
-    return launcher
+    return launcher.with_policy(dataclasses.replace(launcher.policy, graceful_seconds=0.0))
 
 
 def _run_and_judge(
