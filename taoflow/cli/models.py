@@ -62,15 +62,15 @@ def list_(app_location: str = _APP, credentials: Optional[str] = _CREDENTIALS, a
     if not rows:
         out_console.print(f"no published model with a model card at {app_location}", markup=False)
         return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("", "version", "time (UTC)", "mAP %", "dataset", "held out on"):
-        table.add_column(column, justify="right" if column == "mAP %" else "left")
-    for row in rows:
-        table.add_row("*" if row.champion else "", row.version, row.created_at.replace("+00:00", "Z"),
-                      f"{row.mean_average_precision:.2f}", row.dataset_fingerprint[:12], row.held_out)
-    out_console.print(table)
+    table = [("", "version", "time (UTC)", "mAP %", "dataset", "held out on")]
+    table += [("*" if row.champion else "", row.version, row.created_at.replace("+00:00", "Z"),
+               f"{row.mean_average_precision:.2f}", row.dataset_fingerprint[:12], row.held_out) for row in rows]
+    # Columns as wide as their longest cell, whatever the terminal: a version name is never cut
+    # (two versions started in the same second differ only in their last characters).
+    widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]))]
+    for cells in table:
+        line = "  ".join(cell.rjust(w) if i == 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(cells, widths)))
+        out_console.print(line.rstrip(), markup=False, highlight=False, crop=False, overflow="ignore")
     out_console.print(f"{len(rows)} version(s); * = champion", markup=False)
 
 
