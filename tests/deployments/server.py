@@ -7,6 +7,7 @@ subprocesses) reach by PREFECT_API_URL, with the triggers service running.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -123,6 +124,35 @@ class PrefectServer:
 
     def flow_runs(self, deployment_id: str) -> list[dict]:
         return self.post("/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}).json()
+
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def run_deployment(server: PrefectServer, deployment: str, request: dict,
+                   job_variables: dict | None = None) -> str:
+    """`prefect deployment run` as an operator types it; returns the flow run id."""
+    options = [f"--job-variable={key}={json.dumps(value)}" for key, value in (job_variables or {}).items()]
+    done = server.prefect("deployment", "run", deployment, "--params", json.dumps({"request": request}), *options,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run_id] = [line.split()[-1] for line in done.stdout.splitlines() if "UUID" in line]
+    return run_id
+
+
+def wait_terminal(server: PrefectServer, run_id: str, timeout: float = 600) -> tuple[dict, float]:
+    started = time.monotonic()
+    run = server.get(f"/flow_runs/{run_id}")
+    while run["state_type"] not in TERMINAL and time.monotonic() - started < timeout:
+        time.sleep(1)
+        run = server.get(f"/flow_runs/{run_id}")
+    return run, time.monotonic() - started
+
+
+def run_logs(server: PrefectServer, run_id: str, settle: float = 3) -> list[str]:
+    time.sleep(settle)  # log batches reach the API shortly after the run ends
+    return [entry["message"] for entry in server.post(
+        "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()]
 
 
 def _copy_of(database: Path) -> Path:

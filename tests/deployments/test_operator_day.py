@@ -19,13 +19,20 @@ import time
 
 import pytest
 
-from tests.deployments.server import PREFECT, REPO, running_server, stop_process
+from tests.deployments.server import (
+    PREFECT,
+    REPO,
+    run_deployment,
+    run_logs,
+    running_server,
+    stop_process,
+    wait_terminal,
+)
 from tests.flow.conftest import demo_data, engine_env, request_fields  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 RETRAIN = "train-detectnet-v2/retrain-detectnet-v2"
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 QUIET_MINUTES = 3
 
 
@@ -72,29 +79,6 @@ def first_day(tmp_path_factory):
             worker_log.close()
 
 
-def run_deployment(server, request: dict) -> str:
-    """`prefect deployment run` as an operator types it; returns the flow run id."""
-    done = server.prefect("deployment", "run", RETRAIN, "--params", json.dumps({"request": request}), timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    [run_id] = [line.split()[-1] for line in done.stdout.splitlines() if "UUID" in line]
-    return run_id
-
-
-def wait_terminal(server, run_id: str, timeout: float = 600) -> tuple[dict, float]:
-    started = time.monotonic()
-    run = server.get(f"/flow_runs/{run_id}")
-    while run["state_type"] not in TERMINAL and time.monotonic() - started < timeout:
-        time.sleep(1)
-        run = server.get(f"/flow_runs/{run_id}")
-    return run, time.monotonic() - started
-
-
-def run_logs(server, run_id: str) -> list[str]:
-    time.sleep(3)  # log batches reach the API shortly after the run ends
-    return [entry["message"] for entry in server.post(
-        "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()]
-
-
 def local_request(demo_data, tmp_path, image: str, **extra) -> dict:
     tfrecords = tmp_path / "tfrecords"
     tfrecords.mkdir(exist_ok=True)
@@ -107,7 +91,7 @@ def local_request(demo_data, tmp_path, image: str, **extra) -> dict:
 def test_a_worker_trains_a_deployment_run_end_to_end(first_day, demo_data, engine_env, tmp_path):
     image = engine_env()
     server = first_day["server"]
-    run_id = run_deployment(server, local_request(demo_data, tmp_path, image))
+    run_id = run_deployment(server, RETRAIN, local_request(demo_data, tmp_path, image))
     run, seconds = wait_terminal(server, run_id)
     assert run["state_type"] == "COMPLETED", (run["state"], first_day["worker_log"].read_text()[-3000:])
     assert (tmp_path / "out" / "shapes" / "run-1" / "weights" / "shapes_detector.hdf5").is_file()
@@ -125,7 +109,7 @@ def test_a_misconfigured_run_fails_with_one_clean_message(first_day, demo_data, 
     else:
         request = local_request(demo_data, tmp_path, image, output=f"{first_day['unreachable']}/models")
         expected = "cannot reach the storage endpoint"
-    run_id = run_deployment(server, request)
+    run_id = run_deployment(server, RETRAIN, request)
     run, seconds = wait_terminal(server, run_id)
     assert run["state_type"] == "FAILED", run["state"]
     assert expected in run["state"]["message"] and "how to fix" in run["state"]["message"]
