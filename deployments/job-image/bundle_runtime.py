@@ -67,7 +67,8 @@ def copy_interpreter(python: Path) -> Path:
 
 
 def _not_needed(folder: str, names: list[str]) -> set[str]:
-    skipped = {name for name in names if name in SKIPPED or name.startswith(("config-", "_tkinter")) or name.endswith(".a")}
+    skipped = {name for name in names
+               if name in SKIPPED or name.startswith(("config-", "_tkinter")) or name.endswith(".a")}
     if os.path.basename(folder) == "__pycache__":  # keep the plain bytecode, not the -O copies
         skipped |= {name for name in names if ".opt-" in name}
     return skipped

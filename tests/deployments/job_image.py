@@ -105,29 +105,22 @@ def _tar(files: dict[str, Path], interpreter: str) -> bytes:
 
 def host_python_image(client) -> str:
     """The tag of this machine's Python as a base image, imported if this version is absent."""
-    import docker.errors
-
     files = host_python_files()
     digest = hashlib.sha256("\n".join(CHANGES).encode() + BUSYBOX.read_bytes())
     for path, source in sorted(files.items()):
         digest.update(path.encode() + b"\0" + source.read_bytes())
-    tag = f"{PYTHON_REPOSITORY}:{digest.hexdigest()[:16]}"
-    try:
-        client.images.get(tag)
-        return tag
-    except docker.errors.ImageNotFound:
-        pass
-    repository, version = tag.split(":")
-    interpreter = str(Path(os.path.realpath(sys._base_executable)))
-    client.api.import_image_from_data(_tar(files, interpreter), repository=repository, tag=version, changes=CHANGES)
-    client.images.get(tag)
-    return tag
+    version = digest.hexdigest()[:16]
+    if not client.images.list(name=f"{PYTHON_REPOSITORY}:{version}"):
+        interpreter = str(Path(os.path.realpath(sys._base_executable)))
+        client.api.import_image_from_data(_tar(files, interpreter), repository=PYTHON_REPOSITORY, tag=version,
+                                          changes=CHANGES)
+    return client.images.get(f"{PYTHON_REPOSITORY}:{version}").tags[0]
 
 
 def build_job_image(tao_image: str, python_image: str, log: Path) -> str:
     """`docker build -f deployments/Dockerfile .` on those base images; returns the image's tag."""
     if not any((REPO / "wheelhouse").glob("pip-*.whl")):
-        service_missing("no wheelhouse/ for the job image: scripts/test makes it (ensure_job_wheelhouse in scripts/lib.sh)")
+        service_missing("no wheelhouse/ for the job image: scripts/test makes it (scripts/lib.sh)")
     command = ["docker", "build", "-q", "--network", "none", "-f", "deployments/Dockerfile",
                "--build-arg", f"TAO_IMAGE={tao_image}", "--build-arg", f"PYTHON_IMAGE={python_image}", "."]
     # The legacy builder: Debian's docker.io has no buildx, and it is what reads only the root .dockerignore.

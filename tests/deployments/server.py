@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -129,6 +130,13 @@ class PrefectServer:
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (an unreachable storage endpoint, registry, ...)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def run_deployment(server: PrefectServer, deployment: str, request: dict,
                    job_variables: dict | None = None) -> str:
     """`prefect deployment run` as an operator types it; returns the flow run id."""
@@ -153,6 +161,31 @@ def run_logs(server: PrefectServer, run_id: str, settle: float = 3) -> list[str]
     time.sleep(settle)  # log batches reach the API shortly after the run ends
     return [entry["message"] for entry in server.post(
         "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()]
+
+
+def deploy_as_an_operator(server: PrefectServer) -> None:
+    """`python -m deployments.pools --create`, then `prefect deploy --all`, as an operator types them."""
+    pools = subprocess.run([sys.executable, "-m", "deployments.pools", "--create"], env=server.env(), cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert pools.returncode == 0, pools.stdout + pools.stderr
+    deployed = server.prefect("--no-prompt", "deploy", "--all", timeout=300)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+
+@contextmanager
+def running_worker(server: PrefectServer, home: Path, pool: str, *options: str, **env: str):
+    """`prefect worker start --pool POOL [OPTIONS]` in `home`, its output in the yielded log file;
+    stopped on leaving (SIGTERM: its last log batches reach the API)."""
+    log_path = home / "worker.log"
+    log = open(log_path, "ab")
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", pool, *options],
+                              env=server.env(**{"PREFECT_WORKER_QUERY_SECONDS": "2", **env}), cwd=home, stdout=log,
+                              stderr=subprocess.STDOUT)
+    try:
+        yield log_path
+    finally:
+        stop_process(worker)
+        log.close()
 
 
 def _copy_of(database: Path) -> Path:

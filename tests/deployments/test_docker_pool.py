@@ -16,20 +16,18 @@ No GPU here: that a GPU run trains is not shown (docs/deploy.md).
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from urllib.parse import unquote
 
 import pytest
 
 from tests.deployments.server import (
-    PREFECT,
     REPO,
+    closed_port,
+    deploy_as_an_operator,
     run_deployment,
     run_logs,
     running_server,
-    stop_process,
+    running_worker,
     wait_terminal,
 )
 from tests.flow.conftest import demo_data, request_fields  # noqa: F401 - fixture
@@ -39,12 +37,6 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 DOCKER_DEPLOYMENT = "train-detectnet-v2/retrain-detectnet-v2-docker"
 #: The engine's words for a GPU request without the NVIDIA runtime (moby daemon/devices.go).
 NO_GPU_DRIVER = 'could not select device driver "" with capabilities: [[gpu]]'
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -68,35 +60,23 @@ def docker_pool(tmp_path_factory, job_image, demo_data, docker_client):
     env = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     # A registry on this machine that nothing listens on: the pull fails at once, nothing leaves the host.
     missing = f"127.0.0.1:{closed_port()}/taoflow/detectnet-v2-job:absent"
+    cases = {
+        "cpu": {"image": job_image, "volumes": volumes, "env": env, "container_create_kwargs": {"shm_size": "1g"}},
+        "gpu": {"image": job_image, "volumes": volumes, "env": env},
+        "missing image": {"image": missing, "volumes": volumes, "env": env},
+    }
     runs: dict[str, dict] = {}
     with running_server(home / "prefect") as server:
-        pools = subprocess.run([sys.executable, "-m", "deployments.pools", "--create"], env=server.env(), cwd=REPO,
-                               capture_output=True, text=True, timeout=300)
-        assert pools.returncode == 0, pools.stdout + pools.stderr
-        deployed = server.prefect("--no-prompt", "deploy", "--all", timeout=300)
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-        worker_log = open(home / "worker.log", "ab")
-        worker = subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", "gpu-docker", "--type", "docker", "--limit", "1"],
-            env=server.env(PREFECT_WORKER_QUERY_SECONDS="2",
-                           PREFECT_LOGGING_SETTINGS_PATH=str(REPO / "deployments" / "worker-logging.yml")),
-            cwd=home, stdout=worker_log, stderr=subprocess.STDOUT,
-        )
+        deploy_as_an_operator(server)
         try:
-            cases = {
-                "cpu": {"image": job_image, "volumes": volumes, "env": env,
-                        "container_create_kwargs": {"shm_size": "1g"}},
-                "gpu": {"image": job_image, "volumes": volumes, "env": env},
-                "missing image": {"image": missing, "volumes": volumes, "env": env},
-            }
-            for case, job_variables in cases.items():
-                run_id = run_deployment(server, DOCKER_DEPLOYMENT, request, job_variables)
-                run, seconds = wait_terminal(server, run_id)
-                runs[case] = {"id": run_id, "run": run, "seconds": seconds}
-                print(f"\n{case}: {run['state_type']} ({run['state_name']}) {seconds:.0f} s after it was created")
+            with running_worker(server, home, "gpu-docker", "--type", "docker", "--limit", "1",
+                                PREFECT_LOGGING_SETTINGS_PATH=str(REPO / "deployments" / "worker-logging.yml")):
+                for case, job_variables in cases.items():
+                    run_id = run_deployment(server, DOCKER_DEPLOYMENT, request, job_variables)
+                    run, seconds = wait_terminal(server, run_id)
+                    runs[case] = {"id": run_id, "run": run, "seconds": seconds}
+                    print(f"\n{case}: {run['state_type']} ({run['state_name']}) {seconds:.0f} s after it was created")
         finally:
-            stop_process(worker)
-            worker_log.close()
             _remove_containers(docker_client, [r["id"] for r in runs.values()])
         for case in runs.values():
             case["logs"] = run_logs(server, case["id"], settle=0)
@@ -116,7 +96,7 @@ def test_a_cpu_run_trains_in_the_job_container_and_is_promoted(docker_pool):
                                                         docker_pool["worker_log"].read_text()[-3000:]])
     assert run["state_name"] == "Promoted", run["state"]
     assert (docker_pool["out"] / "shapes" / "run-1" / "weights" / "shapes_detector.hdf5").is_file()
-    # It ran in the container: the flow's own log lines came from there, TAO by the process launcher.
+    # TAO ran as a process inside the flow-run container (no Docker engine there for the docker launcher).
     assert any("detectnet_v2" in m for m in case["logs"]), case["logs"]
 
 

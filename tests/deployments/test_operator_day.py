@@ -11,21 +11,18 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.deployments.server import (
-    PREFECT,
     REPO,
+    closed_port,
+    deploy_as_an_operator,
     run_deployment,
     run_logs,
     running_server,
-    stop_process,
+    running_worker,
     wait_terminal,
 )
 from tests.flow.conftest import demo_data, engine_env, request_fields  # noqa: F401 - fixtures
@@ -34,12 +31,6 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 RETRAIN = "train-detectnet-v2/retrain-detectnet-v2"
 QUIET_MINUTES = 3
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -52,31 +43,18 @@ def first_day(tmp_path_factory):
     unreachable = f"http://127.0.0.1:{closed_port()}/devstoreaccount1"
     (home / "prefect").mkdir()
     with running_server(home / "prefect") as server:
-        pools = subprocess.run([sys.executable, "-m", "deployments.pools", "--create"], env=server.env(), cwd=REPO,
-                               capture_output=True, text=True, timeout=300)
-        assert pools.returncode == 0, pools.stdout + pools.stderr
-        deployed = server.prefect("--no-prompt", "deploy", "--all", timeout=300)
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        deploy_as_an_operator(server)
         deployed_at = time.monotonic()
-        worker_log = open(home / "worker.log", "ab")
-        worker = subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", "gpu-process"],
-            env=server.env(
-                TAOFLOW_PROJECT_DIR=str(REPO), TAOFLOW_HOME=str(home / "taoflow"), TAOFLOW_DOCKER_NETWORK="none",
-                PREFECT_WORKER_QUERY_SECONDS="2",
-                # The worker machine's storage: an endpoint nothing listens on, for case (b).
-                AZURE_STORAGE_CONNECTION_STRING=(
-                    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
-                    f"BlobEndpoint={unreachable};"),
-            ),
-            cwd=home, stdout=worker_log, stderr=subprocess.STDOUT,
-        )
-        try:
+        with running_worker(
+            server, home, "gpu-process",
+            TAOFLOW_PROJECT_DIR=str(REPO), TAOFLOW_HOME=str(home / "taoflow"), TAOFLOW_DOCKER_NETWORK="none",
+            # The worker machine's storage: an endpoint nothing listens on, for case (b).
+            AZURE_STORAGE_CONNECTION_STRING=(
+                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                f"BlobEndpoint={unreachable};"),
+        ) as worker_log:
             yield {"server": server, "home": home, "deployed_at": deployed_at, "unreachable": unreachable,
-                   "worker_log": home / "worker.log"}
-        finally:
-            stop_process(worker)
-            worker_log.close()
+                   "worker_log": worker_log}
 
 
 def local_request(demo_data, tmp_path, image: str, **extra) -> dict:
