@@ -57,13 +57,12 @@ def docker_pool(tmp_path_factory, job_image, demo_data, docker_client):
                              dataset_convert_spec="/opt/taoflow/specs/demo_tfrecords.txt")
     # Data and results at the same paths inside the container as here; TAOFLOW_HOME is the template's.
     volumes = [f"{demo_data}:{demo_data}:ro", f"{out}:{out}", f"{taoflow_home}:/var/lib/taoflow"]
-    env = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     # A registry on this machine that nothing listens on: the pull fails at once, nothing leaves the host.
     missing = f"127.0.0.1:{closed_port()}/taoflow/detectnet-v2-job:absent"
     cases = {
-        "cpu": {"image": job_image, "volumes": volumes, "env": env, "container_create_kwargs": {"shm_size": "1g"}},
-        "gpu": {"image": job_image, "volumes": volumes, "env": env},
-        "missing image": {"image": missing, "volumes": volumes, "env": env},
+        "cpu": {"image": job_image, "volumes": volumes, "container_create_kwargs": {"shm_size": "1g"}},
+        "gpu": {"image": job_image, "volumes": volumes},
+        "missing image": {"image": missing, "volumes": volumes},
     }
     runs: dict[str, dict] = {}
     with running_server(home / "prefect") as server:

@@ -18,6 +18,7 @@ from prefect.utilities.schema_tools import validate
 from deployments.pools import POOLS, pool
 from tests.deployments.kubernetes_schema import as_model, violations
 from tests.deployments.server import REPO
+from tests.fixtures.offline import offline_env
 
 IMAGE = "taoflow/detectnet-v2-job:5.0.0-tf1.15.5"
 
@@ -185,6 +186,15 @@ def test_pools_get_their_concurrency_limits_and_an_operator_overrides_them(prefe
     assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
     assert wrong.stderr.strip() == ("--concurrency gpu-dockr=2: no work pool 'gpu-dockr'; the pools are "
                                     "gpu-process, gpu-docker, aks-gpu, aci-gpu")
+
+
+@pytest.mark.parametrize("name", ["gpu-docker", "aks-gpu", "aci-gpu"])
+def test_a_flow_run_container_gets_the_gpu_mode_and_no_analytics(name):
+    """The platform hands out the GPUs (TAOFLOW_GPUS=scheduler) and the flow process inside sends no
+    analytics: the workers' own environment (deployments/offline.env) does not reach the container."""
+    env = pool(name).base_job_template()["variables"]["properties"]["env"]["default"]
+    assert env["TAOFLOW_GPUS"] == "scheduler"
+    assert env["DO_NOT_TRACK"] == offline_env()["DO_NOT_TRACK"]
 
 
 def test_every_pool_in_prefect_yaml_is_declared():
