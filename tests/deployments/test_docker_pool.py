@@ -30,7 +30,7 @@ from tests.deployments.server import (
     running_worker,
     wait_terminal,
 )
-from tests.flow.conftest import demo_data, request_fields  # noqa: F401 - fixture
+from tests.flow.conftest import request_fields
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
