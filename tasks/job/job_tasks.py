@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import ValidationReport
 from tasks.errors import ConfigError, retry_if_transient
+from tasks.job.inplace import validate_in_place
 from tasks.job.preflight import PreparedSpec, prepare_spec, validate_inputs
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput, Workspace, stage_input
@@ -103,6 +104,26 @@ def validate_inputs_task(
     """The dataset validator; returns the report (the flow fails on its errors, cached or not)."""
     report = validate_inputs(request, prepared, staged, check_tfrecords=check_tfrecords, strict=strict)
     get_run_logger().info(report.summary())
+    return report
+
+
+@task(
+    name="validate-in-place",
+    # Not cached: its key would be the data's listing, which is most of what it costs beside the
+    # header reads; the validation of the staged copy after it is cached by content.
+    cache_policy=NO_CACHE,
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+)
+def validate_in_place_task(request: TrainRequest, spec: StagedInput, access: StorageAccess | None = None,
+                           strict: bool = False) -> ValidationReport | None:
+    """The dataset validator on blob data where it lies, before staging (tasks.job.inplace)."""
+    report = validate_in_place(request, spec, access, strict=strict)
+    if report is not None:
+        reads = report.reads
+        get_run_logger().info("%s (in place: %d ranged reads, %.1f MB)", report.summary(), reads.get("requests", 0),
+                              reads.get("bytes", 0) / 1e6)
     return report
 
 
