@@ -5,10 +5,10 @@ each over plain functions in `tasks/` and their thin tasks. Order: validate blob
 lies (a bad dataset fails before any of it is downloaded) -> stage inputs (parallel, content-cached) ->
 rewrite + check the spec -> validate the dataset (fail here, on a CPU, before any container exists) ->
 dataset_convert when the TFRecords are missing or stale -> train (a retry resumes from the last
-checkpoint) -> evaluate the new model and the champion on the same held-out data -> publish atomically, with the model card -> promote
-(swap the champion pointer, or say per class why not). A run ends `Completed` with the state name
-"Promoted" or "Not promoted" (automations can act on it, docs/deploy.md); a run killed before the
-promotion leaves the old champion in place.
+checkpoint) -> evaluate the new model and the champion on the same held-out data -> publish atomically,
+with the model card -> promote (swap the champion pointer, or say per class why not). A run ends
+`Completed` with the state name "Promoted" or "Not promoted" (automations can act on it, docs/deploy.md);
+a run killed before the promotion leaves the old champion in place.
 """
 
 from typing import Any
