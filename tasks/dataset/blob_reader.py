@@ -27,9 +27,9 @@ from tasks.storage import StorageAccess, open_store, parse_location
 from tasks.storage.stores import BlobStore, Entry
 
 #: The first range of an image header: a JPEG's JFIF header, quantisation tables and frame header
-#: (~200-600 bytes as encoders write them), a PNG's IHDR (33 bytes). An EXIF or ICC block before
-#: the frame header costs one more range, from the marker after it.
-HEAD_RANGE = 2048
+#: (~200-300 bytes as Pillow, OpenCV and libjpeg write them), a PNG's IHDR (33 bytes). An EXIF or
+#: ICC block before the frame header costs one more range, from the marker after it.
+HEAD_RANGE = 1024
 #: Ranged reads in flight at once (threads; the store's connection pool is sized to match).
 CONCURRENCY = 32
 #: A label file larger than `WHOLE_FILE_BYTES` is read in ranges this long (memory stays bounded).
