@@ -28,8 +28,10 @@ def in_place_inputs(request: TrainRequest) -> dict[str, str]:
     """The dataset inputs to validate where they lie: the training data when it is remote, with the
     validation data (remote or local) that goes with it.
 
-    >>> request = TrainRequest(model_app_name="app", num_epochs=3, spec="az://specs/train.txt",
-    ...     output="az://models", model_subfolder="r1", training_data={"location": "az://data/kitti"})
+    >>> request = TrainRequest(model_app_name="app", num_epochs=3, spec="az://specs/train.txt", output="az://models",
+    ...     model_subfolder="r1", training_data={"location": "az://data/kitti", "spec_reference": "/ws/data"},
+    ...     training_tfrecords={"location": "az://tfr/kitti", "spec_reference": "/ws/tfr"},
+    ...     base_model={"location": "az://models/base", "spec_reference": "/ws/model"})
     >>> in_place_inputs(request)
     {'training_data': 'az://data/kitti'}
     """
