@@ -5,7 +5,11 @@ what Azurite was asked for, so it is the count of what was read."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from urllib.parse import unquote
 
 import pytest
@@ -14,7 +18,7 @@ from flows.train import train_detectnet_v2
 from tasks.dataset.blob_reader import HEAD_RANGE
 from tasks.dataset.images import JPEG_TAIL_BYTES
 from tasks.errors import DatasetError
-from tests.flow.conftest import TRAIN_SPEC
+from tests.flow.conftest import TRAIN_SPEC, request_fields
 from tests.flow.test_flow_azure import blob_request, task_runs
 from tests.storage.cut_proxy import CutProxy
 
@@ -78,3 +82,24 @@ def test_bad_blob_dataset_fails_in_place_before_any_image_is_downloaded(
         served = sum(end - start + 1 for start, end in ranges)
         assert served <= HEAD_RANGE + JPEG_TAIL_BYTES < size, (name, ranges, size)
     assert not list((tmp_path / "home" / "inputs").glob("*/image_2/*")), "an image was staged"
+
+
+def test_plan_stops_on_a_bad_blob_dataset_before_staging_it(azurite, blob_container, demo_data, tmp_path):
+    """`taoflow plan` runs the same sequence: in place first, so the bad dataset is never staged."""
+    upload(blob_container, demo_data / "data", "data")
+    blob_container.upload_blob("specs/train.txt", TRAIN_SPEC.read_bytes())
+    blob_container.upload_blob("data/shapes/label_2/000005.txt", b"car 0 0 0 1 2 3\n", overwrite=True)
+    base = f"{azurite.blob_endpoint}/{blob_container.container_name}"
+    fields = request_fields(base, tfrecords=f"{base}/tfrecords/shapes", output=f"{base}/models", image="unused")
+    fields["spec"] = f"{base}/specs/train.txt"
+    config = tmp_path / "job.yaml"
+    config.write_text(json.dumps(fields))  # JSON is YAML
+    home = tmp_path / "home"
+    env = {**os.environ, "TAOFLOW_HOME": str(home), "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+    done = subprocess.run([sys.executable, "-m", "taoflow", "plan", str(config)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "data/shapes/label_2/000005.txt:1" in done.stderr and "label.field-count" in done.stderr
+    assert "Traceback" not in done.stderr
+    staged = [p for p in home.rglob("*") if p.is_file() and p.suffix in (".png", ".txt") and "inputs" in p.parts]
+    assert [p.name for p in staged] == ["train.txt"], "only the spec was staged"
