@@ -109,8 +109,10 @@ def get_blob(container, name: str, etag: str, size: int, out: BinaryIO, *, where
     done = 0
     for attempt in range(1, BODY_ATTEMPTS + 1):
         headers = {"If-Match": etag}
-        if done or ranged:
+        if ranged:
             headers["x-ms-range"] = f"bytes={start + done}-{start + length - 1}"
+        elif done:
+            headers["x-ms-range"] = f"bytes={done}-"
         response = _send(container, "GET", url, headers)
         try:
             if (done or ranged) and response.status_code != 206:
