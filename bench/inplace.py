@@ -17,6 +17,7 @@ download time / in-place time, measured in the same run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -189,8 +190,9 @@ def run(pairs: int, delay: float, settings: str) -> int:
     sys.path.insert(0, str(ROOT / "bench"))
     from photos import build
     from sync import TOOLS, ensure_azcopy
+    from sync_proxy import latency_proxy
 
-    from tests.fixtures.services import Azurite, free_port, wait_for_port
+    from tests.fixtures.services import Azurite
 
     local = CACHE / f"photos-{pairs}"
     started = time.perf_counter()
@@ -206,7 +208,6 @@ def run(pairs: int, delay: float, settings: str) -> int:
     spec.write_text(SPEC)
     azurite = Azurite(binary=str(TOOLS / "node_modules/.bin/azurite-blob"), location=CACHE / "azurite")
     azurite.location.mkdir(parents=True, exist_ok=True)
-    proxy = None
     done: list[Blob] = []
     load_before = os.getloadavg()
     container = f"photos{pairs}"
@@ -215,25 +216,19 @@ def run(pairs: int, delay: float, settings: str) -> int:
         upload_once(azurite.connection_string, container, local, {k: info[k] for k in ("version", "pairs", "bytes")})
         watch = {"azurite": azurite.process.pid}
         for key in settings:
-            if key == "b":
-                proxy_port = free_port()
-                proxy = subprocess.Popen([sys.executable, str(ROOT / "bench/sync_proxy.py"), str(proxy_port),
-                                          str(azurite.port), str(delay)])
-                if not wait_for_port(proxy_port, 10):
-                    raise SystemExit("the latency proxy did not start")
-                setting = Blob("b", f"(b) +{round(delay * 1000)} ms/request", proxy_port, container, work, spec,
-                               azcopy, {**watch, "proxy": proxy.pid})
-            else:
-                setting = Blob("a", "(a) direct", azurite.port, container, work, spec, azcopy, watch)
-            setting.in_place()
-            setting.download_then_validate("taoflow sync down + validate")
-            if azcopy:
-                setting.download_then_validate("azcopy copy + validate")
-            done.append(setting)
+            with contextlib.ExitStack() as stack:
+                if key == "b":
+                    port, pid = stack.enter_context(latency_proxy(azurite.port, delay))
+                    setting = Blob("b", f"(b) +{round(delay * 1000)} ms/request", port, container, work, spec,
+                                   azcopy, {**watch, "proxy": pid})
+                else:
+                    setting = Blob("a", "(a) direct", azurite.port, container, work, spec, azcopy, watch)
+                setting.in_place()
+                setting.download_then_validate("taoflow sync down + validate")
+                if azcopy:
+                    setting.download_then_validate("azcopy copy + validate")
+                done.append(setting)
     finally:
-        if proxy is not None:
-            proxy.kill()
-            proxy.wait()
         azurite.stop()
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
