@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
 from tasks.dataset.images import decode_fully
-from tasks.dataset.labels import WHOLE_FILE_BYTES
+from tasks.dataset.labels import LINE_BUFFER, WHOLE_FILE_BYTES
 from tasks.files import DIR, FILE
 from tasks.storage import StorageAccess, open_store, parse_location
 from tasks.storage.stores import BlobStore, Entry
@@ -33,7 +33,7 @@ HEAD_RANGE = 1024
 #: Ranged reads in flight at once (threads; the store's connection pool is sized to match).
 CONCURRENCY = 32
 #: A label file larger than `WHOLE_FILE_BYTES` is read in ranges this long (memory stays bounded).
-LABEL_RANGE = 1 << 20
+LABEL_RANGE = LINE_BUFFER
 
 
 class BlobReader:
@@ -125,7 +125,7 @@ class BlobReader:
         if entry.size <= WHOLE_FILE_BYTES:
             yield io.BytesIO(self.read_range(entry, 0, entry.size) if entry.size else b""), entry.size
         else:
-            yield io.BufferedReader(RangeFile(self, entry), buffer_size=LABEL_RANGE), entry.size
+            yield RangeFile(self, entry), entry.size
 
     def decode(self, path: str) -> str | None:
         try:

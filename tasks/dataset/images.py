@@ -69,12 +69,20 @@ class ImageSource(Protocol):
     def read(self, offset: int, n: int) -> bytes: ...
 
 
-@dataclass(frozen=True, slots=True)
 class FileSource:
-    """An open local file as an `ImageSource`."""
+    """A local file as an `ImageSource`, opened without following a link (`NotRegular`), closed when
+    its `with` block ends. A class, not a generator context manager: the validator opens one per image."""
 
-    fd: int
-    size: int
+    __slots__ = ("fd", "size")
+
+    def __init__(self, path: str) -> None:
+        self.fd, self.size = open_regular(path)
+
+    def __enter__(self) -> "FileSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
     def read(self, offset: int, n: int) -> bytes:
         return os.pread(self.fd, n, offset)
@@ -82,11 +90,8 @@ class FileSource:
 
 def probe_image(path: str) -> ImageInfo:
     """Read just enough of `path` to know its format, size and channels (a link or FIFO: `NotRegular`)."""
-    fd, size = open_regular(path)
-    try:
-        return probe(FileSource(fd, size))
-    finally:
-        os.close(fd)
+    with FileSource(path) as source:
+        return probe(source)
 
 
 def probe(source: ImageSource, head_bytes: int = HEAD_BYTES) -> ImageInfo:

@@ -12,6 +12,7 @@ finding and skipped without being held in memory, so a 200 MB single-line file c
 
 from __future__ import annotations
 
+import io
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ KITTI_FIELDS = 15
 MAX_LINE_BYTES = 64 * 1024
 #: Label files up to this size are read in one piece (fast); larger ones a line at a time (bounded).
 WHOLE_FILE_BYTES = 1024 * 1024
+#: Bytes buffered per read of a larger label file (one ranged GET each, on a blob).
+LINE_BUFFER = 1024 * 1024
 #: Pixels a box may stick out of the image before we call it out (annotation tools round).
 BOX_TOLERANCE_PX = 2.0
 _OCCLUSION = frozenset((0.0, 1.0, 2.0, 3.0))
@@ -81,8 +84,8 @@ def read_lines(fh, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | N
 
 
 def text_lines(fh: BinaryIO, size: int) -> Iterator[tuple[int, str | None]]:
-    """(line number, text) of each line of the binary file `fh` (at its start, `size` bytes when
-    opened), None for a line over `MAX_LINE_BYTES`; `NotText` on bad UTF-8.
+    """(line number, text) of each line of the unbuffered binary file `fh` (at its start, `size`
+    bytes when opened), None for a line over `MAX_LINE_BYTES`; `NotText` on bad UTF-8.
 
     A file up to `WHOLE_FILE_BYTES` is read and decoded at once (every real label file); a larger one
     a line at a time, so memory stays bounded whatever the file holds.
@@ -101,7 +104,7 @@ def text_lines(fh: BinaryIO, size: int) -> Iterator[tuple[int, str | None]]:
                 yield lineno, (line if len(line) <= MAX_LINE_BYTES else None)
             return
         fh.seek(0)
-    for lineno, raw in read_lines(fh):
+    for lineno, raw in read_lines(io.BufferedReader(fh, LINE_BUFFER)):
         if raw is None:
             yield lineno, None
             continue

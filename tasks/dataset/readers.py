@@ -11,10 +11,11 @@ Paths are strings under the reader's `root` joined with "/", as findings show th
 
 from __future__ import annotations
 
+import io
 import os
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Protocol
+from typing import BinaryIO, Protocol
 
 from tasks.dataset.images import HEAD_BYTES, FileSource, ImageSource, decode_fully
 from tasks.files import open_regular, path_kind, scan
@@ -47,7 +48,8 @@ class DatasetReader(Protocol):
         ...
 
     def open_label(self, path: str) -> AbstractContextManager[tuple[BinaryIO, int]]:
-        """(binary file at its start, size) of a label file; `NotRegular` / `OSError` as `open_image`."""
+        """(unbuffered binary file at its start, size) of a label file; `NotRegular` / `OSError` as
+        `open_image`."""
         ...
 
     def decode(self, path: str) -> str | None:
@@ -86,19 +88,11 @@ class LocalReader:
     def scan(self, path: str) -> list[tuple[str, str]]:
         return scan(path)
 
-    @contextmanager
-    def open_image(self, path: str) -> Iterator[ImageSource]:
-        fd, size = open_regular(path)
-        try:
-            yield FileSource(fd, size)
-        finally:
-            os.close(fd)
+    def open_image(self, path: str) -> FileSource:
+        return FileSource(path)
 
-    @contextmanager
-    def open_label(self, path: str) -> Iterator[tuple[BinaryIO, int]]:
-        fd, size = open_regular(path)
-        with os.fdopen(fd, "rb") as fh:
-            yield fh, size
+    def open_label(self, path: str) -> "LabelFile":
+        return LabelFile(path)
 
     def decode(self, path: str) -> str | None:
         try:
@@ -110,3 +104,20 @@ class LocalReader:
 
     def stats(self) -> dict[str, int]:
         return {}
+
+
+class LabelFile:
+    """A local label file as (unbuffered file, size), opened without following a link, closed when
+    its `with` block ends (a class, like `FileSource`: one per pair)."""
+
+    __slots__ = ("file", "size")
+
+    def __init__(self, path: str) -> None:
+        fd, self.size = open_regular(path)
+        self.file = io.FileIO(fd, "rb", closefd=True)
+
+    def __enter__(self) -> tuple[BinaryIO, int]:
+        return self.file, self.size
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()

@@ -123,7 +123,7 @@ def test_label_lines_split_as_tao_reads_text(tmp_path):
     def lines(data: bytes) -> list:
         path = tmp_path / "l.txt"
         path.write_bytes(data)
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=0) as fh:
             return list(text_lines(fh, len(data)))
 
     assert lines(b"a\r\nb\rc\n\nd") == [(1, "a"), (2, "b"), (3, "c"), (4, ""), (5, "d")]
