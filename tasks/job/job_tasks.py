@@ -29,7 +29,7 @@ from tasks.storage import StorageAccess
 from tasks.storage.sync_tasks import RETRY_TRANSIENT
 
 #: Bump when a change to staging or validation logic must invalidate cached results.
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 
 def _digest(*parts: object) -> str:
