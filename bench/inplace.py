@@ -1,7 +1,7 @@
 """Blob settings of bench/validate.py: validating a dataset in place against downloading it first.
 
-One run starts a private Azurite (its data kept under .cache/bench-validate, so the 3 GB upload
-happens once) holding N photo-like image/label pairs (bench/photos.py), and measures two settings:
+One run starts a private Azurite (its data kept under .cache/bench-validate/azurite-N, so the upload
+happens once per N) holding N photo-like image/label pairs (bench/photos.py), and measures two settings:
 (a) direct and (b) through bench/sync_proxy.py, +20 ms per request. In each, as separate processes
 whose times include their start-up (what a user waits for):
 
@@ -206,7 +206,7 @@ def run(pairs: int, delay: float, settings: str) -> int:
     work.mkdir(parents=True)
     spec = work / "spec.txt"
     spec.write_text(SPEC)
-    azurite = Azurite(binary=str(TOOLS / "node_modules/.bin/azurite-blob"), location=CACHE / "azurite")
+    azurite = Azurite(binary=str(TOOLS / "node_modules/.bin/azurite-blob"), location=CACHE / f"azurite-{pairs}")
     azurite.location.mkdir(parents=True, exist_ok=True)
     done: list[Blob] = []
     load_before = os.getloadavg()
