@@ -159,18 +159,20 @@ class Blob:
             taoflow = str(Path(sys.executable).with_name("taoflow"))
             done, fetch = self._run([taoflow, "sync", "down", self.url, str(dest), "--json"])
             local = dest
-        read = sum(p.stat().st_size for p in local.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = [p for p in local.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        read = sum(p.stat().st_size for p in files)
         report, check = self.validate(str(local))
         same = comparable(report, str(local)) == comparable(self.rows["in place"]["report"], self.url)
         row = {k: fetch[k] + check[k] for k in fetch}
-        row.update(bytes=read, fetch=fetch["seconds"], check=check["seconds"], same=same)
+        row.update(bytes=read, requests=len(files), fetch=fetch["seconds"], check=check["seconds"], same=same)
         self.rows[method] = row
         self._say(method, row)
         shutil.rmtree(dest)
 
     def _say(self, method: str, row: dict) -> None:
         extra = f" (fetch {row['fetch']:.1f} s + validate {row['check']:.1f} s)" if "fetch" in row else ""
-        print(f"  [{self.key}] {method}: {row['seconds']:.2f} s{extra}, {row['bytes'] / 1e6:.1f} MB read; CPU "
+        print(f"  [{self.key}] {method}: {row['seconds']:.2f} s{extra}, {row['bytes'] / 1e6:.1f} MB read in "
+              f"{row['requests']} GETs; CPU "
               f"{row['cpu']:.1f} s, Azurite {row['azurite']:.1f} s" + (f", proxy {row['proxy']:.1f} s"
                                                                        if "proxy" in row else ""), flush=True)
 
@@ -181,8 +183,10 @@ class Blob:
             cpu = f"{row['cpu']:.1f} / {row['azurite']:.1f}" + (f" / {row['proxy']:.1f}" if "proxy" in row else "")
             ratio = "1.00" if method == "in place" else f"in place **{row['seconds'] / base:.1f}x** faster"
             same = "" if method == "in place" else ("identical" if row["same"] else "**DIFFER**")
+            per = row["azurite"] / row["requests"] * 1000
             lines.append(f"| {self.title} | {method} | {row['seconds']:.1f} | {row['bytes'] / 1e6:,.1f} "
-                         f"({row['bytes'] / total:.2%}) | {cpu} | {ratio} | {same} |")
+                         f"({row['bytes'] / total:.2%}) | {row['requests']:,} ({per:.1f} ms) | {cpu} | {ratio} "
+                         f"| {same} |")
         return lines
 
 
@@ -235,9 +239,9 @@ def run(pairs: int, delay: float, settings: str) -> int:
     print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average {load_before[0]:.1f} before and "
           f"{load_after[0]:.1f} after; {pairs} pairs, {info['bytes'] / 1e9:.2f} GB; AzCopy "
           f"{version if azcopy else 'skipped'}; one run of each method")
-    print("\n| setting | method | seconds | MB read (of the dataset) | CPU s: method / Azurite [/ proxy] | ratio "
-          "| findings vs in place |")
-    print("| --- | --- | ---: | ---: | ---: | --- | --- |")
+    print("\n| setting | method | seconds | MB read (of the dataset) | GETs (Azurite CPU per GET) "
+          "| CPU s: method / Azurite [/ proxy] | ratio | findings vs in place |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
     for setting in done:
         print("\n".join(setting.table(info["bytes"])))
     failed = []
