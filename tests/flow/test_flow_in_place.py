@@ -20,6 +20,7 @@ from tasks.dataset.images import JPEG_TAIL_BYTES
 from tasks.errors import DatasetError
 from tests.flow.conftest import TRAIN_SPEC, request_fields
 from tests.flow.test_flow_azure import blob_request, task_runs
+from tests.flow.test_flow_local import artifacts_of
 from tests.storage.cut_proxy import CutProxy
 
 pytestmark = pytest.mark.services
@@ -62,6 +63,8 @@ def test_bad_blob_dataset_fails_in_place_before_any_image_is_downloaded(
     names = {tr.name for tr in task_runs(state.state_details.flow_run_id)}
     assert any(n.startswith("validate-in-place") for n in names), names
     assert not any(n.startswith(("stage-training_data", "stage-base_model", "validate-dataset")) for n in names), names
+    report = artifacts_of(state.state_details.flow_run_id)["dataset-validation"].data.replace("\\", "")
+    assert "label.not-finite" in report and "000003.txt" in report  # (markdown escapes removed)
 
     images = {name: size for name, size in sizes.items() if "/image_2/" in name}
     read: dict[str, list[tuple[int, int]]] = {}
