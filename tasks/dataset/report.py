@@ -32,6 +32,7 @@ class ValidationReport:
     sizes: dict[str, int] = field(default_factory=dict)  # "WxH" -> images
     frames: dict[str, int | None] = field(default_factory=dict)  # train / validation, when known
     seconds: float = 0.0
+    reads: dict[str, int] = field(default_factory=dict)  # blob data: {"requests", "bytes"} of the ranged GETs
 
     @classmethod
     def from_tally(cls, tally: Tally, *, strict: bool = False, **kw) -> ValidationReport:
@@ -98,6 +99,7 @@ class ValidationReport:
             "classes": {c: {"instances": n, "images": self.class_images.get(c, 0)}
                         for c, n in self.class_instances.items()},
             "image_sizes": self.sizes,
+            **({"reads": self.reads} if self.reads else {}),
         }
 
     def to_error(self) -> DatasetError | None:

@@ -148,6 +148,22 @@ class BlobStore:
             return get_blob(self.container, self._blob_name(entry.name), entry.etag, entry.size, out,
                             where=self.location.display)
 
+    def read_range(self, entry: Entry, start: int, length: int) -> bytes | None:
+        """`length` bytes of the listed blob from `start` (one ranged GET, conditional on the listed
+        etag: a blob replaced since the listing is a transient error); None when it is gone."""
+        from azure.core.exceptions import HttpResponseError
+
+        out = io.BytesIO()
+        with azure_errors(self.target, f"reading {entry.name}"):
+            try:
+                get_blob(self.container, self._blob_name(entry.name), entry.etag, entry.size, out,
+                         where=self.location.display, start=start, length=length)
+            except HttpResponseError as exc:
+                if exc.status_code != 404 or exc.error_code == "ContainerNotFound":
+                    raise
+                return None
+        return out.getvalue()
+
     def put(self, data: BinaryIO, size: int, name: str, md5: str) -> None:
         from azure.storage.blob import ContentSettings
 
