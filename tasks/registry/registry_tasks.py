@@ -13,9 +13,8 @@ from typing import Mapping
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import TaoflowError, retry_if_transient
+from tasks.errors import TaoflowError
 from tasks.files import write_atomic
 from tasks.job.plans import plan_evaluation
 from tasks.job.promotion_policy import Metrics, PromotionOutcome, Verdict, judge_promotion, promotion_markdown
@@ -31,39 +30,36 @@ from tasks.registry.pointer import PointerRead, read_pointer
 from tasks.registry.promotion import promote
 from tasks.report import Comparison
 from tasks.storage import StorageAccess
-from tasks.storage.sync_tasks import RETRY_DELAYS
-
-_STORAGE_RETRIES = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
-                        retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
+from tasks.storage.sync_tasks import RETRY_PUBLISH, RETRY_TRANSIENT
 
 
-@task(name="claim-version-folder", **_STORAGE_RETRIES)
+@task(name="claim-version-folder", **RETRY_TRANSIENT)
 def claim_version_task(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> Claim:
     """Make the version folder this run's before any container starts (or fail: another run's)."""
     return claim_version(app, version, run_id, access)
 
 
-@task(name="check-version-claim", **_STORAGE_RETRIES)
+@task(name="check-version-claim", **RETRY_PUBLISH)
 def check_claim_task(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> Claim:
     """Right before publishing: the folder is still this run's, and holds no other run's model."""
     return check_claim(app, version, run_id, access)
 
 
-@task(name="stage-champion-model", **_STORAGE_RETRIES)
+@task(name="stage-champion-model", **RETRY_TRANSIENT)
 def stage_champion_task(app: str, champion: ChampionPointer, workspace: Workspace,
                         access: StorageAccess | None = None) -> Path:
     """The champion's model copied into the workspace and checked (tasks.registry.champion_model)."""
     return stage_champion_model(app, champion, workspace, access)
 
 
-@task(name="read-champion", **_STORAGE_RETRIES)
+@task(name="read-champion", **RETRY_TRANSIENT)
 def read_champion_task(app: str, access: StorageAccess | None = None) -> tuple[PointerRead, ChampionPointer | None]:
     """The champion pointer as it is now, with the token the promotion must still find."""
     read = read_pointer(app, access)
     return read, parse_pointer(read, app)
 
 
-@task(name="read-sweep-cards", **_STORAGE_RETRIES)
+@task(name="read-sweep-cards", **RETRY_TRANSIENT)
 def cards_of_runs_task(app: str, run_ids: list[str], access: StorageAccess | None = None) -> dict[str, ModelCard]:
     """The model cards the given training runs published in `app`, by run id."""
     return cards_of_runs(app, run_ids, access)
@@ -166,7 +162,7 @@ def write_model_card(judged: Judged, *, request: TrainRequest, run_id: str, trai
     return card
 
 
-@task(name="promote", **_STORAGE_RETRIES)
+@task(name="promote", **RETRY_TRANSIENT)
 def promote_task(app: str, card: ModelCard, judged: Judged, access: StorageAccess | None = None) -> PromotionOutcome:
     """Move the champion pointer (or not) and say why, in the log and a `promotion` artifact."""
     outcome = promote(app, card, judged.verdict, judged.compared, judged.champion, access)

@@ -41,7 +41,7 @@ RETRY_TRANSIENT = dict(
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-_RETRY_PUBLISH = RETRY_TRANSIENT | {"retry_condition_fn": retry_publishing}
+RETRY_PUBLISH = RETRY_TRANSIENT | {"retry_condition_fn": retry_publishing}
 
 
 class LogProgress:
@@ -80,7 +80,7 @@ def sync_down_task(
     return report
 
 
-@task(name="sync-up", **_RETRY_PUBLISH)
+@task(name="sync-up", **RETRY_PUBLISH)
 def sync_up_task(
     src_dir: str | Path,
     location: str,
