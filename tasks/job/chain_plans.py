@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from tasks.files import write_atomic
-from tasks.job.plans import job_plan, plan_evaluation, plan_training
+from tasks.job.plans import job_plan, plan_training
 from tasks.job.preflight import PreparedSpec
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput
@@ -67,12 +67,12 @@ def plan_retrain(request: TrainRequest, prepared: PreparedSpec, staged: Mapping[
     return plan.with_options(resume=True)
 
 
-def plan_retrained_evaluation(request: TrainRequest, eval_text: str, source: str, staged: Mapping[str, StagedInput],
-                              pruned_model: Path, model: Path, run_dir: Path, run_id: str) -> LaunchPlan:
-    """`detectnet_v2 evaluate` of the retrained model with the retrain spec, as NVIDIA's notebook does."""
-    text = retrain_text(request, eval_text, source, pruned_model)
-    return plan_evaluation(request, text, _with_base(staged, pruned_model.parent), run_dir, run_id,
-                           role="retrained", model=model)
+def pruned_evaluation_text(request: TrainRequest, eval_text: str, source: str, model: Path) -> str:
+    """The spec `evaluate` reads for a pruned model (the retrained challenger, or a champion that shipped
+    pruned): NVIDIA's retrain form of it, `load_graph: true` with the evaluated model itself as the graph
+    (NVIDIA's notebook evaluates the retrained model with the retrain spec)."""
+    graph = f"{container_path(Slot.EVALUATED_MODEL)}/{model.name}" if request.launcher == "docker" else str(model)
+    return retrain_spec(parse_spec(eval_text, file=source), graph).text
 
 
 def _spec_dir(folder: Path, spec_text: str) -> Path:
