@@ -31,8 +31,8 @@ from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.mounts import Mount, MountPlan, TaoMounts, load_tao_mounts
 from tasks.launch.plan import LaunchPlan, build_plan, device_requests, gpu_demand, invoking_user
 from tasks.launch.process import ProcessLauncher
-from tasks.launch.result_records import RecordError, artifacts_of, from_record, to_record
 from tasks.launch.prune_export import ExportResult, PruneResult
+from tasks.launch.result_records import RecordError, artifacts_of, from_record, to_record
 from tasks.launch.status import EpochEvent, StatusLog, ValidationEvent
 from tasks.launch.step_artifacts import ArtifactFacts, artifact_facts
 

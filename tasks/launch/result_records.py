@@ -195,5 +195,5 @@ def _decode_fields(raw: Any, kind: type, folder: Path, where: str) -> Any:
 def _expect(raw: Any, wanted: type | tuple[type, ...], where: str) -> Any:
     if isinstance(raw, bool) or not isinstance(raw, wanted):
         names = "/".join(t.__name__ for t in (wanted if isinstance(wanted, tuple) else (wanted,)))
-        raise RecordError(where, f"{type(raw).__name__} {raw!r:.60} where a {names} belongs")
+        raise RecordError(where, f"expected {names}, found {type(raw).__name__} {raw!r:.60}")
     return raw

@@ -7,7 +7,8 @@ It writes `SIGNALS/ready-<pid>` and waits for `SIGNALS/go` (so two workers race 
 moment); `notice` writes `SIGNALS/waiting-<pid>` (this worker found the lock held); its `run` writes
 `SIGNALS/ran-<pid>` first, then `results/partial-<pid>` (what a killed TAO leaves to resume from),
 then, by MODE: `quick` goes on; `until-waiter` waits for another worker's waiting-* file (so the
-other really waited while this one ran) or ran-* file (they both ran: the lock is broken); `hang` waits for `SIGNALS/never` (to be killed mid-run).
+other really waited while this one ran) or ran-* file (both ran: the lock is broken); `hang` waits
+for `SIGNALS/never` (to be killed mid-run).
 It prints {"result", "reused", "pid"} as JSON.
 """
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from tasks.job.step_cache import MAX_RECORD_BYTES, StepFolder, key_document, run_once, step_key
 from tasks.launch import train_command
+from tasks.spec import rewrite_spec
 from tests.job.step_worker import KEY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,13 +74,22 @@ def test_a_credential_is_hashed_never_in_clear_and_the_tao_key_is_not_an_ingredi
 
 def test_the_key_is_the_same_in_every_process():
     program = ("import json, sys; from tasks.job.step_cache import step_key; "
-               "print(step_key('train', **{k: tuple(v) if k == 'argv' else v for k, v in json.load(sys.stdin).items()}))")
+               "given = json.load(sys.stdin); given['argv'] = tuple(given['argv']); "
+               "print(step_key('train', **given))")
     seen = set()
     for seed in ("0", "1", "4242"):
         done = subprocess.run([sys.executable, "-c", program], input=json.dumps(INGREDIENTS), capture_output=True,
                               text=True, cwd=REPO, env=os.environ | {"PYTHONHASHSEED": seed}, check=True)
         seen.add(done.stdout.strip())
     assert seen == {key_with()}
+
+
+def test_a_new_random_seed_in_the_spec_is_a_new_step():
+    """docs/chain.md: to train again on identical inputs, change random_seed (spec_overrides)."""
+    spec = (REPO / "specs" / "demo_train_resnet18.txt").read_text()
+    as_given, reseeded = (rewrite_spec(spec, overrides=overrides).text for overrides in ({}, {"random_seed": "43"}))
+    assert key_with(texts={"spec": as_given}) == key_with(texts={"spec": rewrite_spec(spec).text})
+    assert key_with(texts={"spec": reseeded}) != key_with(texts={"spec": as_given})
 
 
 def test_a_key_must_be_made_of_strings():
@@ -155,6 +166,29 @@ def test_a_run_killed_mid_step_leaves_the_step_to_the_run_waiting_for_it(step_fo
     assert taken_over["reused"] is False and taken_over["result"]["by"] == waiter.pid
     assert taken_over["result"]["resumed_from"] == [f"partial-{holder.pid}"]  # same folder: TAO resumes there
     assert folder.valid() == taken_over["result"]
+
+
+def test_two_threads_of_one_process_doing_the_same_step_run_it_once(tmp_path):
+    """Two task runs in one worker process: each holding opens its own lock file description, so they exclude
+    each other as two processes do."""
+    folder = StepFolder.under(tmp_path, "prune", KEY)
+    waiting, ran, outcomes = threading.Event(), [], []
+
+    def run() -> str:
+        ran.append(threading.get_ident())
+        assert waiting.wait(120), "the other thread never waited"
+        return "pruned"
+
+    def one_run() -> None:
+        outcomes.append(run_once(folder, run, lambda r: ({"r": r}, {}), lambda record: record["r"],
+                                 lambda message: waiting.set()))
+
+    threads = [threading.Thread(target=one_run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert len(ran) == 1 and sorted(outcomes) == [("pruned", False), ("pruned", True)]
 
 
 # --- what changes behind taoflow's back -------------------------------------------------------------
