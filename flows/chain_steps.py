@@ -15,7 +15,14 @@ from prefect import get_run_logger
 from flows.job_run import JobRun
 from tasks.errors import ChainStopped
 from tasks.job.chain_gates import choose_candidate, pruning_gate
-from tasks.job.chain_plans import plan_engine, plan_export, plan_prune, plan_retrain, pruned_evaluation_text, retrain_text
+from tasks.job.chain_plans import (
+    plan_engine,
+    plan_export,
+    plan_prune,
+    plan_retrain,
+    pruned_evaluation_text,
+    retrain_text,
+)
 from tasks.job.plans import plan_evaluation
 from tasks.job.preflight import Preflight
 from tasks.job.version_tree import CHAIN_FOLDER

@@ -18,12 +18,12 @@ from prefect.artifacts import create_markdown_artifact
 
 from tasks.errors import TaoflowError
 from tasks.job.outcome import JobResult, render_summary
+from tasks.job.preflight import Preflight
 from tasks.job.request import TrainRequest
 from tasks.job.step_cache import StepFolder, run_step, step_key
 from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import Launcher, LaunchPlan
 from tasks.launch.launch_tasks import launcher_for
-from tasks.job.preflight import Preflight
 from tasks.registry import app_location, held_out, version_for_run
 from tasks.registry.registry_tasks import Contest
 from tasks.storage import StorageAccess, parse_location

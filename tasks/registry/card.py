@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
-
-from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
