@@ -19,6 +19,8 @@ BUSYBOX = Path("/bin/busybox")
 #: In-image location of the sub-task scripts; "detectnet_v2/scripts/train" in the trainer's
 #: command line is what a graceful stop looks for, as with TAO's .../detectnet_v2/scripts/train.py.
 SCRIPTS_IN_IMAGE = "/opt/nvidia_tao_tf1/cv/detectnet_v2/scripts"
+#: The awk the scripts share (the spec reader, the converter), found as `$(dirname "$0")/../lib`.
+LIB_IN_IMAGE = "/opt/nvidia_tao_tf1/cv/detectnet_v2/lib"
 # (source relative to tests/standin, destination in the image)
 FILES = (
     ("bin/detectnet_v2", "/usr/local/bin/detectnet_v2"),
@@ -26,6 +28,8 @@ FILES = (
     ("detectnet_v2/scripts/train", f"{SCRIPTS_IN_IMAGE}/train"),
     ("detectnet_v2/scripts/dataset_convert", f"{SCRIPTS_IN_IMAGE}/dataset_convert"),
     ("detectnet_v2/scripts/evaluate", f"{SCRIPTS_IN_IMAGE}/evaluate"),
+    ("detectnet_v2/lib/spec_fields.awk", f"{LIB_IN_IMAGE}/spec_fields.awk"),
+    ("detectnet_v2/lib/kitti_convert.awk", f"{LIB_IN_IMAGE}/kitti_convert.awk"),
 )
 CHANGES = [
     "ENV PATH=/usr/local/bin:/usr/bin:/bin",
@@ -72,7 +76,7 @@ def rootfs_tar() -> bytes:
 
         for directory in ("/bin", "/usr", "/usr/bin", "/usr/local", "/usr/local/bin", "/etc", "/proc", "/sys",
                           "/dev", "/workspace", "/opt", "/opt/nvidia_tao_tf1", "/opt/nvidia_tao_tf1/cv",
-                          "/opt/nvidia_tao_tf1/cv/detectnet_v2", SCRIPTS_IN_IMAGE):
+                          "/opt/nvidia_tao_tf1/cv/detectnet_v2", SCRIPTS_IN_IMAGE, LIB_IN_IMAGE):
             add_dir(directory)
         add_dir("/tmp", 0o1777)
         add_file("/bin/busybox", BUSYBOX.read_bytes())
