@@ -13,9 +13,10 @@ import uuid
 
 from tasks.dataset.tfrecords import count_records
 from tasks.errors import LaunchError
-from tasks.launch import build_plan, convert_command, run_conversion
-from tasks.launch.slots import Slot, container_path
+from tasks.launch import build_plan, convert_command, evaluate_command, run_conversion, run_evaluation
+from tasks.launch.slots import SPEC_FILE_NAME, Slot, container_path, container_spec_file
 from tests.dataset.kitti import encoded, make_dataset
+from tests.launch.harness import Recorder
 from tests.standin.tf_example import read_examples
 
 PREFIX = "kitti"
@@ -200,3 +201,32 @@ def test_unmodelled_options_are_refused_not_ignored(harness):
     _, statuses, _ = _convert(harness, _kitti('  partition_mode: "random"\n  num_partitions: 2\n'
                                               '  calibrations_dir: "calib"\n'), expect_failure=True)
     assert statuses[-1]["status"] == "FAILURE" and "does not model" in statuses[-1]["message"]
+
+
+def test_evaluate_counts_the_validation_records_the_converter_wrote(harness):
+    """evaluate's "Found N samples in validation set" and its steps follow the validation fold's records."""
+    make_dataset(harness.root / "data", n=11, seed=6)
+    shards, _, out = _convert(harness, _kitti('  partition_mode: "random"\n  num_partitions: 2\n  val_split: 40\n'
+                                              '  num_shards: 2\n'))
+    tfrecords = container_path(Slot.TRAINING_TFRECORDS) if harness.kind == "docker" else str(out / "tfrecords")
+    slots = harness.folders(3)
+    spec = slots[Slot.SPEC] / SPEC_FILE_NAME
+    shards_glob = f"{tfrecords}/{PREFIX}-fold-*"
+    sources = f'dataset_config {{ data_sources {{ tfrecords_path: "{shards_glob}" }} validation_fold: 0 }}'
+    spec.write_text(spec.read_text() + sources + "\ntraining_config { batch_size_per_gpu: 2 }\n")
+    (harness.root / "model").mkdir()
+    (harness.root / "model" / "m.hdf5").write_text("standin model after epoch 3\n")
+    plan = build_plan(
+        evaluate_command(spec=container_spec_file(), model=f"{container_path(Slot.EVALUATED_MODEL)}/m.hdf5",
+                         results_dir=container_path(Slot.RESULTS)),
+        slots={Slot.SPEC: slots[Slot.SPEC], Slot.EVALUATED_MODEL: harness.root / "model",
+               Slot.TRAINING_TFRECORDS: out / "tfrecords", Slot.RESULTS: harness.root / "evaluate"},
+        run_id=f"evaluate-{uuid.uuid4().hex[:8]}", image=harness.image or "x", docker_gpus="none", user=harness.user,
+        network_mode="none",
+    ).with_options(ulimits=())
+    seen = Recorder()
+    run_evaluation(plan, harness.launcher, seen.observer())
+    validation = sum(count_records(str(p)) for n, p in shards.items() if "-fold-000-" in n)
+    assert validation == int(0.40 * 11)
+    assert any(f"Found {validation} samples in validation set" in line for line in seen.lines)
+    assert any(f"step 0 / {validation // 2}," in line for line in seen.lines)

@@ -30,6 +30,7 @@ FILES = (
     ("detectnet_v2/scripts/evaluate", f"{SCRIPTS_IN_IMAGE}/evaluate"),
     ("detectnet_v2/lib/spec_fields.awk", f"{LIB_IN_IMAGE}/spec_fields.awk"),
     ("detectnet_v2/lib/kitti_convert.awk", f"{LIB_IN_IMAGE}/kitti_convert.awk"),
+    ("detectnet_v2/lib/count_records.awk", f"{LIB_IN_IMAGE}/count_records.awk"),
 )
 CHANGES = [
     "ENV PATH=/usr/local/bin:/usr/bin:/bin",
