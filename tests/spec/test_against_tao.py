@@ -46,20 +46,8 @@ def _rebasings(name: str) -> dict[str, str]:
 def test_spec_engine_agrees_with_tao_on_mutants(capsys):
     cases = mutants(N_MUTANTS, SEED)
     assert len(cases) >= 3000 or N_MUTANTS < 3000
-    old = OldProtobuf().read_all([(m.data, m.kind) for m in cases])
-    rebasings = {name: _rebasings(name) for name in ALL}
-    counts: Counter = Counter()
-    per_family: Counter = Counter()
-    examples: dict[str, list[str]] = {}
-
-    def fail(what: str, m, detail: str) -> None:
-        counts[what] += 1
-        examples.setdefault(what, []).append(f"{m.family} {m.spec}: {detail}\n{m.data[:4000]!r}")
-
-    for m, old_result in zip(cases, old):
-        per_family[m.family] += 1
-        _judge(m, tao_read(m.data, m.kind), old_result, rebasings[m.spec], counts, fail)
-
+    per_family = Counter(m.family for m in cases)
+    counts, examples = _run(cases, shown=4000)
     summary = ", ".join(f"{k}: {counts[k]}" for k in ("tao accepts", "tao refuses", "protobuf versions differ",
                                                         "facts compared", "rewrites compared", "rewrites refused",
                                                         "oneof conflicts warned"))
@@ -69,8 +57,7 @@ def test_spec_engine_agrees_with_tao_on_mutants(capsys):
               f"mismatches, {counts['rewrite mismatches']} rewrite mismatches, {counts['missing warnings']} missing "
               f"warnings, {counts['spurious version warnings']} spurious version warnings")
     assert set(per_family) == set(FAMILIES)
-    bad = {k: examples[k][:3] for k in examples}
-    assert not bad, "\n\n".join(f"{k} ({counts[k]}):\n" + "\n---\n".join(v) for k, v in bad.items())
+    _assert_none(counts, examples)
     if N_MUTANTS >= 3000:
         assert counts["tao accepts"] > 500 and counts["tao refuses"] > 500 and counts["protobuf versions differ"] > 20
         assert counts["oneof conflicts warned"] > 20
@@ -83,17 +70,7 @@ def test_bare_carriage_returns_read_as_tao_reads_them(capsys):
     universal newlines, then Merge; both protobuf lines) and ours agree on the verdict, the facts and the
     rewrite, and every finding and recorded line is where it is with LF line ends (the text Merge sees)."""
     cases = bare_cr_cases()
-    old = OldProtobuf().read_all([(m.data, m.kind) for m in cases])
-    rebasings = {name: _rebasings(name) for name in ALL}
-    counts: Counter = Counter()
-    examples: dict[str, list[str]] = {}
-
-    def fail(what: str, m, detail: str) -> None:
-        counts[what] += 1
-        examples.setdefault(what, []).append(f"{m.family} {m.spec}: {detail}\n{m.data[:600]!r}")
-
-    for m, old_result in zip(cases, old):
-        _judge(m, tao_read(m.data, m.kind), old_result, rebasings[m.spec], counts, fail, locate=True)
+    counts, examples = _run(cases, shown=600, locate=True)
     mismatches = sum(counts[k] for k in ("schema disagreements", "facts mismatches", "rewrite mismatches",
                                          "misplaced errors"))
     with capsys.disabled():
@@ -102,6 +79,26 @@ def test_bare_carriage_returns_read_as_tao_reads_them(capsys):
               f"{counts['facts compared']}, rewrites compared: {counts['rewrites compared']}, findings located: "
               f"{counts['findings located']}; {mismatches} mismatches")
     assert counts["tao accepts"] > 50 and counts["tao refuses"] > 20 and counts["findings located"] > 20
+    _assert_none(counts, examples)
+
+
+def _run(cases, *, shown: int, locate: bool = False) -> tuple[Counter, dict[str, list[str]]]:
+    """Every case through TAO (both protobuf lines) and through us: the counts, and examples of each failure."""
+    old = OldProtobuf().read_all([(m.data, m.kind) for m in cases])
+    rebasings = {name: _rebasings(name) for name in ALL}
+    counts: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+
+    def fail(what: str, m, detail: str) -> None:
+        counts[what] += 1
+        examples.setdefault(what, []).append(f"{m.family} {m.spec}: {detail}\n{m.data[:shown]!r}")
+
+    for m, old_result in zip(cases, old):
+        _judge(m, tao_read(m.data, m.kind), old_result, rebasings[m.spec], counts, fail, locate=locate)
+    return counts, examples
+
+
+def _assert_none(counts: Counter, examples: dict[str, list[str]]) -> None:
     bad = {k: examples[k][:3] for k in examples}
     assert not bad, "\n\n".join(f"{k} ({counts[k]}):\n" + "\n---\n".join(v) for k, v in bad.items())
 
