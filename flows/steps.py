@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from prefect import get_run_logger
@@ -23,16 +24,15 @@ from tasks.job.plans import finish_conversion, plan_conversion, plan_training
 from tasks.job.preflight import Preflight, input_locations, run_preflight
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput, Workspace
-from tasks.launch import DockerLauncher, LaunchPlan, ProcessLauncher, TrainResult
-from tasks.launch.launch_tasks import convert_dataset, train_detectnet_v2
-from tasks.registry import ModelCard, app_location, held_out
-from tasks.registry.promotion import version_for_run
+from tasks.launch import Launcher, LaunchPlan, TrainResult
+from tasks.launch.launch_tasks import convert_dataset, launcher_for, train_detectnet_v2
+from tasks.registry import ModelCard, app_location, held_out, version_for_run
 from tasks.registry.registry_tasks import (
     Judged,
+    check_claim_task,
+    claim_version_task,
     comparison,
     evaluate_and_judge,
-    guard_champion_folder_task,
-    image_digest,
     promote_task,
     write_model_card,
 )
@@ -60,8 +60,8 @@ class JobRun:
     @classmethod
     def start(cls, request: TrainRequest, run_id: object, scheduled: datetime | None) -> "JobRun":
         """A scheduled run publishes into its own version folder (`subfolder_per_run`)."""
-        request = version_for_run(request, scheduled)
         run_id = str(run_id or uuid.uuid4())
+        request = version_for_run(request, scheduled, run_id)
         result = JobResult(status="failed", run_id=run_id, results_location=_display(request.results_location))
         return cls(request, run_id, Workspace.default(), StorageAccess(credentials=request.storage_credentials), result)
 
@@ -74,9 +74,10 @@ class JobRun:
         """OUTPUT/MODEL_APP_NAME: the registry of this application's models."""
         return app_location(self.request.output, self.request.model_app_name)
 
-    @property
-    def launcher(self):
-        return DockerLauncher() if self.request.launcher == "docker" else ProcessLauncher()
+    @cached_property
+    def launcher(self) -> Launcher:
+        """The launcher of every container of this run; its GPU jobs book this host's GPUs first."""
+        return launcher_for(self.request.launcher)
 
     def lap(self, step: str) -> None:
         now = time.perf_counter()
@@ -102,17 +103,19 @@ def stage(job: JobRun) -> dict[str, StagedInput]:
 
 
 def check(job: JobRun, *, strict: bool, dry_run: bool) -> Preflight:
-    """Pre-flight, before any container: the spec, the dataset, the base model, the champion's folder.
-    A finding that stops training ends the run here (a dry run only reports the base model)."""
+    """Pre-flight, before any container: the spec, the dataset, the base model; then the version folder
+    is claimed for this run. A finding that stops training ends the run here (a dry run only reports
+    the base model, and claims nothing)."""
     checked = run_preflight(job.request, job.staged, strict=strict, prepare=prepare_spec_task, validate=validate_inputs_task)
     job.result.spec_diff = checked.prepared.diff
-    guard_champion_folder_task(job.app, job.request.model_subfolder, job.run_id, job.access)
     job.validation_summary = checked.validation.summary()
     create_markdown_artifact(checked.validation.to_markdown(), key="dataset-validation",
                              description=job.validation_summary)
     error = checked.error(dry_run=dry_run)
     if error is not None:
         raise error
+    if not dry_run:
+        claim_version_task(job.app, job.request.model_subfolder, job.run_id, job.access)
     job.lap("validate")
     return checked
 
@@ -187,8 +190,9 @@ def publish(job: JobRun, checked: Preflight, trained: TrainResult, judged: Judge
     card = write_model_card(judged, request=job.request, run_id=job.run_id, trained=trained, staged=job.staged,
                             spec_text=checked.prepared.text,
                             pretrained_model_file=checked.prepared.facts.pretrained_model_file,
-                            digest=image_digest(job.launcher, job.request.image))
+                            digest=job.launcher.image_digest(job.request.image))
     report_results(pictures, trained.results_dir, comparison(judged))
+    check_claim_task(job.app, job.request.model_subfolder, job.run_id, job.access)
     published = sync_up_task(trained.results_dir, job.request.results_location, job.access)
     model = trained.model_path.relative_to(trained.results_dir).as_posix()
     job.result.status = "trained"

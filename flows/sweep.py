@@ -2,31 +2,39 @@
 
 Each variant is a separate run of a training deployment (`run_deployment`), so a pool with
 several workers (or a Kubernetes cluster) trains them in parallel; the sweep only submits,
-waits and collects. Variants differ by epochs, by spec values (`spec_overrides`, e.g. the
-learning rate) and/or by dataset; each publishes under its own model subfolder.
+waits and collects: it starts no container and holds no GPU, each variant books its own in its
+training run. Variants differ by epochs, by spec values (`spec_overrides`, e.g. the learning rate)
+and/or by dataset; each publishes under its own model subfolder.
 
-The training runs' results are read back from their states, so the pool must persist flow
-results where the sweep can read them (docs/deploy.md: PREFECT_RESULTS_PERSIST_BY_DEFAULT
-and a shared result storage block on clusters).
+The table scores each variant on what promotion decides on: the held-out evaluation mAP of the
+model card its run published (found in the registry by the run's id), with training's last
+validation mAP beside it (`tasks/registry/sweep_table.py`). A run that did not complete fails the
+sweep, after the table is written; a completed run whose card and result cannot be read says so
+in its row.
 """
 
 import asyncio
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import FlowRunWaitTimeout, MissingResult, ObjectNotFound
 from prefect.flow_runs import wait_for_flow_run
+from prefect.utilities.urls import url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.errors import ConfigError, LaunchError, Problem
+from tasks.errors import ConfigError, LaunchError, Problem, TaoflowError
 from tasks.job.outcome import JobResult
 from tasks.job.request import DataBinding, TrainRequest
+from tasks.registry import ModelCard, app_location
+from tasks.registry.registry_tasks import cards_of_runs_task
+from tasks.registry.sweep_table import RunSummary, failed_rows, sweep_row
+from tasks.storage import StorageAccess, parse_location
 
 #: More runs than this is more likely a typo in a grid than a plan.
 MAX_VARIANTS = 64
@@ -109,28 +117,6 @@ def _variant(base: TrainRequest, number: int, chosen: dict[str, Any]) -> Variant
     return Variant(label=label, settings=settings, request=request)
 
 
-def tabulate(variants: list[Variant], runs: list[FlowRun], results: list[JobResult | BaseException | None]) -> list[dict]:
-    """One row per variant: its settings, the run, and the metrics of its result."""
-    rows = []
-    for variant, run, result in zip(variants, runs, results):
-        row: dict[str, Any] = {"variant": variant.label, **variant.settings, "flow_run": run.name,
-                               "state": run.state.name if run.state else "unknown"}
-        if isinstance(result, JobResult):
-            row |= {"status": result.status, "final_map": result.final_map, "epochs_run": result.epochs_run,
-                    "model": result.model_location or result.results_location}
-        else:
-            row |= {"status": "failed", "final_map": None, "epochs_run": None,
-                    "model": _reason(result)}
-        rows.append(row)
-    return rows
-
-
-def _reason(error: BaseException | None) -> str:
-    if error is None:
-        return "no result (the run did not persist one)"
-    return getattr(error, "what", None) or f"{type(error).__name__}: {error}"
-
-
 def _short(path: str) -> str:
     return path.rsplit(".", 1)[-1]
 
@@ -139,13 +125,45 @@ def _slug(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", value)[:24]
 
 
-async def _collect(run: FlowRun, timeout: float) -> tuple[FlowRun, JobResult | BaseException | None]:
-    final = await wait_for_flow_run(run.id, timeout=int(timeout))
+async def _collect(run: FlowRun, timeout: float) -> RunSummary:
+    """Wait for one variant's run; its result, or why there is none (never the sweep's crash)."""
     try:
-        value = await final.state.aresult(raise_on_failure=True) if final.state else None
-    except BaseException as exc:  # a failed run's exception is its row's reason, not the sweep's crash
-        return final, exc
-    return final, JobResult.model_validate(value) if value is not None else None
+        final = await wait_for_flow_run(run.id, timeout=int(timeout))
+    except FlowRunWaitTimeout:
+        return RunSummary(name=run.name, run_id=str(run.id), state="not finished", completed=False,
+                          link=url_for(run), reason=f"still running after {timeout:.0f} s")
+    state = final.state
+    known = dict(name=final.name, run_id=str(final.id), state=state.name if state else "unknown",
+                 completed=bool(state and state.is_completed()), link=url_for(final))
+    if state is None:
+        return RunSummary(**known)
+    try:
+        value = await state.aresult(raise_on_failure=True)
+    except Exception as exc:  # a failed run's exception is its row's reason
+        return RunSummary(**known, reason=_reason(exc, state))
+    return RunSummary(**known, result=JobResult.model_validate(value) if value is not None else None)
+
+
+def _reason(error: Exception, state: State) -> str:
+    if isinstance(error, TaoflowError):
+        return error.what
+    if isinstance(error, MissingResult):
+        # Not persisted: a failed run still says why in its state message.
+        return state.message if not state.is_completed() and state.message else "its result was not persisted"
+    return f"{type(error).__name__}: {error}"
+
+
+def _cards(base: TrainRequest, runs: list[RunSummary], dry_run: bool) -> tuple[dict[str, ModelCard], str | None]:
+    """The cards the completed runs published, by run id; and why the registry could not be read."""
+    completed = [run.run_id for run in runs if run.completed]
+    if dry_run or not completed:
+        return {}, None
+    app = app_location(base.output, base.model_app_name)
+    try:
+        return cards_of_runs_task(app, completed, StorageAccess(credentials=base.storage_credentials)), None
+    except TaoflowError as exc:
+        get_run_logger().warning("the registry %s could not be read: %s", parse_location(app).display, exc.what)
+        return {}, f"the registry could not be read: {exc.what}"
 
 
 @flow(name="sweep-detectnet-v2", description="Parallel DetectNet_v2 training runs over a grid; one metrics table.")
@@ -189,13 +207,19 @@ def sweep_detectnet_v2(
         return await asyncio.gather(*(_collect(run, timeout_seconds) for run in runs))
 
     collected = asyncio.run(collect_all())
-    rows = tabulate(variants, [c[0] for c in collected], [c[1] for c in collected])
+    cards, unreadable = _cards(base, collected, dry_run)
+    registry = parse_location(app_location(base.output, base.model_app_name)).display
+    if unreadable:
+        collected = [replace(run, reason=run.reason or unreadable) for run in collected]
+    rows = [sweep_row(v.label, v.settings, run, cards.get(run.run_id), registry) for v, run in zip(variants, collected)]
     create_table_artifact(rows, key="sweep-results", description=f"{len(rows)} runs of {deployment}")
-    failed = [row for row in rows if row["status"] == "failed"]
+    failed = failed_rows(rows)
     if failed:
         raise LaunchError(
             f"{len(failed)} of {len(rows)} sweep runs failed",
-            problems=[Problem("sweep-run-failed", f"{row['variant']} ({row['flow_run']}): {row['model']}") for row in failed],
-            fix="open the failed runs (table artifact 'sweep-results') for their logs",
+            problems=[Problem("sweep-run-failed", f"{row['variant']} ({row['flow_run']}, {row['state']}): "
+                                                  f"{row['note']}")
+                      for row in failed],
+            fix="open the failed runs (table artifact 'sweep-results' links them) for their logs",
         )
     return rows

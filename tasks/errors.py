@@ -6,6 +6,7 @@ readable block and exits non-zero; a bare traceback means a bug in taoflow, not 
 
     TaoflowError
     ├── ConfigError ·················· a request, job file, command line or Prefect block is wrong
+    │   └── FolderClaimed ············ the model version folder belongs to another run
     ├── SpecError ···················· a spec cannot be parsed, fails its checks or cannot be rewritten
     ├── DatasetError ················· the dataset fails pre-flight validation
     ├── StorageError ················· reading or writing a location failed
@@ -21,9 +22,13 @@ readable block and exits non-zero; a bare traceback means a bug in taoflow, not 
     │   ├── EngineUnavailable ········ (transient) no Docker engine answers, or it went away
     │   ├── GpuRuntimeMissing ········ GPUs asked for, no NVIDIA runtime
     │   ├── ImageUnavailable ········· the TAO image is absent and cannot be pulled
+    │   ├── GpuLeaseLost ············· (transient) the job's GPU lease ran out while it ran
     │   ├── TaoJobFailed ············· TAO ran and did not succeed (transient when a retry helps)
     │   │   ├── TrainingFailed ······· `detectnet_v2 train`
-    │   │   └── EvaluationFailed ····· `detectnet_v2 evaluate`
+    │   │   ├── EvaluationFailed ····· `detectnet_v2 evaluate`
+    │   │   ├── PruneFailed ·········· `detectnet_v2 prune`
+    │   │   ├── ExportFailed ········· `detectnet_v2 export`
+    │   │   └── EngineBuildFailed ···· TAO Deploy's `detectnet_v2 gen_trt_engine`
     │   └── TrainingCancelled ········ stopped on request
     ├── EventError ··················· an incoming event is malformed or not authorised
     │   ├── UnreadableContent ········ a media type the bridge does not read (HTTP 415)
@@ -168,6 +173,11 @@ class ConfigError(TaoflowError):
     cli_exit_status = 2
 
 
+class FolderClaimed(ConfigError):
+    """The version folder (OUTPUT/MODEL_APP_NAME/MODEL_SUBFOLDER) was claimed by another run, or
+    already holds another run's published model: this run must not train, publish or promote there."""
+
+
 class SpecError(TaoflowError):
     """A DetectNet_v2 spec cannot be parsed, fails its checks, or cannot be rewritten."""
 
@@ -234,6 +244,13 @@ class ImageUnavailable(LaunchError):
     """The TAO image is not present and cannot be pulled."""
 
 
+class GpuLeaseLost(LaunchError):
+    """The lease on the job's GPUs ran out while it ran (the Prefect server was away, or restarted):
+    the job was stopped so that no other run shares its GPUs; a retry books again and resumes."""
+
+    transient = True
+
+
 class TaoJobFailed(LaunchError):
     """A `detectnet_v2` sub-task ran and did not succeed: how it ended (`reason`), TAO's own error
     line, the container's exit code and the log tail. `transient` when a retry can help."""
@@ -278,6 +295,18 @@ class TrainingFailed(TaoJobFailed):
 
 class EvaluationFailed(TaoJobFailed):
     """`detectnet_v2 evaluate` ran and did not measure the model."""
+
+
+class PruneFailed(TaoJobFailed):
+    """`detectnet_v2 prune` ran and left no pruned model with its pruning ratio."""
+
+
+class ExportFailed(TaoJobFailed):
+    """`detectnet_v2 export` ran and did not leave every file it was asked for."""
+
+
+class EngineBuildFailed(TaoJobFailed):
+    """TAO Deploy's `detectnet_v2 gen_trt_engine` ran and left no TensorRT engine."""
 
 
 class TrainingCancelled(LaunchError):

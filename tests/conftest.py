@@ -12,15 +12,17 @@ import tempfile
 
 import pytest
 
+from tests.fixtures.offline import offline_env
+
 _SESSION_HOME = tempfile.mkdtemp(prefix="taoflow-test-prefect-")
 for _name, _value in {
     "PREFECT_HOME": _SESSION_HOME,
     "PREFECT_PROFILES_PATH": os.path.join(_SESSION_HOME, "profiles.toml"),
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "PREFECT_UI_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
+    # Analytics off, as operators start the server (deployments/offline.env, docs/deploy.md).
+    **offline_env(),
 }.items():
     os.environ.setdefault(_name, _value)
 # A developer's PREFECT_API_URL must not leak into the tests.

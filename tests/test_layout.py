@@ -75,3 +75,14 @@ def test_no_package_name_hides_one_of_its_modules(package):
                     if not any(isinstance(n, ast.ImportFrom) and n.module == module_name and
                                any(a.name == name for a in n.names) for n in ast.walk(tree)))
     assert hiding == [], f"{module_name} exports names of its own modules: {hiding}"
+
+
+def test_every_environment_variable_the_code_reads_is_in_the_readme():
+    """An operator learns the knobs from the README's "Environment" table, not from the code."""
+    import re
+
+    code = "\n".join(p.read_text() for top in ("tasks", "flows", "taoflow") for p in (REPO / top).rglob("*.py"))
+    names = set(re.findall(r"[\"'](TAOFLOW_[A-Z0-9_]+)[\"']", code))
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Environment"):readme.index("## Troubleshooting")]
+    assert names and sorted(n for n in names if f"`{n}`" not in table) == []

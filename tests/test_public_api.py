@@ -31,17 +31,22 @@ PUBLIC = {
         "plan_training", "prepare_spec", "run_preflight", "stage_input"
     ],
     "tasks.launch": [
-        "CancelToken", "Command", "ConvertResult", "DockerLauncher", "EpochEvent", "EvaluationFailed",
-        "EvaluationResult", "JobObserver", "JobOutcome", "LaunchPlan", "Launcher", "Mount", "MountPlan",
-        "ProcessLauncher", "StatusLog", "StopPolicy", "TaoMounts", "TrainResult", "ValidationEvent", "build_plan",
-        "container_gpu_index", "convert_command", "device_requests", "evaluate_command", "invoking_user",
-        "key_reason", "load_tao_mounts", "run_conversion", "run_evaluation", "run_training", "train_command"
+        "ArtifactFacts", "BatchSizes", "BookingLauncher", "CancelToken", "ChainCommand", "Command", "ConvertResult",
+        "DockerLauncher", "EngineBuildFailed", "EngineResult", "EpochEvent", "EvaluationFailed", "EvaluationResult",
+        "ExportFailed", "ExportResult", "GpuBroker", "GpuDemand", "GpuHost", "Int8Calibration", "JobObserver",
+        "JobOutcome", "LaunchPlan", "Launcher", "Mount", "MountPlan", "ProcessLauncher", "PruneFailed", "PruneOptions",
+        "PruneResult", "StatusLog", "StopPolicy", "TaoMounts", "TrainResult", "ValidationEvent", "artifact_facts",
+        "build_plan", "container_gpu_index", "convert_command", "device_requests", "evaluate_command",
+        "export_command", "gen_trt_engine_command", "gpu_demand", "invoking_user", "key_reason", "load_tao_mounts",
+        "prune_command", "run_conversion", "run_evaluation", "run_export", "run_gen_trt_engine", "run_prune",
+        "run_training", "train_command"
     ],
     "tasks.registry": [
-        "CARD_FILE", "ChampionPointer", "ClassCheck", "HeldOut", "Metrics", "ModelCard", "NOT_PROMOTED",
-        "POINTER_FILE", "PROMOTED", "PointerRead", "PromotionOutcome", "Verdict", "VersionRow", "app_location",
-        "build_card", "guard_champion_folder", "held_out", "judge_promotion", "list_versions", "promote",
-        "read_card", "read_champion", "read_pointer", "request_without_secrets", "swap_pointer"
+        "CARD_FILE", "CLAIM_FILE", "ChampionPointer", "Claim", "ClassCheck", "HeldOut", "Metrics", "ModelCard",
+        "NOT_PROMOTED", "POINTER_FILE", "PROMOTED", "PointerRead", "PromotionOutcome", "Verdict", "VersionRow",
+        "app_location", "build_card", "check_claim", "claim_version", "held_out", "judge_promotion", "list_versions",
+        "promote", "read_card", "read_champion", "read_pointer", "request_without_secrets", "swap_pointer",
+        "version_for_run"
     ],
     "tasks.report": [
         "Comparison", "DatasetSummary", "Picture", "REPORT_DATA", "REPORT_HTML", "ReportError", "RunReport",
@@ -51,7 +56,7 @@ PUBLIC = {
     ],
     "tasks.spec": [
         "Change", "Document", "KINDS", "PathField", "RewriteResult", "Schema", "SpecFacts", "check_spec",
-        "extract_facts", "load_schema", "parse_spec", "rebase_path", "require_valid", "rewrite_spec"
+        "extract_facts", "load_schema", "parse_spec", "rebase_path", "require_valid", "retrain_spec", "rewrite_spec"
     ],
     "tasks.storage": [
         "Location", "StorageAccess", "SyncProgress", "SyncReport", "content_fingerprint", "is_published",

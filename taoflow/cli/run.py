@@ -135,7 +135,7 @@ def demo(
     err_console.print(f"demo job: {config} (64 generated images, 960x544, 3 shape classes)", markup=False)
     readiness = docker_gpu_readiness(image or DEFAULT_IMAGE)
     model = directory / "pretrained" / "resnet18" / DEMO_MODEL_FILE
-    missing = [] if readiness.ready else [readiness.reason]
+    missing = list(readiness.missing)
     if not model.is_file():
         missing.append(f"no pretrained model at {model}: {PRETRAINED_HINT}")
     request = _load(config, []).request

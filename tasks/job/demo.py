@@ -96,7 +96,7 @@ SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 DEMO_MODEL_FILE = "resnet18.hdf5"
 
 
-def write_demo_config(demo_dir: Path, *, epochs: int = 3, image: str | None = None, docker_gpus: str = "all") -> Path:
+def write_demo_config(demo_dir: Path, *, epochs: int = 3, image: str | None = None, docker_gpus: str = "auto") -> Path:
     """Lay out the demo folder (data, empty TFRecords, base model folder) and write demo.yaml for it.
 
     The config uses paths relative to itself, so `taoflow plan DEMO_DIR/demo.yaml` and

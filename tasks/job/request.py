@@ -160,8 +160,12 @@ class TrainRequest(BaseModel):
     )
     image: str = Field(default=DEFAULT_IMAGE, description="TAO container image that runs detectnet_v2.")
     docker_gpus: GpuSetting = Field(
-        default="all",
-        description='GPUs handed to the container: "all", a count, or "none" (CPU-only smoke runs and tests).',
+        default="auto",
+        description=(
+            'GPUs a job books and gets: "auto" (num_gpus of this host\'s GPUs, or exactly gpu_index), "all" (every '
+            'GPU the host lends), a count, or "none" (CPU-only smoke runs and tests). Booked GPUs are Prefect global '
+            "concurrency limits per host and GPU (docs/deploy.md, \"Many runs at once\")."
+        ),
     )
     launcher: Literal["docker", "process"] = Field(
         default="docker",

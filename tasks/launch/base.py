@@ -62,6 +62,8 @@ class JobOutcome:
     cancelled: bool = False
     stop_reason: str | None = None
     duration_s: float = 0.0
+    #: Other jobs seen on this job's GPUs while it ran (containers of other runs, foreign processes).
+    gpu_neighbours: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,25 @@ class RunningJob(Protocol):
 
 
 class Launcher(Protocol):
+    """What the flow needs of a way to run TAO: run a plan, hand it its GPUs, clear a GPU of a job
+    that outlived its lease, and say which image ran."""
+
+    policy: StopPolicy
+
     def run(self, plan: LaunchPlan, observer: JobObserver | None = None, cancel: CancelToken | None = None) -> JobOutcome:
         """Run the plan's command to its end (or until cancelled) and report what happened."""
+
+    def assign_gpus(self, plan: LaunchPlan, ids: tuple[int, ...] | None) -> LaunchPlan:
+        """The plan on exactly the booked GPUs `ids` (None: nothing was booked; what the request names)."""
+
+    def evict(self, host: str, ids: tuple[int, ...]) -> list[str]:
+        """Remove jobs still running on GPUs `ids` of `host` without a lease; what was removed."""
+
+    def image_digest(self, image: str) -> str | None:
+        """The image's digest where the launcher's engine knows it; None otherwise."""
+
+    def with_policy(self, policy: StopPolicy) -> "Launcher":
+        """The same launcher, stopping jobs by `policy`."""
 
 
 def pump_lines(source: Iterable[bytes], sink: "queue.Queue[str | None]") -> threading.Thread:

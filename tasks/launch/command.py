@@ -7,14 +7,14 @@ file, so the launcher writes the streamed log there itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Sequence
 
 from tasks.errors import ConfigError
 from tasks.launch.slots import Slot, container_path, container_spec_file
 from tasks.redact import MASK, Redactor
 
-SubTask = Literal["train", "dataset_convert", "evaluate"]
+SubTask = Literal["train", "dataset_convert", "evaluate", "prune", "export", "gen_trt_engine"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,28 @@ class Command:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     #: Why the key is passed as -k (None: it is not passed).
     key_reason: str | None = None
+    #: GPUs the job uses (train: --gpus; evaluate: one; dataset_convert: none).
+    num_gpus: int = 0
+
+    def with_gpu_index(self, ids: Sequence[int]) -> "Command":
+        """The same command on exactly GPUs `ids`, as TAO's wrapper numbers them (`nvidia-smi -L`).
+
+        TAO's wrapper sets CUDA_VISIBLE_DEVICES from `--gpu_index` (0..N-1 without it), replacing
+        whatever the environment said (`cv/common/entrypoint/entrypoint.py: check_valid_gpus`).
+
+        >>> train_command(num_gpus=2).with_gpu_index([2, 3]).display_argv()[-4:]
+        ['2', '--gpu_index', '2', '3']
+        """
+        argv, skipping = [], False
+        for arg in self.argv:
+            if arg == "--gpu_index":
+                skipping = True
+                continue
+            if skipping and arg.isdigit():
+                continue
+            skipping = False
+            argv.append(arg)
+        return replace(self, argv=(*argv, "--gpu_index", *map(str, ids)))
 
     def display_argv(self) -> list[str]:
         """The argv with every secret masked: safe to print, log and store (a short key too)."""
@@ -91,6 +113,7 @@ def train_command(
         log_file=_in_results(log_file, results),
         secrets=(key,) if key else (),
         key_reason=key_reason if key else None,
+        num_gpus=num_gpus,
     )
 
 
@@ -142,7 +165,7 @@ def evaluate_command(
     if gpu_index is not None:
         argv += ["--gpu_index", str(gpu_index)]
     return Command(subtask="evaluate", argv=tuple(argv), results_dir=results_dir, model=model,
-                   secrets=(key,) if key else (), key_reason=key_reason if key else None)
+                   secrets=(key,) if key else (), key_reason=key_reason if key else None, num_gpus=1)
 
 
 def _in_results(log_file: str | None, results: str) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import resource
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tasks.errors import EngineUnavailable, GpuRuntimeMissing, ImageUnavailable, LaunchError
@@ -24,8 +24,11 @@ from tasks.launch.base import (
     pump_lines,
     supervise,
 )
+from tasks.launch.docker_gpus import assign_container_gpus, evict_containers, gpu_neighbours
+from tasks.launch.gpus import Handover
 from tasks.launch.plan import RUN_LABEL, LaunchPlan
 from tasks.launch.results import prepare_results
+from tasks.launch.watchdog import Watchdog
 from tasks.redact import Redactor
 
 GPU_RUNTIME_MARKERS = ("could not select device driver", "nvidia-container", "unknown or invalid runtime name: nvidia")
@@ -49,6 +52,10 @@ class DockerLauncher:
     policy: StopPolicy = field(default_factory=StopPolicy)
     #: An already connected docker.DockerClient (tests, callers that manage their own).
     client: Any = None
+    #: How a container is given its booked GPUs (tasks.launch.gpus: TAOFLOW_GPU_HANDOVER).
+    gpu_handover: Handover = "device-requests"
+    #: The engine's address for the job's watchdog (a DockerHost block's base_url; None: DOCKER_HOST).
+    engine_url: str | None = None
 
     def engine(self):
         if self.client is not None:
@@ -59,7 +66,8 @@ class DockerLauncher:
             if self.docker_host_block:
                 from prefect_docker import DockerHost
 
-                client = DockerHost.load(self.docker_host_block).get_client()
+                host = DockerHost.load(self.docker_host_block)
+                client, self.engine_url = host.get_client(), host.base_url
             else:
                 client = docker.from_env(timeout=120)
             client.ping()
@@ -75,6 +83,8 @@ class DockerLauncher:
     def run(self, plan: LaunchPlan, observer: JobObserver | None = None, cancel: CancelToken | None = None) -> JobOutcome:
         observer = observer or JobObserver()
         client = self.engine()
+        if not plan.gpus_assigned:  # run directly, not through a BookingLauncher: nothing is booked
+            plan = self.assign_gpus(plan, None)
         results = plan.results_host_dir
         if results is not None:
             prepare_results(results, run_id=plan.run_id, resume=plan.resume, user=plan.user)
@@ -83,22 +93,51 @@ class DockerLauncher:
         self.ensure_image(plan.image, observer)
         log_file = plan.mounts.host_path(plan.command.log_file) if plan.command.log_file else None
         monitor = JobMonitor(plan, observer, Redactor(plan.secrets), log_file=log_file)
+        engine = str(client.api.base_url)
+        if engine in _LIMITS_REFUSED:
+            plan = _capped(plan, _LIMITS_REFUSED[engine], observer)
+        started = self._start(client, plan)
+        if isinstance(started, str):
+            # Rootless and restricted engines may not raise RLIMIT_MEMLOCK (NVIDIA recommends
+            # unlimited): a CPU smoke run or a smaller GPU job still works within the host's limit.
+            # The engine's answer is remembered, so later jobs on it are created only once.
+            _LIMITS_REFUSED[engine] = started
+            plan = _capped(plan, started, observer)
+            started = self._start(client, plan)
+        assert not isinstance(started, str), "capped ulimits are never refused as too high"
+        job, guard = started
+        # Who else uses these GPUs, at the start and at the end (an OOM then says it was not alone).
+        neighbours = gpu_neighbours(client, plan)
+        try:
+            outcome = supervise(job, monitor, cancel, self.policy)
+        finally:
+            guard.dismiss()
+        outcome.gpu_neighbours = tuple(dict.fromkeys([*neighbours, *gpu_neighbours(client, plan)]))
+        return outcome
+
+    def _start(self, client, plan: LaunchPlan) -> "tuple[DockerJob, Watchdog] | str":
+        """The started job and its watchdog, or the engine's refusal of the ulimits."""
         job = DockerJob(client, _create(client, plan))
+        guard = Watchdog.start("container", job.container.id, *([self.engine_url] if self.engine_url else []))
         try:
             job.start(plan)
         except LimitRefused as refused:
-            # Rootless and restricted engines may not raise RLIMIT_MEMLOCK (NVIDIA recommends
-            # unlimited): a CPU smoke run or a smaller GPU job still works within the host's limit.
-            capped = plan.with_options(ulimits=host_capped_ulimits(plan.ulimits))
-            if observer.on_warning:
-                observer.on_warning(
-                    f"the engine refused the ulimits {dict(plan.ulimits)} ({refused}); running with "
-                    f"{dict(capped.ulimits)}, the host's hard limits. Set DockerOptions.ulimits in "
-                    "~/.tao_mounts.json (or the work pool's job variables) to choose them yourself."
-                )
-            job = DockerJob(client, _create(client, capped))
-            job.start(capped)
-        return supervise(job, monitor, cancel, self.policy)
+            guard.dismiss()
+            return str(refused)
+        except BaseException:
+            guard.dismiss()
+            raise
+        return job, guard
+
+    def assign_gpus(self, plan: LaunchPlan, ids: tuple[int, ...] | None) -> LaunchPlan:
+        """The container gets exactly GPUs `ids` (or, not booked, what the request names)."""
+        return assign_container_gpus(plan, ids, self.gpu_handover)
+
+    def evict(self, host: str, ids: tuple[int, ...]) -> list[str]:
+        return evict_containers(self.engine(), host, ids)
+
+    def with_policy(self, policy: StopPolicy) -> "DockerLauncher":
+        return replace(self, policy=policy)
 
     def image_digest(self, image: str) -> str | None:
         """The image's registry digest (its local id if it was never pulled or pushed); None if unknown."""
@@ -219,6 +258,21 @@ def _requests_errors() -> type[BaseException]:
 
 class LimitRefused(Exception):
     """The engine refused a ulimit above what it may grant (no CAP_SYS_RESOURCE)."""
+
+
+#: Engines (by base URL) that refused NVIDIA's ulimits, with their words: asked once per process.
+_LIMITS_REFUSED: dict[str, str] = {}
+
+
+def _capped(plan: LaunchPlan, refusal: str, observer: JobObserver) -> LaunchPlan:
+    capped = plan.with_options(ulimits=host_capped_ulimits(plan.ulimits))
+    if observer.on_warning and capped.ulimits != plan.ulimits:
+        observer.on_warning(
+            f"the engine refused the ulimits {dict(plan.ulimits)} ({refusal}); running with "
+            f"{dict(capped.ulimits)}, the host's hard limits. Set DockerOptions.ulimits in "
+            "~/.tao_mounts.json (or the work pool's job variables) to choose them yourself."
+        )
+    return capped
 
 
 _RLIMITS = {"memlock": resource.RLIMIT_MEMLOCK, "stack": resource.RLIMIT_STACK, "nofile": resource.RLIMIT_NOFILE}

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from tasks.errors import EvaluationFailed
-from tasks.launch.attempts import Attempt, AttemptJournal
 from tasks.launch.base import JobOutcome
 from tasks.launch.judge import OOM_MARKERS, SPEC_MARKERS, Evidence
 from tasks.launch.plan import LaunchPlan
-from tasks.redact import Redactor
+from tasks.launch.step_verdict import fail
 
 SUCCESS_MESSAGE = "Evaluation finished successfully."
 INTERRUPTED_MESSAGE = "Evaluation was interrupted"
@@ -174,20 +173,6 @@ def judge_evaluation(outcome: JobOutcome, plan: LaunchPlan) -> EvaluationResult:
     if ending == COMPLETED:
         assert mean is not None
         return EvaluationResult(results, model, ap, mean, cost, table, outcome.exit_code, outcome.duration_s)
-    redact = Redactor(plan.secrets)
-    tao_words = redact(evidence.last_message or "") if evidence.last_status == "FAILURE" else ""
-    error_line = redact(evidence.tao_error or "")
-    repeated = AttemptJournal(plan.attempts_file).record(
-        Attempt(ending, tao_words or error_line, None, outcome.exit_code))
-    said = f": {why}" if ending == DISAGREE else f": {tao_words}" if tao_words else ""
-    raise EvaluationFailed(
-        f"detectnet_v2 evaluate of {model} {ending}{said}",
-        reason=ending,
-        exit_code=outcome.exit_code,
-        tao_error=error_line or tao_words or None,
-        log_tail=outcome.log_tail[-20:],
-        transient=ending not in FINAL_ENDINGS and not repeated,
-        where=str(results),
-        fix=("the previous attempt failed the same way; read TAO's words above" if repeated else
-             _FIXES.get(ending, "read TAO's error line above; a retry evaluates again")),
-    )
+    fail(EvaluationFailed, f"detectnet_v2 evaluate of {model}", ending, evidence, plan, final=FINAL_ENDINGS,
+         fixes=_FIXES, detail=why if ending == DISAGREE and why else "",
+         otherwise="read TAO's error line above; a retry evaluates again")

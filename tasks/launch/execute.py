@@ -7,9 +7,12 @@ from typing import Callable, TypeVar
 
 from tasks.errors import LaunchError
 from tasks.launch.base import CancelToken, JobObserver, JobOutcome, Launcher
+from tasks.launch.chain_commands import prepare_outputs
+from tasks.launch.engine_build import EngineResult, judge_gen_trt_engine
 from tasks.launch.evaluation import EvaluationResult, judge_evaluation
 from tasks.launch.judge import ConvertResult, TrainResult, judge_conversion, judge_training
 from tasks.launch.plan import LaunchPlan
+from tasks.launch.prune_export import ExportResult, PruneResult, judge_export, judge_prune
 
 Result = TypeVar("Result")
 
@@ -59,12 +62,46 @@ def run_evaluation(
     return _run_and_judge("evaluate", judge_evaluation, plan, _no_grace(launcher), observer, cancel)
 
 
+def run_prune(plan: LaunchPlan, launcher: Launcher, observer: JobObserver | None = None,
+              cancel: CancelToken | None = None) -> PruneResult:
+    """`detectnet_v2 prune`; PruneFailed unless the pruned .hdf5 and its ratio are there.
+
+    Outputs another run left are refused and this run's own from an earlier attempt removed before
+    the container starts (`prepare_outputs`).
+
+    >>> run_prune(plan, launcher).pruning_ratio  # doctest: +SKIP
+    0.28675465541756007
+    """
+    prepare_outputs(plan)
+    return _run_and_judge("prune", judge_prune, plan, _no_grace(launcher), observer, cancel)
+
+
+def run_export(plan: LaunchPlan, launcher: Launcher, observer: JobObserver | None = None,
+               cancel: CancelToken | None = None) -> ExportResult:
+    """`detectnet_v2 export`; ExportFailed unless every file asked for is there.
+
+    >>> run_export(plan, launcher).onnx.name  # doctest: +SKIP
+    'resnet18_detector.onnx'
+    """
+    prepare_outputs(plan)
+    return _run_and_judge("export", judge_export, plan, _no_grace(launcher), observer, cancel)
+
+
+def run_gen_trt_engine(plan: LaunchPlan, launcher: Launcher, observer: JobObserver | None = None,
+                       cancel: CancelToken | None = None) -> EngineResult:
+    """TAO Deploy's `detectnet_v2 gen_trt_engine` (the plan names the TAO Deploy image); EngineBuildFailed
+    unless the engine file is there.
+
+    >>> run_gen_trt_engine(plan, launcher).data_type  # doctest: +SKIP
+    'int8'
+    """
+    prepare_outputs(plan)
+    return _run_and_judge("gen_trt_engine", judge_gen_trt_engine, plan, _no_grace(launcher), observer, cancel)
+
+
 def _no_grace(launcher: Launcher) -> Launcher:
-    # evaluate saves nothing on SIGUSR1 (no checkpoints): a stop goes straight to SIGTERM.
-    policy = getattr(launcher, "policy", None)
-    if dataclasses.is_dataclass(launcher) and policy is not None:
-        return dataclasses.replace(launcher, policy=dataclasses.replace(policy, graceful_seconds=0.0))
-    return launcher
+    # evaluate and the chain's steps save nothing on SIGUSR1 (no checkpoints): a stop goes straight to SIGTERM.
+    return launcher.with_policy(dataclasses.replace(launcher.policy, graceful_seconds=0.0))
 
 
 def _run_and_judge(

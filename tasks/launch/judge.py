@@ -34,6 +34,8 @@ COMPLETED = "completed"
 STOPPED_EARLY = "stopped early"
 SPEC_REJECTED = "spec rejected"
 OUT_OF_GPU_MEMORY = "out of GPU memory"
+#: Out of GPU memory while another job used the same GPU: not the spec's fault, and not final.
+SHARED_GPU_OUT_OF_MEMORY = "out of GPU memory on a shared GPU"
 BAD_DATA = "bad training data"
 GPUS_NOT_VISIBLE = "GPUs not visible"
 CRASHED = "crashed"
@@ -116,6 +118,8 @@ class Evidence:
     model: Path | None
     console: list[str]
     cancelled: bool = False
+    #: Other jobs seen on the same GPUs while this one ran.
+    neighbours: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -150,6 +154,7 @@ def gather_evidence(outcome: JobOutcome, plan: LaunchPlan) -> Evidence:
         model=model if regular_file(model) else None,
         console=list(outcome.log_tail),
         cancelled=outcome.cancelled,
+        neighbours=outcome.gpu_neighbours,
     )
 
 
@@ -164,7 +169,7 @@ def classify(evidence: Evidence) -> str:
     if e.exit_code == 143 and not e.cancelled:
         return TERMINATED
     if any(marker in e.text for marker in OOM_MARKERS):
-        return OUT_OF_GPU_MEMORY
+        return SHARED_GPU_OUT_OF_MEMORY if e.neighbours else OUT_OF_GPU_MEMORY
     if e.last_status == "FAILURE" and any(marker in e.text for marker in SPEC_MARKERS):
         return SPEC_REJECTED
     if any(marker in e.text for marker in GPU_MARKERS):
@@ -221,6 +226,9 @@ def _headline(ending: str, e: Evidence, tao_words: str) -> str:
         return f"detectnet_v2 train reached epoch {done}{of} but wrote no weights/<model_name>.hdf5"
     if ending == NOT_STARTED:
         return "detectnet_v2 train ended before writing any status (the container or TAO's wrapper failed)"
+    if ending == SHARED_GPU_OUT_OF_MEMORY:
+        return (f"detectnet_v2 train ran out of GPU memory in epoch {done + 1}{of} while another job used the same "
+                f"GPU: {', '.join(e.neighbours)}")
     where = f" in epoch {done + 1}{of}" if e.num_epochs and done < e.num_epochs else ""
     said = f": {tao_words}" if tao_words else ""
     return f"detectnet_v2 train {ending}{where}{said}"
@@ -232,6 +240,7 @@ def _fix(ending: str, repeated: bool, e: Evidence) -> str:
                 "read TAO's error line above")
     fixes = {
         OUT_OF_GPU_MEMORY: "lower training_config.batch_size_per_gpu, use a smaller input size or a smaller backbone",
+        SHARED_GPU_OUT_OF_MEMORY: "the memory went to the other job, not to this spec, so a retry may succeed; declare the host's GPUs (TAOFLOW_GPUS) on every worker so runs book them and never share",
         SPEC_REJECTED: "run `taoflow spec check` on the spec and correct what it reports",
         BAD_DATA: "an image cannot be decoded: run `taoflow validate` on the dataset and replace the file TAO names",
         GPUS_NOT_VISIBLE: "gpu_index names GPUs the container cannot see: check the host's GPU ids (nvidia-smi -L)",

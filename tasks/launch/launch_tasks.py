@@ -14,16 +14,42 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
+from prefect.runtime import flow_run as current_run
 
 from tasks.errors import retry_if_transient
 from tasks.launch.base import CancelToken, JobObserver, Launcher
 from tasks.launch.docker import DockerLauncher, reap_run
 from tasks.launch.evaluation import EvaluationResult
 from tasks.launch.execute import run_conversion, run_evaluation, run_training
+from tasks.launch.gpu_booking import BookingLauncher, GpuBroker
+from tasks.launch.gpus import GpuHost
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.plan import LaunchPlan
+from tasks.launch.prefect_slots import PrefectSlotLedger, server_configured
+from tasks.launch.process import ProcessLauncher
 from tasks.launch.status import EpochEvent, ValidationEvent
 from tasks.progress import TrainingProgress, report_training
+
+
+def launcher_for(kind: str) -> BookingLauncher:
+    """The launcher a flow run uses (`docker` or `process`): its GPU jobs first book GPUs of this
+    host (its TAOFLOW_GPUS) on the Prefect server, as this flow run.
+
+    Without a server (an ephemeral API) or GPUs declared, nothing is booked and the run says so.
+    """
+    host = GpuHost.from_env()
+    inner = DockerLauncher(gpu_handover=host.handover) if kind == "docker" else ProcessLauncher()
+    run_id, run_name = current_run.id, current_run.name
+    ledger = PrefectSlotLedger(run_id) if server_configured() and host.mode == "slots" else None
+    return BookingLauncher(inner, GpuBroker(host, ledger, f"flow run {run_name!r} ({run_id})", notice=_notice))
+
+
+def _notice(message: str) -> None:
+    try:
+        get_run_logger().info(message)
+    except MissingContextError:
+        print(message)
 
 
 def artifact_key(*parts: str) -> str:

@@ -14,16 +14,21 @@ from typing import Any, Literal, Mapping
 
 from tasks.errors import ConfigError
 from tasks.launch.command import Command
+from tasks.launch.gpus import GpuDemand
 from tasks.launch.mounts import MountPlan, TaoMounts
 from tasks.launch.slots import Slot
 
 #: The TAO 5 TF1 image that runs `detectnet_v2` (NGC).
 DEFAULT_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
-#: GPUs handed to a container: all of them, none (CPU smoke runs), or a count.
-GpuSetting = Literal["all", "none"] | int
+#: GPUs a job books and gets: its num_gpus (auto), every GPU the host lends (all), none (CPU smoke
+#: runs), or a count.
+GpuSetting = Literal["auto", "all", "none"] | int
 
 RUN_LABEL = "org.taoflow.run-id"
 JOB_LABEL = "org.taoflow.job"
+#: On a container that holds booked GPUs: the host's slot name and the GPU ids.
+GPU_HOST_LABEL = "org.taoflow.gpu-host"
+GPUS_LABEL = "org.taoflow.gpus"
 DEFAULT_SHM_SIZE = "16G"
 _SECRET_NAME = re.compile(r"(?i)key|secret|token|password|passwd|connection_string|sas|credential")
 #: NVIDIA's recommendation for TAO containers (the NGC entrypoint warns without them).
@@ -40,21 +45,38 @@ def invoking_user() -> str:
     return f"{os.getuid()}:{os.getgid()}"
 
 
-def device_requests(docker_gpus: GpuSetting, gpu_index: tuple[int, ...] | list[int] = ()) -> tuple[dict, ...]:
-    """docker `device_requests` for the GPU setting: all, a count, the listed ids, or none.
+def gpu_demand(docker_gpus: GpuSetting, gpu_index: tuple[int, ...] | list[int], count: int) -> GpuDemand | None:
+    """What a job with `count` GPUs (its command's) books under the request's GPU setting.
 
-    >>> device_requests("all"), device_requests("none"), device_requests("all", [2, 3])
-    (({'count': -1, 'capabilities': [['gpu']]},), (), ({'device_ids': ['2', '3'], 'capabilities': [['gpu']]},))
+    >>> gpu_demand("auto", [], 1), gpu_demand("none", [], 1), gpu_demand("auto", [2, 3], 2).pinned
+    (GpuDemand(count=1, pinned=(), every=False), None, (2, 3))
     """
-    if docker_gpus == "none":
-        return ()
+    if docker_gpus == "none" or count < 1:
+        return None
     if gpu_index:
-        return ({"device_ids": [str(i) for i in gpu_index], "capabilities": [["gpu"]]},)
+        return GpuDemand(len(gpu_index), tuple(gpu_index))
     if docker_gpus == "all":
-        return ({"count": -1, "capabilities": [["gpu"]]},)
+        return GpuDemand(count, every=True)
+    if docker_gpus == "auto":
+        return GpuDemand(count)
     if isinstance(docker_gpus, int) and docker_gpus >= 1:
-        return ({"count": docker_gpus, "capabilities": [["gpu"]]},)
-    raise ConfigError(f"docker_gpus must be 'all', 'none' or a count >= 1, got {docker_gpus!r}")
+        return GpuDemand(docker_gpus)
+    raise ConfigError(f"docker_gpus must be 'auto', 'all', 'none' or a count >= 1, got {docker_gpus!r}")
+
+
+def device_requests(demand: GpuDemand | None, ids: tuple[int, ...] | None = None) -> tuple[dict, ...]:
+    """docker `device_requests`: exactly the booked GPUs `ids`; without a booking, the pinned ones,
+    all of them, or a count.
+
+    >>> device_requests(GpuDemand(1), (3,)), device_requests(None), device_requests(GpuDemand(2))
+    (({'device_ids': ['3'], 'capabilities': [['gpu']]},), (), ({'count': 2, 'capabilities': [['gpu']]},))
+    """
+    if demand is None:
+        return ()
+    chosen = ids if ids is not None else demand.pinned
+    if chosen:
+        return ({"device_ids": [str(i) for i in chosen], "capabilities": [["gpu"]]},)
+    return ({"count": -1 if demand.every else demand.count, "capabilities": [["gpu"]]},)
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,13 @@ class LaunchPlan:
     docker_options: Mapping[str, Any] = field(default_factory=dict)
     #: Allow continuing from checkpoints that another run left in the results folder.
     resume: bool = False
+    #: The GPUs the job books before it starts (None: no GPUs); `device_requests` or the environment
+    #: name them once they are booked (`Launcher.assign_gpus`).
+    gpus: GpuDemand | None = None
+    #: True once `Launcher.assign_gpus` named the GPUs (booked, or as the request says without a booking).
+    gpus_assigned: bool = False
+    #: Labels beside the run id and the sub-task (the GPUs a job holds).
+    labels_extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def results_host_dir(self) -> Path | None:
@@ -91,7 +120,7 @@ class LaunchPlan:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {RUN_LABEL: self.run_id, JOB_LABEL: self.command.subtask}
+        return {RUN_LABEL: self.run_id, JOB_LABEL: self.command.subtask, **self.labels_extra}
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -110,6 +139,7 @@ class LaunchPlan:
             "mounts": self.mounts.render(),
             "env": sorted(self.env),
             "device_requests": list(self.device_requests),
+            "gpus": self.gpus.describe() if self.gpus else None,
             "user": self.user,
             "shm_size": self.shm_size,
             "ulimits": {name: value for name, value in self.ulimits},
@@ -122,7 +152,9 @@ class LaunchPlan:
 
     def render(self) -> str:
         d = self.to_dict()
-        gpus = ", ".join(_render_request(r) for r in self.device_requests) or "none (CPU only)"
+        gpus = ", ".join(_render_request(r) for r in self.device_requests) or (
+            f"{self.gpus.describe()}, booked from this host's GPU slots when the job starts" if self.gpus
+            else "none (CPU only)")
         lines = [
             f"image:    {d['image']}",
             f"command:  {' '.join(d['argv'])}",
@@ -155,7 +187,7 @@ def build_plan(
     slots: Mapping[Slot | str, str | os.PathLike],
     run_id: str,
     image: str = DEFAULT_IMAGE,
-    docker_gpus: GpuSetting = "all",
+    docker_gpus: GpuSetting = "auto",
     gpu_index: tuple[int, ...] | list[int] = (),
     user: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -188,7 +220,7 @@ def build_plan(
         run_id=run_id,
         image=image,
         env=environment,
-        device_requests=device_requests(docker_gpus, gpu_index),
+        gpus=gpu_demand(docker_gpus, gpu_index, command.num_gpus),
         user=chosen_user,
         shm_size=shm,
         ulimits=tuple(ulimits.items()),

@@ -11,13 +11,15 @@ import os
 import queue
 import signal
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tasks.errors import LaunchError
+from tasks.files import write_atomic
 from tasks.launch.base import CancelToken, JobMonitor, JobObserver, JobOutcome, StopPolicy, pump_lines, supervise
 from tasks.launch.plan import LaunchPlan
-from tasks.launch.results import prepare_results
+from tasks.launch.results import prepare_results, read_untrusted
+from tasks.launch.watchdog import Watchdog, start_time
 from tasks.redact import Redactor
 
 
@@ -38,6 +40,9 @@ class ProcessLauncher:
 
     def run(self, plan: LaunchPlan, observer: JobObserver | None = None, cancel: CancelToken | None = None) -> JobOutcome:
         observer = observer or JobObserver()
+        ghost = _end_ghost(plan)
+        if ghost is not None and observer.on_warning:
+            observer.on_warning(f"killed process group {ghost}: an earlier attempt of this job left it running")
         results = plan.results_host_dir
         if results is not None:
             # The process runs as us: no hand-over of the folder to another user.
@@ -62,8 +67,61 @@ class ProcessLauncher:
                 fix="run inside the TAO image (detectnet_v2 on PATH) or use the Docker launcher",
             ) from None
         job = ProcessJob(process)
+        guard = Watchdog.start("group", str(job.pgid), start_time(job.pgid))
+        remember_group(plan, job.pgid)
         pump_lines(iter(lambda: process.stdout.read1(65536), b""), job.lines)
-        return supervise(job, monitor, cancel, self.policy)
+        try:
+            return supervise(job, monitor, cancel, self.policy)
+        finally:
+            guard.dismiss()
+
+    def assign_gpus(self, plan: LaunchPlan, ids: tuple[int, ...] | None) -> LaunchPlan:
+        """TAO's wrapper runs on exactly GPUs `ids`: `--gpu_index` (it sets CUDA_VISIBLE_DEVICES from
+        that, `nvidia-smi` numbering) and CUDA_VISIBLE_DEVICES for anything it starts besides."""
+        if ids is None or plan.gpus is None:
+            return plan.with_options(gpus_assigned=True)
+        return plan.with_options(command=plan.command.with_gpu_index(ids), gpus_assigned=True,
+                                 env={**plan.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, ids))})
+
+    def evict(self, host: str, ids: tuple[int, ...]) -> list[str]:
+        # A process job that outlives its flow is killed by its watchdog, or by the next attempt of
+        # its run (`_end_ghost`); another run's processes are not ours to see without nvidia-smi.
+        return []
+
+    def image_digest(self, image: str) -> str | None:
+        return None  # no engine: the image this process runs in is not known here
+
+    def with_policy(self, policy: StopPolicy) -> "ProcessLauncher":
+        return replace(self, policy=policy)
+
+
+def _group_file(plan: LaunchPlan) -> Path:
+    return plan.attempts_file.with_name(plan.attempts_file.name.replace("-attempts.jsonl", "-group"))
+
+
+def remember_group(plan: LaunchPlan, pgid: int) -> None:
+    """Record the job's process group beside its results folder, for the next attempt of the job."""
+    write_atomic(_group_file(plan), f"{pgid} {start_time(pgid)}\n")
+
+
+def _end_ghost(plan: LaunchPlan) -> int | None:
+    """Kill the process group an earlier attempt of this job left running (its flow was killed and its
+    watchdog with it); the group is named by its leader's pid and start time, so a reused pid is spared."""
+    record = read_untrusted(_group_file(plan), limit=64)
+    if record is None:
+        return None
+    try:
+        pgid_text, started = record.data.decode().split()
+        pgid = int(pgid_text)
+    except ValueError:
+        return None
+    if not _group_members(pgid) or start_time(pgid) not in (started, "0"):
+        return None
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return pgid
 
 
 def _group_members(pgid: int) -> list[tuple[int, str]]:

@@ -14,15 +14,18 @@ from tasks.job.promotion_policy import (
 )
 from tasks.registry.card import CARD_FILE, HeldOut, ModelCard, build_card, held_out, request_without_secrets
 from tasks.registry.catalog import ChampionPointer, VersionRow, app_location, list_versions, read_card, read_champion
+from tasks.registry.claims import CLAIM_FILE, Claim, check_claim, claim_version
 from tasks.registry.pointer import POINTER_FILE, PointerRead, read_pointer, swap_pointer
-from tasks.registry.promotion import guard_champion_folder, promote
+from tasks.registry.promotion import promote, version_for_run
 
 __all__ = [
     "CARD_FILE",
+    "CLAIM_FILE",
     "NOT_PROMOTED",
     "POINTER_FILE",
     "PROMOTED",
     "ChampionPointer",
+    "Claim",
     "ClassCheck",
     "HeldOut",
     "Metrics",
@@ -33,7 +36,8 @@ __all__ = [
     "VersionRow",
     "app_location",
     "build_card",
-    "guard_champion_folder",
+    "check_claim",
+    "claim_version",
     "held_out",
     "judge_promotion",
     "list_versions",
@@ -43,4 +47,5 @@ __all__ = [
     "read_pointer",
     "request_without_secrets",
     "swap_pointer",
+    "version_for_run",
 ]

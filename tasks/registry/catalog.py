@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Iterable
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -115,17 +116,9 @@ def list_versions(app: str, access: StorageAccess | None = None) -> list[Version
     >>> list_versions(tempfile.mkdtemp())  # an application with no published model yet
     []
     """
-    store = open_store(app, access)
-    try:
-        names = set(store.list().entries)
-    except StorageNotFoundError:
-        return []
-    versions = sorted(n.rsplit("/", 1)[0] for n in names
-                      if n.count("/") == 1 and n.endswith("/" + CARD_FILE) and
-                      n.rsplit("/", 1)[0] + "/" + PUBLISHED_MARKER in names)
     champion = read_champion(app, access)
     rows = []
-    for version in versions:
+    for version in _versions_with_cards(app, access):
         card = read_card(app, version, access)
         rows.append(VersionRow(version=version, created_at=card.created_at,
                                mean_average_precision=card.evaluation.mean_average_precision,
@@ -133,6 +126,43 @@ def list_versions(app: str, access: StorageAccess | None = None) -> list[Version
                                dataset_fingerprint=card.dataset_fingerprint, run_id=card.run_id,
                                held_out=card.evaluation.held_out.source))
     return sorted(rows, key=lambda r: (r.created_at, r.version))
+
+
+def cards_of_runs(app: str, run_ids: Iterable[str], access: StorageAccess | None = None) -> dict[str, ModelCard]:
+    """The cards of the versions that these flow runs published, by run id (a card names its run).
+
+    Found by the run id written in each card, not by folder name: a run's version folder is named
+    when it runs. A version whose card cannot be read is skipped, so one damaged card does not hide
+    the others; a run without a readable card is simply missing from the answer.
+
+    >>> import tempfile
+    >>> cards_of_runs(tempfile.mkdtemp(), ["0b6f3f4e-0000-0000-0000-000000000000"])
+    {}
+    """
+    wanted = set(run_ids)
+    found: dict[str, ModelCard] = {}
+    for version in _versions_with_cards(app, access):
+        try:
+            card = read_card(app, version, access)
+        except StorageError as exc:
+            if exc.transient:
+                raise
+            continue
+        if card.run_id in wanted:
+            found[card.run_id] = card
+    return found
+
+
+def _versions_with_cards(app: str, access: StorageAccess | None) -> list[str]:
+    """The published version folders of `app` that hold a card, by name."""
+    store = open_store(app, access)
+    try:
+        names = set(store.list().entries)
+    except StorageNotFoundError:
+        return []
+    return sorted(n.rsplit("/", 1)[0] for n in names
+                  if n.count("/") == 1 and n.endswith("/" + CARD_FILE) and
+                  n.rsplit("/", 1)[0] + "/" + PUBLISHED_MARKER in names)
 
 
 def new_pointer(card: ModelCard, current: ChampionPointer | None) -> ChampionPointer:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from tasks.errors import ConfigError
 from tasks.job.promotion_policy import NOT_PROMOTED, PROMOTED, PromotionOutcome, Verdict
 from tasks.job.request import TrainRequest
 from tasks.registry.card import ModelCard
@@ -19,35 +18,23 @@ from tasks.registry.pointer import PointerRead, swap_pointer
 from tasks.storage import StorageAccess
 
 
-def version_for_run(request: TrainRequest, scheduled: datetime | None) -> TrainRequest:
+def version_for_run(request: TrainRequest, scheduled: datetime | None, run_id: str) -> TrainRequest:
     """The request with the version folder this run publishes to: with `subfolder_per_run`, the
-    model_subfolder plus the run's scheduled start (stable across retries of the run).
+    model_subfolder plus the run's scheduled start (sorted by time, stable across retries) and the
+    first 8 characters of its flow run id (so runs started in the same second never share a folder).
 
     >>> from tasks.job.request import TrainRequest
     >>> r = TrainRequest.model_construct(model_subfolder="nightly", subfolder_per_run=True)
-    >>> version_for_run(r, datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)).model_subfolder
-    'nightly-20261201T020000Z'
+    >>> start = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
+    >>> version_for_run(r, start, "3f2a9c41-5be0-4c8e-9d1e-0c6f1b7a2d10").model_subfolder
+    'nightly-20261201T020000Z-3f2a9c41'
     """
     if not request.subfolder_per_run:
         return request
     stamp = (scheduled or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return request.model_copy(update={"model_subfolder": f"{request.model_subfolder}-{stamp}", "subfolder_per_run": False})
-
-
-def guard_champion_folder(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> None:
-    """Refuse, before anything runs, to publish a new model over the champion's own folder.
-
-    >>> import tempfile
-    >>> guard_champion_folder(tempfile.mkdtemp(), "run-1", "r")  # no champion yet: nothing to protect
-    """
-    champion = read_champion(app, access)
-    if champion is not None and champion.version == version and champion.run_id != run_id:
-        raise ConfigError(
-            f"model_subfolder {version!r} holds the current champion; publishing this run there would replace the "
-            "champion's files whatever the evaluation says",
-            where=app,
-            fix="use a new model_subfolder for every run (or subfolder_per_run: true for a schedule)",
-        )
+    tag = "".join(ch for ch in run_id.lower() if ch.isalnum())[:8]
+    return request.model_copy(update={"model_subfolder": f"{request.model_subfolder}-{stamp}-{tag}",
+                                      "subfolder_per_run": False})
 
 
 def promote(app: str, card: ModelCard, verdict: Verdict, compared: PointerRead, champion: ChampionPointer | None,

@@ -25,9 +25,10 @@ from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import EvaluationResult, Launcher, TrainResult
 from tasks.launch.launch_tasks import evaluate_detectnet_v2
 from tasks.registry.card import CARD_FILE, Evaluation, HeldOut, ModelCard, build_card
-from tasks.registry.catalog import ChampionPointer, parse_pointer
+from tasks.registry.catalog import ChampionPointer, cards_of_runs, parse_pointer
+from tasks.registry.claims import Claim, check_claim, claim_version
 from tasks.registry.pointer import PointerRead, read_pointer
-from tasks.registry.promotion import guard_champion_folder, promote
+from tasks.registry.promotion import promote
 from tasks.report import Comparison
 from tasks.storage import StorageAccess
 from tasks.storage.sync_tasks import RETRY_DELAYS
@@ -36,10 +37,16 @@ _STORAGE_RETRIES = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DEL
                         retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 
 
-@task(name="check-champion-folder", **_STORAGE_RETRIES)
-def guard_champion_folder_task(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> None:
-    """Fail before any container starts when this run would publish over the champion's folder."""
-    guard_champion_folder(app, version, run_id, access)
+@task(name="claim-version-folder", **_STORAGE_RETRIES)
+def claim_version_task(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> Claim:
+    """Make the version folder this run's before any container starts (or fail: another run's)."""
+    return claim_version(app, version, run_id, access)
+
+
+@task(name="check-version-claim", **_STORAGE_RETRIES)
+def check_claim_task(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> Claim:
+    """Right before publishing: the folder is still this run's, and holds no other run's model."""
+    return check_claim(app, version, run_id, access)
 
 
 @task(name="read-champion", **_STORAGE_RETRIES)
@@ -47,6 +54,12 @@ def read_champion_task(app: str, access: StorageAccess | None = None) -> tuple[P
     """The champion pointer as it is now, with the token the promotion must still find."""
     read = read_pointer(app, access)
     return read, parse_pointer(read, app)
+
+
+@task(name="read-sweep-cards", **_STORAGE_RETRIES)
+def cards_of_runs_task(app: str, run_ids: list[str], access: StorageAccess | None = None) -> dict[str, ModelCard]:
+    """The model cards the given training runs published in `app`, by run id."""
+    return cards_of_runs(app, run_ids, access)
 
 
 @dataclass(frozen=True)
@@ -122,12 +135,6 @@ def comparison(judged: Judged) -> Comparison:
 def _unevaluable(champion: ChampionPointer, exc: TaoflowError) -> str:
     get_run_logger().warning("the champion %s cannot be evaluated: %s", champion.version, exc.render())
     return exc.what.splitlines()[0]
-
-
-def image_digest(launcher: Launcher, image: str) -> str | None:
-    """The TAO image's digest when the launcher's engine knows it (a process launcher does not)."""
-    lookup = getattr(launcher, "image_digest", None)
-    return lookup(image) if callable(lookup) else None
 
 
 def write_model_card(judged: Judged, *, request: TrainRequest, run_id: str, trained: TrainResult,

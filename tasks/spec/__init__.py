@@ -22,6 +22,7 @@ from __future__ import annotations
 from tasks.errors import Problem
 from tasks.spec.check import check_document, require_valid
 from tasks.spec.facts import PathField, SpecFacts, extract_facts
+from tasks.spec.retrain import retrain_spec
 from tasks.spec.rewrite import Change, RewriteResult, rebase_path, rewrite_document
 from tasks.spec.schema import KINDS, Schema, load_schema
 from tasks.spec.syntax import Document, parse
@@ -40,6 +41,7 @@ __all__ = [
     "parse_spec",
     "rebase_path",
     "require_valid",
+    "retrain_spec",
     "rewrite_spec",
 ]
 

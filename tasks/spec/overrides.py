@@ -183,6 +183,22 @@ def _insert(doc: Document, node: MessageNode, lines: list[str], dotted: str, lit
     return Edit(pos, pos, text, Change(dotted, line, None, literal, "add"))
 
 
+def insert_after_field(doc: Document, anchor: FieldNode, line: str, dotted: str, literal: str) -> Edit:
+    r"""Add `line` on a line of its own after the field `anchor`, indented as `anchor` is.
+
+    >>> from tasks.spec.syntax import parse
+    >>> d = parse("model_config {\n  num_layers: 18\n  arch: \"resnet\"\n}\n")
+    >>> first = d.root.fields[0].value.fields[0]
+    >>> e = insert_after_field(d, first, "load_graph: true", "model_config.load_graph", "true")
+    >>> d.text[:e.start] + e.text + d.text[e.end:]
+    'model_config {\n  num_layers: 18\n  load_graph: true\n  arch: "resnet"\n}\n'
+    """
+    nl = "\r\n" if "\r\n" in doc.text else "\n"
+    pos, _ = _after(doc, anchor.last)
+    text = nl + _line_indent(doc, anchor.name_token) + line
+    return Edit(pos, pos, text, Change(dotted, doc.tokens[anchor.last].line + 1, None, literal, "add"))
+
+
 def _after(doc: Document, anchor: int) -> tuple[int, bool]:
     """Where to insert after token `anchor`: the end of its line if only trivia follows, else right after it."""
     for tok in doc.tokens[anchor + 1 :]:

@@ -113,7 +113,8 @@ def rewrite_document(
         parse(text, doc.file, doc.kind)
     except SpecError as exc:  # pragma: no cover - a bug in the rewrite, never in the input
         raise SpecError("the rewritten spec does not parse; this is a bug in taoflow", problems=exc.problems) from exc
-    name = doc.file or "spec"
+    # git's a/ b/ prefixes, without doubling the slash of an absolute path.
+    name = (doc.file or "spec").lstrip("/")
     diff = "".join(
         difflib.unified_diff(
             doc.text.splitlines(keepends=True), text.splitlines(keepends=True), f"a/{name}", f"b/{name}"

@@ -266,6 +266,13 @@ class LocalTree:
         with Staging(self) as staging:
             return staging.write(name, source, copy)
 
+    def create(self, name: str, data: bytes) -> bool:
+        """Place `name` only if it does not exist yet; False if it did (see `Staging.create`)."""
+        from tasks.storage.staging import Staging
+
+        with Staging(self) as staging:
+            return staging.create(name, data)
+
     def unlink(self, name: str) -> bool:
         """Delete regular file `name` and its emptied parent folders; anything else is left alone."""
         try:

@@ -60,6 +60,32 @@ class Staging:
                 os.close(fd)
         self._root = self._staging = None
 
+    def create(self, name: str, data: bytes) -> bool:
+        """Place `name` with `data` only if nothing is there yet (a hard link cannot replace): False
+        if something was. Complete or absent, never half-written, for any reader.
+
+        >>> import tempfile; from pathlib import Path
+        >>> with Staging(LocalTree(Path(tempfile.mkdtemp()))) as staging:
+        ...     staging.create("v1/claim.json", b"a"), staging.create("v1/claim.json", b"b")
+        (True, False)
+        """
+        temp = f"{os.getpid()}.{next(_serial)}"
+        fd = os.open(temp, _CREATE, 0o666, dir_fd=self._staging)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            with self.tree.parent(name, create=True, root_fd=self._root) as (dir_fd, base):
+                try:
+                    os.link(temp, base, src_dir_fd=self._staging, dst_dir_fd=dir_fd, follow_symlinks=False)
+                except FileExistsError:
+                    return False
+                os.fsync(dir_fd)
+            return True
+        finally:
+            os.unlink(temp, dir_fd=self._staging)
+
     def write(self, name: str, source: BinaryIO | None, copy: Callable[[BinaryIO, BinaryIO], object] | None = None):
         """Write `name` atomically from `source` (or with `copy(source, out)`): (what `copy` returned,
         lstat of the new file). On any error the temporary is removed and nothing is placed."""

@@ -58,6 +58,7 @@ class Store(Protocol):
     def delete(self, name: str) -> None: ...
     def read(self, name: str) -> bytes | None: ...
     def write(self, name: str, data: bytes) -> None: ...
+    def create(self, name: str, data: bytes) -> bool: ...
     def publication(self, body: bytes, wait: float, notice: Notice | None) -> AbstractContextManager[Publication]: ...
 
 
@@ -156,6 +157,21 @@ class BlobStore:
         with azure_errors(self.target, f"writing {name}"):
             self._blob(name).upload_blob(data, overwrite=True)
 
+    def create(self, name: str, data: bytes) -> bool:
+        """Write `name` only if no blob has it (If-None-Match: *): False if one did."""
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
+        with azure_errors(self.target, f"creating {name}"):
+            try:
+                self._blob(name).upload_blob(data, overwrite=False)
+            except ResourceExistsError:
+                return False
+            except HttpResponseError as exc:
+                if exc.status_code in (409, 412):
+                    return False
+                raise
+        return True
+
     def publication(self, body: bytes, wait: float, notice: Notice | None = None) -> BlobPublication:
         """The right to publish at this prefix: a lease on its publishing marker (see tasks.storage.locks)."""
         from tasks.storage.manifest import PUBLISHING_MARKER
@@ -223,6 +239,11 @@ class LocalStore:
 
     def write(self, name: str, data: bytes) -> None:
         self.tree.write_from(name, io.BytesIO(data))
+
+    def create(self, name: str, data: bytes) -> bool:
+        """Write `name` only if nothing is there yet: False if something was."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.tree.create(name, data)
 
     def publication(self, body: bytes, wait: float, notice: Notice | None = None) -> LocalPublication:
         """The right to publish into this folder: its lock file, then the publishing marker."""

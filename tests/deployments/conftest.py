@@ -8,6 +8,7 @@ import pytest
 
 from deployments.pools import POOLS
 from tests.deployments.server import running_server
+from tests.flow.conftest import demo_data, engine_env  # noqa: F401 - a trained sweep's data and engine settings
 
 
 @pytest.fixture(scope="package")

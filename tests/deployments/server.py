@@ -15,11 +15,12 @@ import sys
 import tempfile
 import time
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from tests.fixtures.offline import EgressRecorder, offline_env
 from tests.fixtures.services import free_port, service_missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +48,10 @@ class PrefectServer:
     process: subprocess.Popen | None = None
     #: Serve the UI too (the browser test of the artifact pictures); the API tests leave it off.
     ui: bool = False
+    #: Settings of the server process itself (e.g. how often its repossessor looks for expired leases).
+    server_env: dict[str, str] = field(default_factory=dict)
+    #: Send the server's and its clients' outbound HTTP through this recorder (loopback direct).
+    egress: EgressRecorder | None = None
 
     @property
     def api_url(self) -> str:
@@ -59,10 +64,12 @@ class PrefectServer:
             "PREFECT_HOME": str(self.home),
             "PREFECT_PROFILES_PATH": str(self.home / "profiles.toml"),
             "PREFECT_API_URL": self.api_url,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "true" if self.ui else "false",
-            "DO_NOT_TRACK": "1",
         }
+        # Analytics off exactly as docs/deploy.md starts the server: the same file.
+        env |= offline_env()
+        if self.egress is not None:
+            env |= self.egress.proxy_env()
         return env | extra
 
     def start(self, timeout: float = 120.0) -> None:
@@ -72,7 +79,7 @@ class PrefectServer:
         log = open(self.home / "server.log", "ab")
         self.process = subprocess.Popen(
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.home,
+            env=self.env(**self.server_env), stdout=log, stderr=subprocess.STDOUT, cwd=self.home,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -145,9 +152,9 @@ def serve_train_flow(prefect_server: "PrefectServer", name: str, log,
 
 
 @contextmanager
-def running_server(home: Path, *, ui: bool = False):
+def running_server(home: Path, *, ui: bool = False, egress: EgressRecorder | None = None, **server_env: str):
     """A started `PrefectServer` for a block (a failed start is a missing service), stopped after."""
-    server = PrefectServer(home=home, port=free_port(), ui=ui)
+    server = PrefectServer(home=home, port=free_port(), ui=ui, egress=egress, server_env=server_env)
     try:
         server.start()
     except (RuntimeError, OSError) as exc:

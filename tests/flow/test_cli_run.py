@@ -37,7 +37,13 @@ def test_demo_without_gpu_ends_with_the_launch_plan(demo_run):
     # What the README promises: the spec diff, and a clean stop that says what is missing and how to get it.
     assert "Spec rewrite" in result.stdout and "+  num_epochs: 3" in result.stdout
     assert "Stopped before training. To train on this machine:" in result.stderr and "NVIDIA" in result.stderr
+    # Everything that is missing here, not only the first: the runtime, the image and the model.
+    missing = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert len(missing) == 3, result.stderr
+    assert "NVIDIA runtime" in missing[0] and "TAO image" in missing[1] and "pretrained" in missing[2]
     assert "nvidia/tao/pretrained_detectnet_v2:resnet18" in result.stderr
+    # git's a/ b/ prefixes on an absolute path: one slash.
+    assert "--- a/" in result.stdout and "--- a//" not in result.stdout and "+++ b//" not in result.stdout
     # The demo explains the missing base model itself: no second, "error"-worded finding about it.
     assert "base-model-missing" not in result.stdout + result.stderr and "error" not in result.stdout
     assert "Traceback" not in result.stderr

@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -234,7 +235,7 @@ def wait_for_running_task(tag: str, prefix: str, timeout: float):
 
 def test_a_run_aimed_at_the_champions_folder_stops_before_any_container(prefect_api, engine_env, demo_data, tmp_path,
                                                                        docker_client):
-    from tasks.errors import ConfigError
+    from tasks.errors import FolderClaimed
     from tasks.job.request import TrainRequest
     from tests.flow.conftest import request_fields
     from tests.registry.helpers import card_for, publish_and_promote
@@ -250,9 +251,9 @@ def test_a_run_aimed_at_the_champions_folder_stops_before_any_container(prefect_
     started = time.time()
     state = train_detectnet_v2(TrainRequest(**fields), return_state=True)
     assert state.is_failed()
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(FolderClaimed) as caught:
         state.result()
-    assert "holds the current champion" in caught.value.render()
+    assert "already holds a model published by an-earlier-run" in caught.value.render()
     run_id = str(state.state_details.flow_run_id)
     # The engine is shared: only containers labelled with this run count (created, even if removed since).
     created = docker_client.events(since=int(started) - 1, until=int(time.time()) + 1, decode=True,
@@ -264,4 +265,5 @@ def test_a_run_aimed_at_the_champions_folder_stops_before_any_container(prefect_
     planned = train_detectnet_v2(TrainRequest(**fields, subfolder_per_run=True), dry_run=True, return_state=True)
     assert planned.is_completed(), planned.message
     version = Path(planned.result().results_location).name
-    assert version.startswith("nightly-") and version.endswith("Z") and len(version) == len("nightly-20261201T020000Z")
+    run_tag = str(planned.state_details.flow_run_id).replace("-", "")[:8]
+    assert re.fullmatch(rf"nightly-\d{{8}}T\d{{6}}Z-{run_tag}", version), version

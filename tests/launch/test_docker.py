@@ -25,14 +25,15 @@ def labelled(client, run_id):
 
 def test_gpu_request_without_nvidia_runtime_is_clear_and_leaves_nothing(harness):
     plan = harness.plan(epochs=2, docker_gpus="all")
-    assert plan.device_requests == ({"count": -1, "capabilities": [["gpu"]]},)
+    # Run without a booking: the engine is asked for what the request names, every GPU.
+    assert harness.launcher.assign_gpus(plan, None).device_requests == ({"count": -1, "capabilities": [["gpu"]]},)
     with pytest.raises(GpuRuntimeMissing) as caught:
         run_training(plan, harness.launcher)
     assert "NVIDIA Container Toolkit" in str(caught.value)
     assert "docker_gpus='none'" in str(caught.value)
     assert labelled(harness.docker_client, plan.run_id) == []  # the created container was removed
     assert not list(plan.results_host_dir.glob("*.ckzip"))  # nothing trained
-    result = run_training(plan.with_options(device_requests=()), harness.launcher)  # docker_gpus="none"
+    result = run_training(plan.with_options(gpus=None), harness.launcher)  # docker_gpus="none"
     assert result.model_path.is_file()
 
 
@@ -52,6 +53,26 @@ def test_default_ulimits_fall_back_to_the_hosts_limit_on_a_restricted_engine(har
         warnings = [line for line in seen.lines if "refused the ulimits" in line]
         assert len(warnings) == 1 and f"'memlock': {hard}" in warnings[0] and "DockerOptions.ulimits" in warnings[0]
     assert labelled(harness.docker_client, plan.run_id) == []
+
+
+def test_the_engines_refusal_is_learned_once_so_a_job_is_created_once(workdir, docker_client, standin_image):
+    """The memlock fallback used to create every container twice (refused, then capped): the engine's
+    answer is remembered per engine, so after the first refusal each job is one create. (This machine's
+    dockerd, like CI's, has no CAP_SYS_RESOURCE: it refuses an unlimited memlock.)"""
+    assert host_memlock_limit() != -1, "the test needs an engine that refuses memlock -1, as CI's does"
+    for attempt in ("learns", "remembers"):
+        harness = docker_harness(workdir / attempt, docker_client, standin_image)
+        plan = harness.plan(epochs=1, run_id=f"once-{attempt}-{time.time_ns()}")
+        plan = plan.with_options(ulimits=(("memlock", -1), ("stack", 67108864)))
+        started = time.time()
+        seen = Recorder()
+        run_training(plan, harness.launcher, seen.observer(on_warning=seen.lines.append))
+        creates = harness.docker_client.events(since=int(started) - 1, until=int(time.time()) + 1, decode=True,
+                                               filters={"type": "container", "event": "create",
+                                                        "label": f"{RUN_LABEL}={plan.run_id}"})
+        count = len(list(creates))
+        assert [line for line in seen.lines if "refused the ulimits" in line], attempt  # still said, every time
+    assert count == 1, "the second job on the same engine was created more than once"
 
 
 def test_a_limit_above_what_the_host_allows_even_after_capping_is_explained(harness, monkeypatch):

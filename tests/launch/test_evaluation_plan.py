@@ -13,6 +13,7 @@ from tasks.job.plans import plan_evaluation, plan_training
 from tasks.job.preflight import evaluation_spec, prepare_spec
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import Workspace, stage_input
+from tasks.launch import DockerLauncher, GpuDemand
 from tasks.launch.slots import Slot, container_path
 from tests.launch.harness import DEMO_SPEC
 
@@ -128,5 +129,6 @@ def test_evaluate_runs_on_the_first_requested_gpu(tmp_path):
     request, staged = setup(tmp_path, num_gpus=2, gpu_index=[2, 3], docker_gpus="all")
     plan = plan_evaluation(request, prepare_spec(request, staged).text, staged, tmp_path / "run", "run",
                            role="challenger", model=model_file(tmp_path))
-    assert plan.device_requests == ({"device_ids": ["2"], "capabilities": [["gpu"]]},)
+    assert plan.gpus == GpuDemand(1, pinned=(2,))
+    assert DockerLauncher().assign_gpus(plan, (2,)).device_requests == ({"device_ids": ["2"], "capabilities": [["gpu"]]},)
     assert plan.command.argv[-2:] == ("--gpu_index", "0") and "--gpus" not in plan.command.argv

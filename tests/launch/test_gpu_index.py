@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import TrainingFailed
-from tasks.launch import run_training
+from tasks.launch import DockerLauncher, GpuDemand, ProcessLauncher, run_training
 from tasks.launch.judge import GPUS_NOT_VISIBLE
 from tests.launch.harness import docker_harness, plan_from_request
 
@@ -24,13 +24,20 @@ def gpu_flags(argv: tuple[str, ...]) -> list[str]:
 @pytest.mark.parametrize(("host", "inside"), [([1], ["0"]), ([2, 3], ["0", "1"])])
 def test_host_gpus_go_to_the_device_request_and_tao_counts_from_zero(tmp_path, host, inside):
     plan = planned(tmp_path, host)
-    assert plan.device_requests == ({"device_ids": [str(i) for i in host], "capabilities": [["gpu"]]},)
+    assert plan.gpus == GpuDemand(len(host), pinned=tuple(host))
+    requested = ({"device_ids": [str(i) for i in host], "capabilities": [["gpu"]]},)
+    # Booked (exactly these, the request pins them) or not (the request's own), the same device request.
+    assert DockerLauncher().assign_gpus(plan, tuple(host)).device_requests == requested
+    assert DockerLauncher().assign_gpus(plan, None).device_requests == requested
     assert gpu_flags(plan.command.argv) == ["--gpus", str(len(host)), "--gpu_index", *inside]
 
 
 def test_a_process_in_the_tao_image_sees_the_hosts_numbering(tmp_path):
     plan = planned(tmp_path, [2, 3], launcher="process")
     assert gpu_flags(plan.command.argv) == ["--gpus", "2", "--gpu_index", "2", "3"]
+    booked = ProcessLauncher().assign_gpus(plan, (2, 3))
+    assert gpu_flags(booked.command.argv) == ["--gpus", "2", "--gpu_index", "2", "3"]
+    assert booked.env["CUDA_VISIBLE_DEVICES"] == "2,3"
 
 
 @pytest.mark.services

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tasks.errors import ConfigError
-from tasks.launch import StatusLog, build_plan, device_requests, load_tao_mounts, train_command
+from tasks.launch import GpuDemand, StatusLog, build_plan, device_requests, gpu_demand, load_tao_mounts, train_command
 from tasks.launch.slots import Slot
 from tasks.redact import Redactor
 
@@ -25,11 +25,19 @@ def test_train_argv_is_a_list_with_subtask_first_and_no_log_file():
         train_command(num_gpus=2, gpu_index=[0])
 
 
-def test_device_requests():
-    assert device_requests("none") == ()
-    assert device_requests("all") == ({"count": -1, "capabilities": [["gpu"]]},)
-    assert device_requests(2) == ({"count": 2, "capabilities": [["gpu"]]},)
-    assert device_requests("all", [1, 2]) == ({"device_ids": ["1", "2"], "capabilities": [["gpu"]]},)
+def test_gpu_demand_and_device_requests():
+    """What a job books (its num_gpus by default) and, once booked, exactly those GPUs for Docker;
+    without a booking, what the request names."""
+    assert gpu_demand("none", [], 1) is None and gpu_demand("auto", [], 0) is None
+    assert gpu_demand("auto", [], 2) == GpuDemand(2)
+    assert gpu_demand("all", [], 1) == GpuDemand(1, every=True)
+    assert gpu_demand(3, [], 1) == GpuDemand(3)
+    assert gpu_demand("auto", [1, 2], 2) == GpuDemand(2, pinned=(1, 2))
+    assert device_requests(None) == ()
+    assert device_requests(GpuDemand(1), (3,)) == ({"device_ids": ["3"], "capabilities": [["gpu"]]},)
+    assert device_requests(GpuDemand(1, every=True)) == ({"count": -1, "capabilities": [["gpu"]]},)
+    assert device_requests(GpuDemand(2)) == ({"count": 2, "capabilities": [["gpu"]]},)
+    assert device_requests(GpuDemand(2, pinned=(1, 2))) == ({"device_ids": ["1", "2"], "capabilities": [["gpu"]]},)
 
 
 def test_plan_renders_without_engine_and_hides_values(tmp_path):

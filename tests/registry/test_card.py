@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
-
-from tasks.errors import ConfigError
 from tasks.job.request import PromotionPolicy, TrainRequest
 from tasks.job.workspace import StagedInput
-from tasks.registry import Metrics, build_card, guard_champion_folder, judge_promotion
+from tasks.registry import Metrics, build_card, judge_promotion
 from tasks.registry.card import Evaluation, HeldOut
-from tests.registry.helpers import card_for, publish_and_promote
 
 SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
 KEY = "nvidia-tao-model-key-1234"
@@ -44,16 +39,3 @@ def test_the_card_holds_no_key_and_no_sas(tmp_path):
     assert "key" not in stored["request"] and stored["request"]["storage_credentials"] == "taoflow-blob"
     assert stored["model"] == "weights/model.hdf5" and stored["dataset_fingerprint"] == "t" * 64
     assert stored["base_model"]["pretrained_model_file"] == "resnet18.hdf5" and stored["tao_image_digest"] == "sha256:abc"
-
-
-def test_the_champions_folder_is_never_a_new_runs_target(tmp_path):
-    app = str(tmp_path / "models" / "parking")
-    guard_champion_folder(app, "r1", "run-1")  # no champion yet
-    assert publish_and_promote(app, card_for("r1", {"car": 70.0}, run_id="run-1",
-                                             created_at="2026-11-01T00:00:00+00:00"), tmp_path / "work").promoted
-    with pytest.raises(ConfigError) as caught:
-        guard_champion_folder(app, "r1", "run-2")
-    assert "holds the current champion" in caught.value.render() and "subfolder_per_run" in caught.value.render()
-    guard_champion_folder(app, "r1", "run-1")  # the champion's own run, retried
-    guard_champion_folder(app, "r2", "run-2")
-    assert Path(app, "r1", "model-card.json").is_file()

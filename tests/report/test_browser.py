@@ -3,6 +3,10 @@
 Playwright's Python package, the system browser, nothing downloaded) opens the flow run's
 Artifacts tab in both Prefect UIs, follows every artifact and checks that every image loaded.
 
+Nothing leaves the machine: the server runs with deployments/offline.env, as docs/deploy.md starts
+it; every request the pages make is recorded (and any to a host other than loopback aborted in the
+browser), and the server's and Chromium's own outbound HTTP goes to a local recording proxy.
+
 Set TAOFLOW_UPDATE_SCREENSHOT=1 to refresh docs/artifacts.png from this run.
 """
 
@@ -13,6 +17,7 @@ import os
 import subprocess
 import sys
 import urllib.parse
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,6 +25,7 @@ import pytest
 
 from tasks.job.demo import generate_demo_dataset
 from tests.deployments.server import REPO, PrefectServer, running_server
+from tests.fixtures.offline import LOOPBACK, EgressRecorder, is_local
 from tests.fixtures.services import AZURITE_ACCOUNT, AZURITE_KEY, service_missing
 from tests.standin.traces import traces_root
 
@@ -28,16 +34,52 @@ pytestmark = pytest.mark.services
 CHROMIUM = Path("/usr/bin/chromium")
 #: Pictures per artifact: the comparison chart, the curves, three dataset charts, the contact sheet.
 PICTURES = {"report-comparison": 1, "report-training": 1, "report-dataset": 3, "report-samples": 1}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu",
+                 # Chromium's own traffic off (the recording proxy below hears whatever is left of it).
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-default-apps", "--metrics-recording-only", "--disable-domain-reliability",
+                 "--disable-client-side-phishing-detection", "--no-pings", "--disable-breakpad",
+                 # Debian's Chromium 156 still asks accounts.google.com/ListAccounts and the component updater
+                 # (update.googleapis.com, the on-device model manifest ceofaddefefcbblgcgnibnonglccbfja) with
+                 # all the flags above: both are pointed at a closed loopback port, so they never leave.
+                 "--gaia-url=http://127.0.0.1:9/", "--component-updater=url-source=http://127.0.0.1:9/"]
+#: Prefect 3.9.1's React UI (/v2) initialises Amplitude on every load, whatever the settings (its
+#: `initAmplitude` runs unconditionally; only the events check the server's `analytics_enabled`), and
+#: Amplitude's SDK then fetches its remote configuration from here. No Prefect setting turns that off
+#: (docs/deploy.md): the browser aborts it, and the test fails on any other request off this machine.
+AMPLITUDE_CONFIG = "https://sr-client-cfg.amplitude.com/config/"
+#: How docs/deploy.md starts the server; the test servers read the same file (tests/fixtures/offline.py).
+DOCUMENTED_START = "set -a; . deployments/offline.env; set +a"
 #: Every <img> with a source. The React UI's raw-markdown editor (CodeMirror) also puts source-less
 #: `<img class="cm-widgetBuffer">` cursor spacers in the page: those are not pictures to load.
 ALL_IMAGES = ("Array.from(document.images).filter(i => i.getAttribute('src') !== null)"
               ".map(i => ({src: i.src.slice(0, 40), ok: i.complete, w: i.naturalWidth}))")
 
 
+@dataclass
+class Browser:
+    """Chromium with every request its pages made, in order: (the requesting document's URL, the URL)."""
+
+    context: object
+    requested: list[tuple[str, str]] = field(default_factory=list)
+
+    def record(self, request) -> None:
+        try:
+            document = request.frame.url
+        except Exception:  # noqa: BLE001 - a service worker's request has no frame
+            document = "(service worker)"
+        self.requested.append((document, request.url))
+
+
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def browser_egress():
+    recorder = EgressRecorder()
+    yield recorder
+    recorder.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, browser_egress):
     if not CHROMIUM.exists():
         service_missing(f"Debian's chromium is not installed at {CHROMIUM}")
     try:
@@ -49,8 +91,12 @@ def browser(tmp_path_factory):
         # A persistent context is the only way to give Chromium a fresh --user-data-dir of our own.
         context = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000})
-        yield context
+            viewport={"width": 1400, "height": 1000},
+            proxy={"server": browser_egress.url, "bypass": ",".join(f"[{h}]" if ":" in h else h for h in LOOPBACK)})
+        seen = Browser(context)
+        context.on("request", seen.record)
+        context.route(lambda url: not is_local(url), lambda route: route.abort())
+        yield seen
         context.close()
 
 
@@ -97,16 +143,20 @@ def open_artifact(page, url: str, pictures: int) -> list[dict]:
     return found.json_value()
 
 
-def test_every_artifact_picture_loads_in_both_prefect_uis(browser, azurite, blob_service, tmp_path):
+def test_every_artifact_picture_loads_in_both_prefect_uis_and_nothing_leaves(browser, browser_egress, azurite,
+                                                                             blob_service, tmp_path):
     container = blob_service.create_container("report-ui").container_name
     results, signature = sas_url(azurite, container)
     (tmp_path / "prefect").mkdir()
-    with running_server(tmp_path / "prefect", ui=True) as server:
+    server_egress = EgressRecorder()
+    with running_server(tmp_path / "prefect", ui=True, egress=server_egress) as server:
         run_id = run_report_flow(server, tmp_path, results, azurite.connection_string)
         base = f"http://127.0.0.1:{server.port}"
-        page = browser.new_page()
+        page = browser.context.new_page()
+        page.goto(f"{base}/")
+        assert "/v2" not in page.url, f"the UI people land on should be the Vue UI, not {page.url}"
         seen: dict[str, dict[str, list[dict]]] = {}
-        for ui, prefix in (("react (default)", "/v2"), ("vue", "")):
+        for ui, prefix in (("react", "/v2"), ("vue (default)", "")):
             links = artifact_links(page, f"{base}{prefix}/runs/flow-run/{run_id}?tab=Artifacts")
             assert len(links) == len(PICTURES), links
             seen[ui] = {}
@@ -122,12 +172,30 @@ def test_every_artifact_picture_loads_in_both_prefect_uis(browser, azurite, blob
                 assert results.split("?")[0] not in artifact["data"], "no storage URL in an artifact"
                 if ui.startswith("react") and artifact["key"] == "report-dataset":
                     screenshot(page, tmp_path)
-        assert set(seen["react (default)"]) == set(seen["vue"]) == set(PICTURES)
+        assert set(seen["react"]) == set(seen["vue (default)"]) == set(PICTURES)
         # The report went to Azurite with the model, and says where without the SAS.
         blobs = {b.name for b in blob_service.get_container_client(container).list_blobs()}
         assert {"parking/run-1/report.html", "parking/run-1/report.json", "parking/run-1/status.json"} <= blobs
         page.close()
+        unasked = list(server_egress.attempts)
+        # Asked: a view of Prefect's collection registry is fetched from GitHub (Prefect answers from its own
+        # copy when it cannot): the recorder hears the server when it does try to reach outside.
+        assert server.get("/collections/views/aggregate-worker-metadata")
+        asked = server_egress.attempts[len(unasked):]
+        log = (server.home / "server.log").read_text()
+    server_egress.close()
     blob_service.delete_container(container)
+    assert unasked == [], f"the server, the report flow or the CLI tried to reach outside: {unasked}"
+    assert asked == ["raw.githubusercontent.com:443"], asked
+    assert "telemetry" not in log.lower(), log[-2000:]
+    # By the document that asked: a React page's timers may still fire after the next page was asked for.
+    react = f"{base}/v2/"
+    outside = [(document, url) for document, url in browser.requested if not is_local(url)]
+    assert [url for document, url in outside if not document.startswith(react)] == [], outside
+    assert outside and all(url.startswith(AMPLITUDE_CONFIG) for _, url in outside), outside
+    assert any(document.startswith(f"{base}/runs/") for document, _ in browser.requested), "no Vue page recorded"
+    assert browser_egress.attempts == [], f"Chromium's own traffic went out: {browser_egress.attempts}"
+    assert DOCUMENTED_START in (REPO / "docs" / "deploy.md").read_text()
 
 
 def screenshot(page, tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""`import pycuda.autoinit` creates a CUDA context; here there is nothing to create."""

@@ -1,0 +1,3 @@
+"""Import-only stand-in (see IMPORT_ONLY.txt)."""
+
+DBSCAN = None
