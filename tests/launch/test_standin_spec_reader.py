@@ -10,10 +10,12 @@ import json
 import shutil
 import struct
 import subprocess
+import uuid
 
 import pytest
 
-from tasks.launch.slots import SPEC_FILE_NAME
+from tasks.launch import build_plan, export_command, run_export
+from tasks.launch.slots import SPEC_FILE_NAME, Slot, container_path, container_spec_file
 from tests.spec._specs import CONVERT_CLEAN, TRAIN_CLEAN, kind_of, spec_bytes
 from tests.spec.tao_protos import tao_read
 from tests.standin.image import BUSYBOX, STANDIN_DIR
@@ -111,3 +113,24 @@ def test_the_standin_trainer_reads_a_bare_cr_spec_as_tao_does(harness):
     records = [json.loads(line) for line in (results / "status.json").read_text().splitlines()]
     assert records[-1]["status"] == "SUCCESS" and records[-1]["categorical"]["average_precision"].keys() == {"car"}
     assert sorted(p.name for p in results.glob("*.ckzip")) == [f"model.epoch-{e}.ckzip" for e in range(4)]
+
+
+def test_the_standin_export_reads_a_bare_cr_spec_as_tao_does(harness):
+    """export's labels.txt (cost_function_config's target classes, in order) and infer-dims
+    (augmentation_config.preprocessing) from a bare-CR spec with one-line blocks and a commented-out class."""
+    specs, model, out = harness.root / "specs", harness.root / "model", harness.root / "export"
+    for folder in (specs, model, out):
+        folder.mkdir(parents=True)
+    (specs / SPEC_FILE_NAME).write_bytes(
+        b'augmentation_config { preprocessing { output_image_width: 960 output_image_height: 544\r'
+        b'  output_image_channel: 3 } }\rcost_function_config {\r  target_classes { name: "ellipse" }\r'
+        b'  # target_classes { name: "square" }\r  target_classes {\r    name: "rectangle"\r  }\r}\r')
+    (model / "m.hdf5").write_text("standin model after epoch 3\n")
+    results = container_path(Slot.RESULTS)
+    plan = build_plan(export_command(model=f"{container_path(Slot.BASE_MODEL)}/m.hdf5", output=f"{results}/m.onnx",
+                                     spec=container_spec_file(), results_dir=results),
+                      slots={Slot.SPEC: specs, Slot.BASE_MODEL: model, Slot.RESULTS: out}, run_id=uuid.uuid4().hex,
+                      image=harness.image or "x", docker_gpus="none", user=harness.user, network_mode="none")
+    exported = run_export(plan.with_options(ulimits=()), harness.launcher)
+    assert exported.labels.read_text().split() == ["ellipse", "rectangle"]
+    assert "infer-dims=3;544;960" in exported.nvinfer_config.read_text()

@@ -50,6 +50,7 @@ DEPLOY_FILES = (
     ("bin/detectnet_v2_deploy", "/usr/local/bin/detectnet_v2"),
     ("bin/pkill", "/usr/local/bin/pkill"),
     ("tao_deploy/scripts/gen_trt_engine", f"{DEPLOY_SCRIPTS_IN_IMAGE}/gen_trt_engine"),
+    ("detectnet_v2/lib/spec_fields.awk", "/opt/nvidia_tao_deploy/cv/detectnet_v2/lib/spec_fields.awk"),
 )
 
 
