@@ -11,7 +11,10 @@ Run: python bench/sync_proxy.py LISTEN_PORT TARGET_PORT [DELAY_SECONDS]
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import sys
+from typing import Iterator
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
@@ -62,6 +65,22 @@ async def serve(listen_port: int, target_port: int, delay: float) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", listen_port, backlog=512)
     async with server:
         await server.serve_forever()
+
+
+@contextlib.contextmanager
+def latency_proxy(target_port: int, delay: float) -> Iterator[tuple[int, int]]:
+    """This proxy as a process in front of `target_port`: (its port, its pid), killed on exit."""
+    from tests.fixtures.services import free_port, wait_for_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, __file__, str(port), str(target_port), str(delay)])
+    try:
+        if not wait_for_port(port, 10):
+            raise SystemExit("the latency proxy did not start")
+        yield port, process.pid
+    finally:
+        process.kill()
+        process.wait()
 
 
 if __name__ == "__main__":

@@ -1,18 +1,24 @@
 """The work pools `prefect.yaml` deploys to, and the commands that create them.
 
-`python -m deployments.pools` prints the `prefect work-pool create` commands; with `--create`
-it runs them (idempotent: `--overwrite`). The templates in `deployments/work-pools/` started as
-each worker's `get_default_base_job_template()` with taoflow's defaults filled in (image, GPUs,
-shared memory, node pool); `tests/deployments/test_work_pools.py` renders them through the
-installed workers so a template a worker cannot load never ships.
+`python -m deployments.pools` prints the `prefect work-pool` commands; with `--create` it runs
+them (idempotent: `--overwrite`, then the pool's concurrency limit set or cleared). An operator
+overrides a pool's limit with `--concurrency NAME=N` (or `NAME=none`), e.g.
+
+    python -m deployments.pools --create --concurrency gpu-docker=4 --concurrency aks-gpu=16
+
+The templates in `deployments/work-pools/` started as each worker's
+`get_default_base_job_template()` with taoflow's defaults filled in (image, GPUs, shared memory,
+node pool); `tests/deployments/test_work_pools.py` renders them through the installed workers so
+a template a worker cannot load never ships.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 TEMPLATES = Path(__file__).resolve().parent / "work-pools"
@@ -20,12 +26,14 @@ TEMPLATES = Path(__file__).resolve().parent / "work-pools"
 
 @dataclass(frozen=True)
 class WorkPool:
-    """A work pool: its name in prefect.yaml, its worker type and its base job template."""
+    """A work pool: its name in prefect.yaml, its worker type, its base job template and how many
+    of its runs may run at once (Prefect holds the others Scheduled until a slot frees)."""
 
     name: str
     type: str
     description: str
     template: str | None = None  # file name in work-pools/; None: the worker's default
+    concurrency: int | None = None  # pool-wide limit; None: none
 
     @property
     def template_path(self) -> Path | None:
@@ -41,12 +49,35 @@ class WorkPool:
             command += ["--base-job-template", str(self.template_path)]
         return command
 
+    def concurrency_command(self, prefect: str = "prefect") -> list[str]:
+        if self.concurrency is None:
+            return [prefect, "work-pool", "clear-concurrency-limit", self.name]
+        return [prefect, "work-pool", "set-concurrency-limit", self.name, str(self.concurrency)]
+
+    def commands(self, prefect: str = "prefect") -> list[list[str]]:
+        return [self.create_command(prefect), self.concurrency_command(prefect)]
+
 
 POOLS: tuple[WorkPool, ...] = (
+    # No pool-wide limit: before a training starts, taoflow books GPU slots on the host that runs it
+    # (TAOFLOW_GPUS), so a host never runs more trainings than it has GPUs for, and a number for
+    # the whole pool would have to follow every host's GPUs. The pool also runs the watch and the
+    # sweep flows, which take no GPU. `prefect worker start --limit N` bounds one host's processes.
     WorkPool("gpu-process", "process", "A GPU host: the flow runs as a process and starts TAO with Docker."),
-    WorkPool("gpu-docker", "docker", "A Docker GPU host: the job container is the TAO job image.", "gpu-docker.json"),
-    WorkPool("aks-gpu", "kubernetes", "AKS: a Job on the GPU node pool, nvidia.com/gpu requested.", "aks-gpu.json"),
-    WorkPool("aci-gpu", "azure-container-instance", "Azure Container Instances with a GPU SKU.", "aci-gpu.json"),
+    # One run at a time: every run gets the host GPUs its job variables name (GPU 0 by default), so
+    # two runs on one host would share them. One docker worker per GPU host, started with
+    # `--limit 1`; with N such hosts, raise the limit to N.
+    WorkPool("gpu-docker", "docker", "A Docker GPU host: the job container is the TAO job image.", "gpu-docker.json",
+             concurrency=1),
+    # Kubernetes hands out nvidia.com/gpu itself (a pod waits Pending until a GPU is free), so the
+    # limit is not about sharing: it caps the Jobs, and so the GPU nodes the autoscaler adds, a
+    # sweep of 64 variants would start at once. Set it to the GPU node pool's nodes x GPUs per node.
+    WorkPool("aks-gpu", "kubernetes", "AKS: a Job on the GPU node pool, nvidia.com/gpu requested.", "aks-gpu.json",
+             concurrency=4),
+    # A container group beyond the subscription's regional ACI GPU quota (small, often a request
+    # away from zero) fails its run instead of waiting: raise the limit to the quota's GPUs.
+    WorkPool("aci-gpu", "azure-container-instance", "Azure Container Instances with a GPU SKU.", "aci-gpu.json",
+             concurrency=1),
 )
 
 
@@ -54,13 +85,36 @@ def pool(name: str) -> WorkPool:
     return next(p for p in POOLS if p.name == name)
 
 
+def with_overrides(pools: tuple[WorkPool, ...], overrides: list[str]) -> tuple[WorkPool, ...]:
+    """The pools with the operator's `NAME=N` / `NAME=none` concurrency limits.
+
+    >>> [p.concurrency for p in with_overrides(POOLS, ["gpu-docker=4", "aks-gpu=none"])]
+    [None, 4, None, 1]
+    """
+    limits: dict[str, int | None] = {}
+    names = [p.name for p in pools]
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in names:
+            raise SystemExit(f"--concurrency {item}: no work pool {name!r}; the pools are {', '.join(names)}")
+        if value != "none" and not (value.isdigit() and int(value) > 0):
+            raise SystemExit(f"--concurrency {item}: the limit is a whole number >= 1, or 'none' for no limit")
+        limits[name] = None if value == "none" else int(value)
+    return tuple(replace(p, concurrency=limits[p.name]) if p.name in limits else p for p in pools)
+
+
 def main(argv: list[str]) -> int:
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    for item in POOLS:
-        command = item.create_command(prefect if "--create" in argv else "prefect")
-        print(" ".join(command))
-        if "--create" in argv:
-            subprocess.run(command, check=True)
+    parser = argparse.ArgumentParser(prog="python -m deployments.pools", description=__doc__.splitlines()[0])
+    parser.add_argument("--create", action="store_true", help="run the commands (default: print them)")
+    parser.add_argument("--concurrency", action="append", default=[], metavar="NAME=N",
+                        help="a pool's concurrency limit instead of taoflow's (N >= 1, or none)")
+    args = parser.parse_args(argv)
+    prefect = str(Path(sys.executable).with_name("prefect")) if args.create else "prefect"
+    for item in with_overrides(POOLS, args.concurrency):
+        for command in item.commands(prefect):
+            print(" ".join(command))
+            if args.create:
+                subprocess.run(command, check=True)
     return 0
 
 

@@ -18,7 +18,15 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.states import Completed, State
 
 from tasks.errors import TaoflowError
-from tasks.job.job_tasks import prepare_spec_task, resolve_key, stage_all, validate_inputs_task
+from tasks.job.inplace import preflight_in_place
+from tasks.job.job_tasks import (
+    prepare_spec_task,
+    resolve_key,
+    stage_all,
+    stage_input_task,
+    validate_in_place_task,
+    validate_inputs_task,
+)
 from tasks.job.outcome import JobResult, render_summary
 from tasks.job.plans import finish_conversion, plan_conversion, plan_training
 from tasks.job.preflight import Preflight, input_locations, run_preflight
@@ -93,6 +101,21 @@ class JobRun:
             render_summary(result=self.result, staged=self.staged, validation_summary=self.validation_summary),
             key="train-summary", description=f"DetectNet_v2 training {self.result.status}",
         )
+
+
+def check_in_place(job: JobRun, *, strict: bool) -> None:
+    """Blob training data validated where it lies, before staging downloads any of it: a bad
+    dataset ends the run here (tasks.job.inplace)."""
+    report = preflight_in_place(job.request, job.workspace, job.access, strict=strict, stage=stage_input_task,
+                                validate=validate_in_place_task)
+    if report is None:
+        return
+    job.validation_summary = report.summary()
+    error = report.to_error()
+    if error is not None:
+        create_markdown_artifact(report.to_markdown(), key="dataset-validation", description=job.validation_summary)
+        raise error
+    job.lap("validate in place")
 
 
 def stage(job: JobRun) -> dict[str, StagedInput]:

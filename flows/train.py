@@ -1,13 +1,14 @@
 """`train_detectnet_v2`: from data in Azure (or on disk) to a published DetectNet_v2 model.
 
 Only composition lives here: the body reads as the pipeline, one call per step (`flows/steps.py`),
-each over plain functions in `tasks/` and their thin tasks. Order: stage inputs (parallel, content-cached) -> rewrite + check the spec -> validate the
-dataset (fail here, on a CPU, before any container exists) -> dataset_convert when the TFRecords
-are missing or stale -> train (a retry resumes from the last checkpoint) -> evaluate the new model
-and the champion on the same held-out data -> publish atomically, with the model card -> promote
-(swap the champion pointer, or say per class why not). A run ends `Completed` with the state name
-"Promoted" or "Not promoted" (automations can act on it, docs/deploy.md); a run killed before the
-promotion leaves the old champion in place.
+each over plain functions in `tasks/` and their thin tasks. Order: validate blob training data where it
+lies (a bad dataset fails before any of it is downloaded) -> stage inputs (parallel, content-cached) ->
+rewrite + check the spec -> validate the dataset (fail here, on a CPU, before any container exists) ->
+dataset_convert when the TFRecords are missing or stale -> train (a retry resumes from the last
+checkpoint) -> evaluate the new model and the champion on the same held-out data -> publish atomically,
+with the model card -> promote (swap the champion pointer, or say per class why not). A run ends
+`Completed` with the state name "Promoted" or "Not promoted" (automations can act on it, docs/deploy.md);
+a run killed before the promotion leaves the old champion in place.
 """
 
 from typing import Any
@@ -19,6 +20,7 @@ from prefect.states import Completed
 from flows.steps import (
     JobRun,
     check,
+    check_in_place,
     convert,
     draw_dataset,
     evaluate,
@@ -58,6 +60,7 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
     """
     job = JobRun.start(request, current_run.id, current_run.scheduled_start_time)
     try:
+        check_in_place(job, strict=strict)
         stage(job)
         checked = check(job, strict=strict, dry_run=dry_run)
         pictures = draw_dataset(job, checked)

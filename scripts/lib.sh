@@ -79,6 +79,26 @@ stop_started_dockerd() {
   fi
 }
 
+# The job image's wheelhouse (deployments/Dockerfile installs from it, without network): the pinned
+# versions of taoflow's dependencies as manylinux wheels that run on glibc <= 2.$JOB_IMAGE_GLIBC (TAO 5's
+# Ubuntu 20.04 has 2.31; the build host's Python is newer or the same). `pip download` takes the
+# indexes of pip's configuration or PIP_INDEX_URL: a mirror works. Made again when the pins change.
+JOB_IMAGE_GLIBC="${JOB_IMAGE_GLIBC:-31}"
+ensure_job_wheelhouse() {
+  local dest="$ROOT/wheelhouse" stamp="$ROOT/wheelhouse/.made-for-glibc-2.$JOB_IMAGE_GLIBC"
+  if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/pyproject.toml" ] && [ "$stamp" -nt "$ROOT/constraints.txt" ]; then
+    return 0
+  fi
+  log "downloading the job image's wheels into $dest (glibc <= 2.$JOB_IMAGE_GLIBC)"
+  local platforms=() minor
+  for minor in $(seq 17 "$JOB_IMAGE_GLIBC"); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
+  rm -rf "$dest"
+  "$VENV/bin/python" -m pip download -q -d "$dest" --only-binary=:all: --python-version 3.11 \
+    --implementation cp --abi cp311 "${platforms[@]}" --platform manylinux2014_x86_64 \
+    -c "$ROOT/constraints.txt" "$ROOT" pip setuptools wheel
+  touch "$stamp"
+}
+
 # NVIDIA's own DetectNet_v2 message definitions, for the tests that hold our spec engine against
 # TAO's parser (tests/spec/tao_protos.py). Only the generated *_pb2.py modules are taken from the
 # nvidia-tao-deploy wheel (they need nothing but `protobuf`); the pure-Python protobuf 3.20.3 that

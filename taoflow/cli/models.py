@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from taoflow.cli.output import out_console, print_json
+from taoflow.cli.output import err_console, out_console, print_json
 
 models_app = typer.Typer(help="The models of an application: versions, metrics, the champion (the registry).",
                          no_args_is_help=True)
@@ -37,27 +37,40 @@ def _access(credentials: str | None):
     return StorageAccess(credentials=credentials)
 
 
+def _champion(app_location: str, access):
+    """The champion, or None with a warning when champion.json cannot be read: the versions are
+    still listed and shown (the pointer's fix says to restore it from them)."""
+    from tasks.registry.catalog import champion_or_problem
+
+    champion, problem = champion_or_problem(app_location, access)
+    if problem is not None:
+        err_console.print(f"warning: no version is marked champion: {problem.render()}", markup=False)
+    return champion
+
+
 @models_app.command("list")
 def list_(app_location: str = _APP, credentials: Optional[str] = _CREDENTIALS, as_json: bool = _JSON) -> None:
     """Every published version, oldest first: time, mAP on its held-out data, the champion (*), dataset."""
     from tasks.registry import list_versions
 
-    rows = list_versions(app_location, _access(credentials))
+    access = _access(credentials)
+    _champion(app_location, access)
+    rows = list_versions(app_location, access)
     if as_json:
         print_json([row.model_dump(mode="json") for row in rows])
         return
     if not rows:
         out_console.print(f"no published model with a model card at {app_location}", markup=False)
         return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("", "version", "time (UTC)", "mAP %", "dataset", "held out on"):
-        table.add_column(column, justify="right" if column == "mAP %" else "left")
-    for row in rows:
-        table.add_row("*" if row.champion else "", row.version, row.created_at.replace("+00:00", "Z"),
-                      f"{row.mean_average_precision:.2f}", row.dataset_fingerprint[:12], row.held_out)
-    out_console.print(table)
+    table = [("", "version", "time (UTC)", "mAP %", "dataset", "held out on")]
+    table += [("*" if row.champion else "", row.version, row.created_at.replace("+00:00", "Z"),
+               f"{row.mean_average_precision:.2f}", row.dataset_fingerprint[:12], row.held_out) for row in rows]
+    # Columns as wide as their longest cell, whatever the terminal: a version name is never cut
+    # (two versions started in the same second differ only in their last characters).
+    widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]))]
+    for cells in table:
+        line = "  ".join(cell.rjust(w) if i == 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(cells, widths)))
+        out_console.print(line.rstrip(), markup=False, highlight=False, crop=False, overflow="ignore")
     out_console.print(f"{len(rows)} version(s); * = champion", markup=False)
 
 
@@ -69,14 +82,14 @@ def show(
     as_json: bool = _JSON,
 ) -> None:
     """One version's model card: metrics per class, the verdict, datasets, spec, base model, TAO image, request."""
-    from tasks.registry import read_card, read_champion
+    from tasks.registry import read_card
 
     access = _access(credentials)
     card = read_card(app_location, version, access)
     if as_json:
         print_json(card.model_dump(mode="json"))
         return
-    champion = read_champion(app_location, access)
+    champion = _champion(app_location, access)
     out = out_console
     mark = " (champion)" if champion is not None and champion.version == card.version else ""
     out.print(f"[bold]{card.version}[/bold]{mark}  run {card.run_id}  {card.created_at}", highlight=False)

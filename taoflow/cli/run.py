@@ -37,10 +37,12 @@ def plan(
     set_: list[str] = typer.Option([], "--set", help=SETS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
-    """Everything up to the launch: stage, rewrite and check the spec, validate, print the launch plan.
+    """Everything up to the launch: validate blob data where it lies, stage, rewrite and check the spec,
+    validate, print the launch plan.
 
     Exits non-zero when training would stop (a dataset error, a missing base model).
     """
+    from tasks.job.inplace import preflight_in_place
     from tasks.job.plans import plan_training
     from tasks.job.preflight import input_locations, run_preflight
     from tasks.job.workspace import Workspace, stage_input
@@ -48,6 +50,9 @@ def plan(
 
     request = _load(config, set_).request
     workspace, access = Workspace.default(), StorageAccess(credentials=request.storage_credentials)
+    early = preflight_in_place(request, workspace, access)
+    if early is not None and early.to_error() is not None:
+        raise early.to_error()
     staged = {name: stage_input(name, loc, workspace, access) for name, loc in input_locations(request).items()}
     checked = run_preflight(request, staged)
     if checked.validation.to_error() is not None:

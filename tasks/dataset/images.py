@@ -1,8 +1,12 @@
 """Header-only image probes: format by magic bytes, size, channels, bit depth, end marker.
 
 The validator must cover a dataset in seconds, so it reads the first block of a file (and a
-few bytes of its tail) instead of decoding it. `decode_fully` is the slow, exact check behind
-`--deep`: it finds damage inside the compressed data that no header shows.
+few bytes of its tail) instead of decoding it. The probe reads through an `ImageSource` (a local
+file, or a blob read by HTTP ranges: tasks.dataset.blob_reader), asking for more than the first
+block only when the format needs it: a JPEG whose frame header (SOF) lies beyond it, e.g. after a
+large EXIF block, is read from the next marker on, the EXIF itself skipped unread.
+`decode_fully` is the slow, exact check behind `--deep`: it finds damage inside the compressed
+data that no header shows.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import BinaryIO, Protocol
 
 from tasks.files import open_regular
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8\xff"
-#: Enough for a typical JPEG's tables and SOF, and a PNG's IHDR, in one read.
+#: Enough for a typical JPEG's tables and SOF, and a PNG's IHDR, in one read of a local file.
 HEAD_BYTES = 4096
 #: JPEG writers may append padding after EOI; look for the marker this far from the end.
 JPEG_TAIL_BYTES = 256
@@ -56,27 +61,58 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
+class ImageSource(Protocol):
+    """An image's bytes by offset: `size`, and `read(offset, n)` (fewer at the end of the file)."""
+
+    size: int
+
+    def read(self, offset: int, n: int) -> bytes: ...
+
+
+class FileSource:
+    """A local file as an `ImageSource`, opened without following a link (`NotRegular`), closed when
+    its `with` block ends. A class, not a generator context manager: the validator opens one per image."""
+
+    __slots__ = ("fd", "size")
+
+    def __init__(self, path: str) -> None:
+        self.fd, self.size = open_regular(path)
+
+    def __enter__(self) -> "FileSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+    def read(self, offset: int, n: int) -> bytes:
+        return os.pread(self.fd, n, offset)
+
+
 def probe_image(path: str) -> ImageInfo:
     """Read just enough of `path` to know its format, size and channels (a link or FIFO: `NotRegular`)."""
-    fd, size = open_regular(path)
-    try:
-        head = os.read(fd, HEAD_BYTES)
-        fmt = sniff_format(head)
-        if fmt is None:
-            if not head:
-                raise ImageProbeError("unreadable", "the file is empty")
-            raise ImageProbeError("unknown-format", f"starts with {head[:8].hex(' ')}, which is neither JPEG nor PNG")
-        if fmt == "png":
-            width, height, depth, channels = _png_header(head)
-            tail = os.pread(fd, len(PNG_IEND), size - len(PNG_IEND)) if size >= len(PNG_IEND) else b""
-            complete = tail == PNG_IEND
-            return ImageInfo("png", width, height, channels, depth, channels in (2, 4), complete)
-        width, height, depth, channels = _jpeg_header(fd, head)
-        tail_len = min(size, JPEG_TAIL_BYTES)
-        complete = b"\xff\xd9" in os.pread(fd, tail_len, size - tail_len)
-        return ImageInfo("jpeg", width, height, channels, depth, False, complete)
-    finally:
-        os.close(fd)
+    with FileSource(path) as source:
+        return probe(source)
+
+
+def probe(source: ImageSource, head_bytes: int = HEAD_BYTES) -> ImageInfo:
+    """Format, size and channels from the first `head_bytes` of `source` (more only when a JPEG's
+    frame header lies beyond them), and whether the end marker is in the last bytes."""
+    size = source.size
+    head = source.read(0, head_bytes)
+    fmt = sniff_format(head)
+    if fmt is None:
+        if not head:
+            raise ImageProbeError("unreadable", "the file is empty")
+        raise ImageProbeError("unknown-format", f"starts with {head[:8].hex(' ')}, which is neither JPEG nor PNG")
+    if fmt == "png":
+        width, height, depth, channels = _png_header(head)
+        tail = source.read(size - len(PNG_IEND), len(PNG_IEND)) if size >= len(PNG_IEND) else b""
+        complete = tail == PNG_IEND
+        return ImageInfo("png", width, height, channels, depth, channels in (2, 4), complete)
+    width, height, depth, channels = _jpeg_header(source, head, head_bytes)
+    tail_len = min(size, JPEG_TAIL_BYTES)
+    complete = b"\xff\xd9" in source.read(size - tail_len, tail_len)
+    return ImageInfo("jpeg", width, height, channels, depth, False, complete)
 
 
 def _png_header(head: bytes) -> tuple[int, int, int, int]:
@@ -92,14 +128,15 @@ def _png_header(head: bytes) -> tuple[int, int, int, int]:
     return width, height, depth, _PNG_CHANNELS[colour]
 
 
-def _jpeg_header(fd: int, buf: bytes) -> tuple[int, int, int, int]:
-    """Walk the marker segments to the first SOF; segments beyond `buf` are read by offset."""
+def _jpeg_header(source: ImageSource, buf: bytes, head_bytes: int) -> tuple[int, int, int, int]:
+    """Walk the marker segments to the first SOF; segments beyond `buf` are read by offset, from the
+    next marker on (the segments in between, an EXIF block say, are never read)."""
     pos, base = 2, 0  # base: file offset of buf[0]
 
     def ensure(n: int) -> None:
         nonlocal buf, base, pos
         if pos + n > len(buf):
-            buf = os.pread(fd, max(n, HEAD_BYTES), base + pos)
+            buf = source.read(base + pos, max(n, head_bytes)) if base + pos < source.size else b""
             base, pos = base + pos, 0
 
     while True:
@@ -133,12 +170,12 @@ def _jpeg_header(fd: int, buf: bytes) -> tuple[int, int, int, int]:
         pos += 2 + seg_len
 
 
-def decode_fully(path: str) -> str | None:
-    """Decode every pixel with Pillow; the reason it fails, or None."""
+def decode_fully(fh: BinaryIO) -> str | None:
+    """Decode every pixel of the image in `fh` with Pillow; the reason it fails, or None."""
     from PIL import Image  # imported here: only --deep pays for it
 
     try:
-        with os.fdopen(open_regular(path)[0], "rb") as fh, Image.open(fh) as img:
+        with Image.open(fh) as img:
             img.load()
     except Exception as exc:  # Pillow raises many types for damaged data; all mean "does not decode"
         return f"{type(exc).__name__}: {exc}"

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from tasks.dataset.readers import DatasetReader
 from tasks.dataset.tally import Tally
-from tasks.files import DIR, FILE, path_kind, scan
+from tasks.files import DIR, FILE
 
 IMAGE_DIR_CANDIDATES = ("image_2", "images")
 LABEL_DIR_CANDIDATES = ("label_2", "labels")
@@ -34,11 +35,12 @@ def _is_image_name(name: str, extension: str) -> bool:
     return ext.lower() in IMAGE_EXTENSIONS or (bool(extension) and ext == extension)
 
 
-def _pick_dir(root: str, explicit: str | None, candidates: tuple[str, ...], tally: Tally) -> str | None:
+def _pick_dir(reader: DatasetReader, root: str, explicit: str | None, candidates: tuple[str, ...],
+              tally: Tally) -> str | None:
     names = (explicit,) if explicit else tuple(dict.fromkeys(c for c in candidates if c))
     for name in names:
         path = os.path.join(root, name)
-        kind = path_kind(path)
+        kind = reader.kind(path)
         if kind == DIR:
             return path
         if kind is not None and kind != FILE:
@@ -46,11 +48,11 @@ def _pick_dir(root: str, explicit: str | None, candidates: tuple[str, ...], tall
     return None
 
 
-def _regular_files(path: str, tally: Tally, unreadable: set[str]) -> list[str]:
+def _regular_files(reader: DatasetReader, path: str, tally: Tally, unreadable: set[str]) -> list[str]:
     """Names of the regular files in `path`; links and special files are reported (their stems added
     to `unreadable`), not listed."""
     names = []
-    for name, kind in scan(path):
+    for name, kind in reader.scan(path):
         if kind == FILE:
             names.append(name)
         elif kind != DIR:
@@ -59,22 +61,24 @@ def _regular_files(path: str, tally: Tally, unreadable: set[str]) -> list[str]:
     return names
 
 
-def find_layout(root: str, tally: Tally, *, images: str | None = None, labels: str | None = None,
+def find_layout(reader: DatasetReader, tally: Tally, *, images: str | None = None, labels: str | None = None,
                 image_dir_name: str | None = None, label_dir_name: str | None = None,
                 extension: str = "png") -> Layout:
-    """Locate the image and label folders under `root`, pair their files and report layout problems.
+    """Locate the image and label folders under the reader's root, pair their files and report layout
+    problems.
 
     `extension` is the spec's image extension without its dot, as TAO matches it (case-sensitive).
     """
+    root = reader.root
     layout = Layout(root)
-    if not os.path.isdir(root):
+    if not reader.is_dir(root):
         tally.add("layout.data-dir-missing", "the data directory does not exist", file=root)
         return layout
-    layout.image_dir = _pick_dir(root, images, (image_dir_name or "",) + IMAGE_DIR_CANDIDATES, tally)
-    layout.label_dir = _pick_dir(root, labels, (label_dir_name or "",) + LABEL_DIR_CANDIDATES, tally)
+    layout.image_dir = _pick_dir(reader, root, images, (image_dir_name or "",) + IMAGE_DIR_CANDIDATES, tally)
+    layout.label_dir = _pick_dir(reader, root, labels, (label_dir_name or "",) + LABEL_DIR_CANDIDATES, tally)
     if layout.image_dir is None:
         tried = images or ", ".join(dict.fromkeys(filter(None, (image_dir_name, *IMAGE_DIR_CANDIDATES))))
-        if any(_is_image_name(n, extension) for n, kind in scan(root) if kind == FILE):
+        if any(_is_image_name(n, extension) for n, kind in reader.scan(root) if kind == FILE):
             tally.add("train.image-dir-not-root", f"images lie directly in the data root, not in an image folder "
                       f"({tried}); TAO reads <root>/<image_dir_name>/<stem>", file=root)
         else:
@@ -87,8 +91,9 @@ def find_layout(root: str, tally: Tally, *, images: str | None = None, labels: s
     unreadable: set[str] = set()  # stems of links and special files: reported already, never read
     label_stems: set[str] = set()
     if layout.label_dir is not None:
-        label_stems = {n[:-4] for n in _regular_files(layout.label_dir, tally, unreadable) if n.endswith(".txt")}
-    names = _regular_files(layout.image_dir, tally, unreadable)
+        label_stems = {n[:-4] for n in _regular_files(reader, layout.label_dir, tally, unreadable)
+                       if n.endswith(".txt")}
+    names = _regular_files(reader, layout.image_dir, tally, unreadable)
     layout.items = pair_images(layout.image_dir, names, label_stems, layout.label_dir, tally, extension, unreadable)
     if not layout.items:
         others = sum(1 for n in names if _is_image_name(n, extension))

@@ -12,20 +12,24 @@ finding and skipped without being held in memory, so a 200 MB single-line file c
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import BinaryIO, Protocol
 
 from tasks.dataset.tally import Tally
-from tasks.files import NotRegular, open_regular
+from tasks.files import NotRegular
 
 KITTI_FIELDS = 15
 #: Longest line read as a label line; a 15-field KITTI line is about 100 bytes.
 MAX_LINE_BYTES = 64 * 1024
 #: Label files up to this size are read in one piece (fast); larger ones a line at a time (bounded).
 WHOLE_FILE_BYTES = 1024 * 1024
+#: Bytes buffered per read of a larger label file (one ranged GET each, on a blob).
+LINE_BUFFER = 1024 * 1024
 #: Pixels a box may stick out of the image before we call it out (annotation tools round).
 BOX_TOLERANCE_PX = 2.0
 _OCCLUSION = frozenset((0.0, 1.0, 2.0, 3.0))
@@ -79,15 +83,15 @@ def read_lines(fh, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | N
             yield lineno, part
 
 
-def text_lines(fd: int, size: int) -> Iterator[tuple[int, str | None]]:
-    """(line number, text) of each line of the open file `fd`, None for a line over `MAX_LINE_BYTES`;
-    `NotText` on bad UTF-8.
+def text_lines(fh: BinaryIO, size: int) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) of each line of the unbuffered binary file `fh` (at its start, `size`
+    bytes when opened), None for a line over `MAX_LINE_BYTES`; `NotText` on bad UTF-8.
 
     A file up to `WHOLE_FILE_BYTES` is read and decoded at once (every real label file); a larger one
     a line at a time, so memory stays bounded whatever the file holds.
     """
     if size <= WHOLE_FILE_BYTES:
-        data = _read_small(fd)
+        data = _read_small(fh)
         if data is not None:
             try:
                 text = data.decode("utf-8")
@@ -99,23 +103,22 @@ def text_lines(fd: int, size: int) -> Iterator[tuple[int, str | None]]:
             for lineno, line in enumerate(text.split("\n"), start=1):
                 yield lineno, (line if len(line) <= MAX_LINE_BYTES else None)
             return
-        os.lseek(fd, 0, os.SEEK_SET)
-    with os.fdopen(os.dup(fd), "rb") as fh:
-        for lineno, raw in read_lines(fh):
-            if raw is None:
-                yield lineno, None
-                continue
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise NotText(lineno, exc.start) from None
+        fh.seek(0)
+    for lineno, raw in read_lines(io.BufferedReader(fh, LINE_BUFFER)):
+        if raw is None:
+            yield lineno, None
+            continue
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NotText(lineno, exc.start) from None
 
 
-def _read_small(fd: int) -> bytes | None:
+def _read_small(fh: BinaryIO) -> bytes | None:
     """The whole file, or None when it holds more than `WHOLE_FILE_BYTES` (it grew since the fstat)."""
     chunks, total = [], 0
     while total <= WHOLE_FILE_BYTES:
-        chunk = os.read(fd, WHOLE_FILE_BYTES + 1 - total)
+        chunk = fh.read(WHOLE_FILE_BYTES + 1 - total)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
@@ -123,21 +126,32 @@ def _read_small(fd: int) -> bytes | None:
     return None
 
 
-def check_label_file(path: str, size: tuple[int, int] | None, rules: LabelRules, tally: Tally) -> None:
+class LabelOpener(Protocol):
+    """Where label files are read from: `open_label(path)` gives (binary file, size) or raises
+    `NotRegular` / `OSError` (tasks.dataset.readers)."""
+
+    def open_label(self, path: str) -> AbstractContextManager[tuple[BinaryIO, int]]: ...
+
+
+def check_label_file(path: str, size: tuple[int, int] | None, rules: LabelRules, tally: Tally,
+                     opener: LabelOpener) -> None:
     """Check one label file against its image's (width, height); `size` None when the image is unreadable."""
     try:
-        fd, file_size = open_regular(path)
+        with opener.open_label(path) as (fh, file_size):
+            tally.totals["labels"] += 1
+            _check_lines(fh, file_size, path, size, rules, tally)
     except NotRegular as exc:  # swapped for a link or FIFO since the listing: never read
         tally.not_followed(path, exc.kind, "this label file")
-        return
     except OSError as exc:
         tally.add("label.unreadable", f"cannot be read: {exc.strerror}", file=path)
-        return
-    tally.totals["labels"] += 1
+
+
+def _check_lines(fh: BinaryIO, file_size: int, path: str, size: tuple[int, int] | None, rules: LabelRules,
+                 tally: Tally) -> None:
     instances: Counter = Counter()
     lines = 0
     try:
-        for lineno, text in text_lines(fd, file_size):
+        for lineno, text in text_lines(fh, file_size):
             if text is None:
                 tally.add("label.line-too-long", f"line longer than {MAX_LINE_BYTES} bytes, skipped unread",
                           file=path, line=lineno)
@@ -151,8 +165,6 @@ def check_label_file(path: str, size: tuple[int, int] | None, rules: LabelRules,
     except NotText as exc:
         tally.add("label.unreadable", str(exc), file=path, line=exc.line)
         return
-    finally:
-        os.close(fd)
     if instances:
         tally.totals["objects"] += sum(instances.values())
         tally.add_classes(instances)

@@ -1,7 +1,7 @@
-"""Checking image+label pairs: the per-file work, run in chunks by worker processes.
+"""Checking image+label pairs: the per-file work, run in chunks by worker processes or threads.
 
-Everything here is picklable and free of global state so a chunk runs the same in the
-calling process (small datasets) and in a pool worker (large ones).
+Everything here is free of global state so a chunk runs the same in the calling process (small
+datasets), in a pool worker (large local ones) and in a thread (blobs, read over the network).
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tasks.dataset.images import ImageInfo, ImageProbeError, decode_fully, probe_image
+from tasks.dataset.images import ImageInfo, ImageProbeError, probe
 from tasks.dataset.labels import LabelRules, check_label_file
+from tasks.dataset.readers import DatasetReader
 from tasks.dataset.tally import Tally
 from tasks.files import NotRegular
 
@@ -32,23 +33,25 @@ class PairRules:
     max_examples: int = 20
 
 
-def check_pairs(rules: PairRules, items: list[tuple[str, bool]]) -> Tally:
+def check_pairs(rules: PairRules, items: list[tuple[str, bool]], reader: DatasetReader) -> Tally:
     """Check each (image name, has a label file) of one chunk, and the label `<stem>.txt` when present."""
     tally = Tally(max_examples=rules.max_examples)
     for name, has_label in items:
-        size = _check_image(os.path.join(rules.image_dir, name), name, rules, tally)
+        size = _check_image(os.path.join(rules.image_dir, name), name, rules, tally, reader)
         if has_label:
             stem = name.rsplit(".", 1)[0]
-            check_label_file(os.path.join(rules.label_dir, stem + ".txt"), size, rules.labels, tally)
+            check_label_file(os.path.join(rules.label_dir, stem + ".txt"), size, rules.labels, tally, reader)
             tally.totals["pairs"] += 1
     return tally
 
 
-def _check_image(path: str, name: str, rules: PairRules, tally: Tally) -> tuple[int, int] | None:
+def _check_image(path: str, name: str, rules: PairRules, tally: Tally, reader: DatasetReader
+                 ) -> tuple[int, int] | None:
     tally.totals["images"] += 1
     ext = name.rsplit(".", 1)[-1] if "." in name else ""
     try:
-        info = probe_image(path)
+        with reader.open_image(path) as source:
+            info = probe(source, reader.head_bytes)
     except NotRegular as exc:  # swapped for a link or FIFO since the listing: never read
         tally.not_followed(path, exc.kind, "this image")
         return None
@@ -65,7 +68,7 @@ def _check_image(path: str, name: str, rules: PairRules, tally: Tally) -> tuple[
     if not info.complete:
         tally.add("image.truncated", f"{info.format.upper()} ends without its end marker (cut short)", file=path)
     elif rules.deep:
-        reason = decode_fully(path)
+        reason = reader.decode(path)
         if reason:
             tally.add("image.corrupt", f"does not decode: {reason}", file=path)
     _check_pixels(info, path, rules, tally)

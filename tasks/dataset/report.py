@@ -1,7 +1,15 @@
-"""`ValidationReport`: what the validator found, as JSON for machines and markdown for people."""
+"""`ValidationReport`: what the validator found, as JSON for machines and markdown for people.
+
+Class names, file names, the findings' messages and the dataset's location come from the dataset:
+in the markdown (the `dataset-validation` artifact) each is plain text, escaped for Markdown and for
+the HTML inside it, on one line (`markdown_text`). A class named `<img src=x onerror=alert(1)>` or
+`[link](http://evil)` is shown as those characters, never as an image, a link or emphasis.
+"""
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field, replace
 
 from tasks.dataset.codes import CHECKS
@@ -24,6 +32,7 @@ class ValidationReport:
     sizes: dict[str, int] = field(default_factory=dict)  # "WxH" -> images
     frames: dict[str, int | None] = field(default_factory=dict)  # train / validation, when known
     seconds: float = 0.0
+    reads: dict[str, int] = field(default_factory=dict)  # blob data: {"requests", "bytes"} of the ranged GETs
 
     @classmethod
     def from_tally(cls, tally: Tally, *, strict: bool = False, **kw) -> ValidationReport:
@@ -90,6 +99,7 @@ class ValidationReport:
             "classes": {c: {"instances": n, "images": self.class_images.get(c, 0)}
                         for c, n in self.class_instances.items()},
             "image_sizes": self.sizes,
+            **({"reads": self.reads} if self.reads else {}),
         }
 
     def to_error(self) -> DatasetError | None:
@@ -106,7 +116,7 @@ class ValidationReport:
     def to_markdown(self, max_examples: int = 5) -> str:
         t = self.totals
         out = [f"# Dataset validation: {'passed' if self.ok else 'FAILED'}", "",
-               f"`{self.data_dir}` — {self.summary()}", "",
+               f"{markdown_text(self.data_dir)} — {markdown_text(self.summary())}", "",
                "| images | label files | pairs | objects | empty label files |", "|---|---|---|---|---|",
                f"| {t.get('images', 0)} | {t.get('labels', 0)} | {t.get('pairs', 0)} | {t.get('objects', 0)} "
                f"| {t.get('empty_label_files', 0)} |", ""]
@@ -116,15 +126,16 @@ class ValidationReport:
             out.append("")
             for code, items in self.examples.items():
                 out.append(f"### `{code}` — {CHECKS[code].fix}")
-                out += [f"- {_md(p.where or '')}: {_md(p.message)}"
-                        + (f" (fix: {_md(p.hint)})" if p.hint and p.hint != CHECKS[code].fix else "")
+                out += [f"- {markdown_text(p.where or '')}: {markdown_text(p.message)}"
+                        + (f" (fix: {markdown_text(p.hint)})" if p.hint and p.hint != CHECKS[code].fix else "")
                         for p in items[:max_examples]]
                 if self.counts[code] > min(len(items), max_examples):
                     out.append(f"- … and {self.counts[code] - min(len(items), max_examples)} more")
                 out.append("")
         if self.class_instances:
             out += ["## Classes (lower-cased as TAO does)", "", "| class | instances | images |", "|---|---|---|"]
-            out += [f"| {_md(c)} | {n} | {self.class_images.get(c, 0)} |" for c, n in self.class_instances.items()]
+            out += [f"| {markdown_text(c)} | {n} | {self.class_images.get(c, 0)} |"
+                    for c, n in self.class_instances.items()]
             out.append("")
         if self.sizes:
             out += ["## Image sizes", "", "| size | images |", "|---|---|"]
@@ -133,5 +144,18 @@ class ValidationReport:
         return "\n".join(out)
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+#: Every ASCII punctuation character may be backslash-escaped in CommonMark (and GFM); `&` and `;`
+#: are left for the entities below. Escaping `:`, `.` and `@` too keeps GFM from turning a bare
+#: `http://…`, `www.…` or address into a link.
+_PUNCTUATION = re.compile(r"""([!"#$%'()*+,\-./:<=>?@\[\\\]^_`{|}~])""")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def markdown_text(text: str) -> str:
+    r"""`text` as literal text inside a Markdown line or table cell: control characters and line breaks
+    become a space, `<`, `>` and `&` HTML entities, every other ASCII punctuation backslash-escaped.
+
+    >>> markdown_text("<img src=x onerror=alert(1)>|[a](http://evil)")
+    '&lt;img src\\=x onerror\\=alert\\(1\\)&gt;\\|\\[a\\]\\(http\\:\\/\\/evil\\)'
+    """
+    return _PUNCTUATION.sub(r"\\\1", html.escape(_CONTROL.sub(" ", text), quote=False))

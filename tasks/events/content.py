@@ -18,6 +18,7 @@ import json
 from typing import Any, Literal, Mapping
 from urllib.parse import unquote
 
+from tasks.bounded_json import TooDeep, load_bounded
 from tasks.errors import EventError, UnreadableContent
 
 Schema = Literal["eventgrid", "cloudevents"]
@@ -110,9 +111,10 @@ def _binary_event(headers: dict[str, str], kind: str, body: bytes | str) -> dict
 def load_json(body: bytes | str) -> Any:
     """JSON with a nesting limit: too deep or unparsable is an EventError (400), never a crash."""
     try:
-        document = json.loads(body)
-    except RecursionError:
-        raise _too_deep() from None
+        return load_bounded(body, MAX_DEPTH)
+    except TooDeep:
+        raise EventError(f"the body nests JSON more than {MAX_DEPTH} levels deep; storage events nest 4",
+                         where="request body") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         raise EventError(
@@ -120,27 +122,3 @@ def load_json(body: bytes | str) -> Any:
             where=f"request body line {line}" if line else "request body",
             fix=f"send {ACCEPTED}",
         ) from None
-    if _depth(document) > MAX_DEPTH:
-        raise _too_deep()
-    return document
-
-
-def _too_deep() -> EventError:
-    return EventError(f"the body nests JSON more than {MAX_DEPTH} levels deep; storage events nest 4",
-                      where="request body")
-
-
-def _depth(document: Any) -> int:
-    """Nesting depth without recursion (a deep document must not exhaust the stack here either)."""
-    deepest, stack = 0, [(document, 1)]
-    while stack:
-        value, level = stack.pop()
-        if isinstance(value, dict):
-            value = value.values()
-        elif not isinstance(value, list):
-            continue
-        deepest = max(deepest, level)
-        if level > MAX_DEPTH:
-            return level
-        stack.extend((child, level + 1) for child in value)
-    return deepest

@@ -18,6 +18,7 @@ from tasks.events.debounce import Debouncer, DebounceSettings, Emitter, FlushRes
 from tasks.events.model import BlobCreated
 from tasks.events.rules import PrefixRule, dataset_prefix
 from tasks.events.store import MemoryStore
+from tasks.storage.endpoints import check_transport
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 STATE_VERSION = 1
@@ -61,9 +62,11 @@ def service_client_from_env(connection_string: str | None = None) -> Any:
             fix=f"set {CONNECTION_STRING_ENV} or name an AzureBlobStorageCredentials block",
         )
     try:
-        return BlobServiceClient.from_connection_string(text)
+        service = BlobServiceClient.from_connection_string(text)
     except ValueError as exc:
         raise StorageAuthError(f"the connection string is not usable: {exc}", fix="copy it again from the portal") from None
+    check_transport(service.url, "the storage connection string the watch polls with")
+    return service
 
 
 def service_client_from_block(block: Any) -> Any:
@@ -83,6 +86,8 @@ def service_client_from_block(block: Any) -> Any:
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential()
+    if block.account_url:
+        check_transport(block.account_url, "the account_url of the credentials block the watch polls with")
     return BlobServiceClient(account_url=block.account_url, credential=credential)
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tasks.job.request_fields import Location
 from tasks.launch.chain_commands import BatchSizes, Int8Calibration, PruneOptions
 
 DataType = Literal["fp32", "fp16", "int8"]
@@ -56,7 +57,7 @@ class CalibrationPolicy(BaseModel):
 
     batches: int = Field(default=10, ge=1, le=100_000, description="--batches: calibration batches.")
     batch_size: int = Field(default=4, ge=1, le=1024, description="--batch_size: images per calibration batch.")
-    image_dir: str | None = Field(
+    image_dir: Location | None = Field(
         default=None, examples=["https://myacct.blob.core.windows.net/datasets/parking/calibration"],
         description="Calibration images (a location like the request's others). Empty: the spec's training images "
         "(dataset_config.data_sources[].image_directory_path). Fewer than batches x batch size: TAO calibrates on "

@@ -18,17 +18,18 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.dataset import ValidationReport
-from tasks.errors import ConfigError, retry_if_transient
+from tasks.errors import ConfigError
+from tasks.job.inplace import validate_in_place
 from tasks.job.preflight import PreparedSpec, prepare_spec, validate_inputs
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput, Workspace, stage_input
 from tasks.progress import staging_reporter
 from tasks.redact import remember_secret
 from tasks.storage import StorageAccess
-from tasks.storage.sync_tasks import RETRY_DELAYS
+from tasks.storage.sync_tasks import RETRY_TRANSIENT
 
 #: Bump when a change to staging or validation logic must invalidate cached results.
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 
 def _digest(*parts: object) -> str:
@@ -44,11 +45,8 @@ def _digest(*parts: object) -> str:
     # failing listing would be logged as a cache-key traceback). Staging is incremental instead:
     # an unchanged input costs one listing and transfers nothing; its fingerprint, computed from
     # that listing, keys the validation cache below.
-    cache_policy=NO_CACHE,
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_if_transient,
     task_run_name="stage-{name}",
+    **RETRY_TRANSIENT,
 )
 def stage_input_task(name: str, location: str, workspace: Workspace, access: StorageAccess | None = None) -> StagedInput:
     """Make one input local (remote: incremental sync into the cache; local: in place)."""
@@ -103,6 +101,23 @@ def validate_inputs_task(
     """The dataset validator; returns the report (the flow fails on its errors, cached or not)."""
     report = validate_inputs(request, prepared, staged, check_tfrecords=check_tfrecords, strict=strict)
     get_run_logger().info(report.summary())
+    return report
+
+
+@task(
+    name="validate-in-place",
+    # Not cached: its key would be the data's listing, which is most of what it costs beside the
+    # header reads; the validation of the staged copy after it is cached by content.
+    **RETRY_TRANSIENT,
+)
+def validate_in_place_task(request: TrainRequest, spec: StagedInput, access: StorageAccess | None = None,
+                           strict: bool = False) -> ValidationReport | None:
+    """The dataset validator on blob data where it lies, before staging (tasks.job.inplace)."""
+    report = validate_in_place(request, spec, access, strict=strict)
+    if report is not None:
+        reads = report.reads
+        get_run_logger().info("%s (in place: %d ranged reads, %.1f MB)", report.summary(), reads.get("requests", 0),
+                              reads.get("bytes", 0) / 1e6)
     return report
 
 

@@ -77,7 +77,7 @@ def plan_conversion(
         results_dir=results,
     )
     slots = {Slot.SPEC: spec_dir, Slot.RESULTS: work, Slot.TRAINING_DATA: staged["training_data"].path}
-    return _plan(request, command, slots, f"{run_id}-convert"), out_dir
+    return job_plan(request, command, slots, f"{run_id}-convert"), out_dir
 
 
 def finish_conversion(out_dir: Path, dataset_fingerprint: str) -> list[Path]:
@@ -132,7 +132,7 @@ def plan_training(
     )
     slots: dict[Slot, Path] = {Slot.SPEC: spec_dir, Slot.RESULTS: results}
     slots.update({Slot(name): staged[name].path for name in request.training_bindings()})
-    return _plan(request, command, slots, run_id)
+    return job_plan(request, command, slots, run_id)
 
 
 # --- evaluation ----------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def plan_evaluation(
     )
     slots: dict[Slot, Path] = {Slot.SPEC: spec_dir, Slot.RESULTS: results, Slot.EVALUATED_MODEL: model.parent}
     slots.update({Slot(name): staged[name].path for name in request.bindings()})
-    return _plan(request, command, slots, f"{run_id}-evaluate-{role}", gpu_index=request.gpu_index[:1])
+    return job_plan(request, command, slots, f"{run_id}-evaluate-{role}", gpu_index=request.gpu_index[:1])
 
 
 def _needs_key(why: str | None, key: str | None, purpose: str, where: str) -> str | None:
@@ -188,7 +188,8 @@ def _needs_key(why: str | None, key: str | None, purpose: str, where: str) -> st
     return why
 
 
-def _plan(request: TrainRequest, command, slots, run_id: str, gpu_index: list[int] | None = None) -> LaunchPlan:
+def job_plan(request: TrainRequest, command, slots, run_id: str, gpu_index: list[int] | None = None) -> LaunchPlan:
+    """The plan of one of the request's containers: its image, GPUs, network and ~/.tao_mounts.json."""
     return build_plan(
         command,
         slots=slots,

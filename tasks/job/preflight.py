@@ -58,6 +58,8 @@ def input_locations(request: TrainRequest) -> dict[str, str]:
     locations.update({name: b.location for name, b in request.bindings().items()})
     if request.dataset_convert_spec:
         locations["dataset_convert_spec"] = request.dataset_convert_spec
+    if request.chain.export.enabled and request.chain.export.calibration.image_dir:
+        locations["calibration_images"] = request.chain.export.calibration.image_dir
     return locations
 
 

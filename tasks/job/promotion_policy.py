@@ -53,7 +53,10 @@ class PromotionPolicy(BaseModel):
 
 
 class Metrics(BaseModel):
-    """A model's scores on the held-out data, in percent."""
+    """A model's scores on the held-out data, in percent: finite numbers (an `Infinity` read from a
+    card once became the champion's mAP, and `champion.json` was no longer JSON)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     mean_average_precision: float = Field(description="mAP: the plain mean of the classes' AP (%)")
     average_precision: dict[str, float] = Field(default_factory=dict, description="AP per class (%)")

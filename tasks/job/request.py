@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import ConfigError
+from tasks.job.chain_policy import ChainPolicy
 from tasks.job.field_problems import pydantic_problems, unknown_field_problem
 from tasks.job.promotion_policy import PromotionPolicy
 from tasks.job.request_fields import (
@@ -194,6 +195,14 @@ class TrainRequest(BaseModel):
     promotion: PromotionPolicy = Field(
         default_factory=PromotionPolicy,
         description="When the new model becomes the champion (OUTPUT/MODEL_APP_NAME/champion.json).",
+    )
+    chain: ChainPolicy = Field(
+        default_factory=ChainPolicy,
+        description=(
+            "After training, to get a model you can deploy (docs/chain.md): prune -> retrain -> evaluate -> export to "
+            "ONNX with the DeepStream config -> TensorRT engine by TAO Deploy, each step opt-in, with gates; the "
+            "champion is compared with the model that ships."
+        ),
     )
     subfolder_per_run: bool = Field(
         default=False,

@@ -10,6 +10,10 @@ What NVIDIA's code does (`tao-source-facts.md` §8-9, the endings in `tao-traces
 - the metrics are the last line's `categorical.average_precision` {class: AP %} and
   `kpi["mean average precision"]`, rounded to 4 places; the console prints the mAP with 4 places
   and a table, sorted by class name, of the unrounded APs: the cross-check. A NaN AP counts as 0.
+
+An infinite AP, or an mAP that is not finite, is no measurement TAO makes (its mAP is the plain
+mean with NaN APs as 0): such a result is refused, never promoted (an `Infinity` mAP once became
+the champion's, and `champion.json` was no longer JSON).
 """
 
 from __future__ import annotations
@@ -41,10 +45,11 @@ DISAGREE = "status.json and the console disagree"
 INTERRUPTED = "interrupted"
 KILLED = "killed"
 CRASHED = "crashed"
+NOT_FINITE = "reported a metric that is not a finite number"
 
 #: Endings a retry cannot change without a change to the spec, the model, the key or the machine.
 FINAL_ENDINGS = frozenset({SPEC_REJECTED, WRONG_KEY, MODEL_MISSING, OUT_OF_GPU_MEMORY, DID_NOTHING, NO_METRICS,
-                           DISAGREE})
+                           DISAGREE, NOT_FINITE})
 #: Rounding of status.json (4 places) plus float noise.
 TOLERANCE = 0.00051
 
@@ -72,10 +77,26 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return 0.0 if math.isnan(number) else number  # TAO counts a NaN AP as 0 in the mean
+
+
+def _ap(value: Any) -> float | None:
+    number = _number(value)
+    return 0.0 if number is not None and math.isnan(number) else number  # TAO counts a NaN AP as 0 in the mean
+
+
+def not_finite(ap: dict[str, float], mean: float | None) -> str | None:
+    """What is not a finite number among the metrics, or None.
+
+    >>> not_finite({"car": float("inf")}, 70.0), not_finite({"car": 70.0}, float("nan"))
+    ('AP of car is inf', 'mAP is nan')
+    """
+    bad = [f"AP of {name} is {value}" for name, value in ap.items() if not math.isfinite(value)]
+    if mean is not None and not math.isfinite(mean):
+        bad.insert(0, f"mAP is {mean}")
+    return ", ".join(bad) or None
 
 
 def status_metrics(record: dict | None) -> tuple[dict[str, float], float | None, float | None]:
@@ -89,7 +110,7 @@ def status_metrics(record: dict | None) -> tuple[dict[str, float], float | None,
     categorical = record.get("categorical") if isinstance(record.get("categorical"), dict) else {}
     raw = categorical.get("average_precision") if isinstance(categorical.get("average_precision"), dict) else {}
     kpi = record.get("kpi") if isinstance(record.get("kpi"), dict) else {}
-    ap = {str(name): v for name, value in raw.items() if (v := _number(value)) is not None}
+    ap = {str(name): v for name, value in raw.items() if (v := _ap(value)) is not None}
     return ap, _number(kpi.get("mean average precision")), _number(kpi.get("validation cost"))
 
 
@@ -104,7 +125,7 @@ def console_metrics(lines: Iterable[str]) -> tuple[dict[str, float], float | Non
     mean = None
     for line in lines:
         if (row := _TABLE_ROW.match(line.strip())) is not None:
-            table[row.group("name")] = _number(row.group("ap")) or 0.0
+            table[row.group("name")] = _ap(row.group("ap")) or 0.0
         elif (found := _MAP_LINE.search(line)) is not None:
             table.clear()  # a table belongs to the last mAP line before it
             mean = _number(found.group("map"))
@@ -153,6 +174,7 @@ _FIXES = {
     DID_NOTHING: "TAO's wrapper drops and splits arguments: a path with a space or an empty value; check the plan",
     NO_METRICS: "TAO said SUCCESS without metrics: check that the spec's evaluation_config names the classes",
     DISAGREE: "the run's log and status.json do not belong together; evaluate again into an empty folder",
+    NOT_FINITE: "TAO reports finite percentages: this status.json is not TAO's; evaluate again into an empty folder",
 }
 
 
@@ -169,10 +191,12 @@ def judge_evaluation(outcome: JobOutcome, plan: LaunchPlan) -> EvaluationResult:
                         last_message=session.last_message, num_epochs=None, start_epoch=0, checkpoint=None,
                         reached=0, model=None, console=list(outcome.log_tail), cancelled=outcome.cancelled)
     ending = classify(evidence, has_metrics=bool(ap) and mean is not None, disagrees=why is not None)
+    if ending in (COMPLETED, DISAGREE) and (unfinite := not_finite(ap, mean)):
+        ending, why = NOT_FINITE, unfinite
     model = plan.command.model or "?"
     if ending == COMPLETED:
         assert mean is not None
         return EvaluationResult(results, model, ap, mean, cost, table, outcome.exit_code, outcome.duration_s)
     fail(EvaluationFailed, f"detectnet_v2 evaluate of {model}", ending, evidence, plan, final=FINAL_ENDINGS,
-         fixes=_FIXES, detail=why if ending == DISAGREE and why else "",
+         fixes=_FIXES, detail=why if ending in (DISAGREE, NOT_FINITE) and why else "",
          otherwise="read TAO's error line above; a retry evaluates again")

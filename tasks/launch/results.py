@@ -13,6 +13,7 @@ be a regular file.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from tasks.errors import LaunchError
-from tasks.files import FILE, SYMLINK, NotRegular, open_regular, path_kind, write_atomic
+from tasks.files import FILE, SPECIAL, SYMLINK, NotRegular, open_regular, path_kind, write_atomic
 
 RUN_MARKER = ".taoflow-run-id"
 _CHECKPOINT = re.compile(r"^model\.epoch-(\d+)\.ckzip$")
@@ -34,7 +35,7 @@ class Chunk:
 
 
 def _open_regular(path: Path, flags: int) -> int:
-    """An fd on `path` itself, never a link's target, never a FIFO or device."""
+    """An fd on `path` itself, never a link's target, never a FIFO or device (never blocking on one)."""
     try:
         fd, _ = open_regular(str(path), flags)
     except NotRegular as exc:
@@ -45,12 +46,21 @@ def _open_regular(path: Path, flags: int) -> int:
                 where=str(path),
                 fix="remove the link; a trainer must write regular files into its results folder",
             ) from None
-        raise LaunchError(
-            f"{path.name} in the results folder is not a regular file (a FIFO, device or folder)",
-            where=str(path),
-            fix="remove it; a trainer must write regular files into its results folder",
-        ) from None
+        raise _not_regular(path) from None
+    except OSError as exc:
+        # A FIFO with no reader refuses a non-blocking open for writing (ENXIO) before fstat can tell.
+        if exc.errno == errno.ENXIO or path_kind(str(path)) == SPECIAL:
+            raise _not_regular(path) from None
+        raise
     return fd
+
+
+def _not_regular(path: Path) -> LaunchError:
+    return LaunchError(
+        f"{path.name} in the results folder is not a regular file (a FIFO, device or folder)",
+        where=str(path),
+        fix="remove it; a trainer must write regular files into its results folder",
+    )
 
 
 def read_untrusted(path: Path, *, offset: int = 0, limit: int = 1 << 20) -> Chunk | None:

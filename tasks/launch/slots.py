@@ -26,6 +26,8 @@ class Slot(str, Enum):
     EVALUATION_DATA = "evaluation_data"
     #: The folder holding the model `evaluate` scores (-m): the new model or the champion.
     EVALUATED_MODEL = "evaluated_model"
+    #: INT8 calibration images (export, gen_trt_engine), when not the spec's training images.
+    CALIBRATION_DATA = "calibration_images"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ SLOTS: dict[Slot, SlotInfo] = {
     Slot.RESULTS: SlotInfo(f"{CONTAINER_ROOT}/results", False, "experiment results (-r)"),
     Slot.EVALUATION_DATA: SlotInfo(f"{CONTAINER_ROOT}/data/evaluation", True, "held-out KITTI data for evaluate"),
     Slot.EVALUATED_MODEL: SlotInfo(f"{CONTAINER_ROOT}/evaluated_model", True, "the model evaluate scores (-m)"),
+    Slot.CALIBRATION_DATA: SlotInfo(f"{CONTAINER_ROOT}/data/calibration", True, "INT8 calibration images"),
 }
 
 #: File name of the rewritten spec inside the SPEC slot.

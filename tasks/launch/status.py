@@ -18,16 +18,19 @@ What NVIDIA's code writes (`tao-source-facts.md` §1, `tao-traces/train/`):
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.bounded_json import load_bounded
 from tasks.launch.results import read_untrusted
 
 VALIDATION_MESSAGE = "Evaluation metrics generated."
 STARTED = "STARTED"
 #: A status.json larger than this is not TAO's (a few KB per session): read no further.
 MAX_STATUS_BYTES = 64 * 1024 * 1024
+#: TAO's lines nest three levels (`categorical.average_precision.<class>`); a far deeper one is foreign.
+MAX_STATUS_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def _float(value) -> float | None:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return number if number == number else None  # NaN is no metric
+    return number if math.isfinite(number) else None  # NaN or infinity is no metric
 
 
 def _int(value) -> int | None:
@@ -183,9 +186,9 @@ class StatusLog:
             if not raw.strip():
                 continue
             try:
-                record = json.loads(raw)
+                record = load_bounded(raw, MAX_STATUS_DEPTH)
             except ValueError:
-                continue  # a torn or foreign line must not stop the run's observation
+                continue  # a torn, foreign or absurdly nested line must not stop the run's observation
             if isinstance(record, dict):
                 events += self._add(record)
         return events

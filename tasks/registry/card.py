@@ -21,6 +21,8 @@ from tasks.redact import Redactor
 
 CARD_FILE = "model-card.json"
 CARD_FORMAT = "taoflow.model-card/1"
+#: A card is a few KB (its request, a line per input and per class); a larger one is not read.
+MAX_CARD_BYTES = 1 << 20
 
 
 class HeldOut(BaseModel):
@@ -59,7 +61,7 @@ class ModelCard(BaseModel):
     request: dict[str, Any] = Field(default_factory=dict, description="The training request, without secrets")
 
     def to_json(self) -> bytes:
-        return (json.dumps(self.model_dump(mode="json"), indent=2) + "\n").encode()
+        return (json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False) + "\n").encode()
 
 
 def held_out(request: TrainRequest, staged: Mapping[str, Any], uses_validation_source: bool,

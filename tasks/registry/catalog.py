@@ -2,6 +2,10 @@
 
 A version is a published model folder (its `_taoflow_published.json` present) holding a
 `model-card.json`; a folder still being published, or one from before the registry, is not listed.
+
+Everything in a registry is untrusted input: every file is read through the application's folder
+without following a link (a version folder that is a symlink is no version), with a size bound,
+and a number that is not finite makes a pointer or a card damaged.
 """
 
 from __future__ import annotations
@@ -10,20 +14,32 @@ import json
 from datetime import datetime, timezone
 from typing import Iterable
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tasks.errors import StorageError, StorageNotFoundError
+from tasks.errors import (
+    StorageAuthError,
+    StorageBusyError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnreachableError,
+    TransientStorageError,
+    UntrustedEndpointError,
+)
 from tasks.job.request import join_location
-from tasks.registry.card import CARD_FILE, ModelCard
+from tasks.registry.card import CARD_FILE, MAX_CARD_BYTES, ModelCard
 from tasks.registry.pointer import POINTER_FILE, PointerRead, read_pointer
 from tasks.storage import StorageAccess, open_store, parse_location
-from tasks.storage.manifest import PUBLISHED_MARKER
+from tasks.storage.manifest import MAX_MARKER_BYTES, PUBLISHED_MARKER
+from tasks.storage.names import name_problem
+from tasks.storage.stores import Store
 
 CHAMPION_FORMAT = "taoflow.champion/1"
 
 
 class ChampionPointer(BaseModel):
     """The content of `champion.json`."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     format: str = CHAMPION_FORMAT
     version: str = Field(description="The champion's folder under OUTPUT/MODEL_APP_NAME")
@@ -35,7 +51,7 @@ class ChampionPointer(BaseModel):
     previous: str | None = Field(default=None, description="The version it replaced")
 
     def to_json(self) -> bytes:
-        return (json.dumps(self.model_dump(mode="json"), indent=2) + "\n").encode()
+        return (json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False) + "\n").encode()
 
 
 class VersionRow(BaseModel):
@@ -81,6 +97,29 @@ def read_champion(app: str, access: StorageAccess | None = None) -> ChampionPoin
     return parse_pointer(read_pointer(app, access), _display(app))
 
 
+#: Errors about reaching the storage, not about the pointer's content: never passed over.
+_REACHING = (TransientStorageError, StorageAuthError, StorageNotFoundError, StorageUnreachableError,
+             UntrustedEndpointError, StorageBusyError)
+
+
+def champion_or_problem(app: str, access: StorageAccess | None = None) -> tuple[ChampionPointer | None,
+                                                                                StorageError | None]:
+    """(the champion or None, None), or (None, why champion.json cannot be read): damaged, too
+    large, a link. Listing and showing versions do not need the pointer, so they go on and say so.
+
+    >>> import tempfile, pathlib
+    >>> app = pathlib.Path(tempfile.mkdtemp()); _ = (app / "champion.json").write_text("{")
+    >>> champion_or_problem(str(app))[1].what
+    'champion.json is damaged (not a champion pointer)'
+    """
+    try:
+        return read_champion(app, access), None
+    except _REACHING:
+        raise
+    except StorageError as exc:
+        return None, exc
+
+
 def read_card(app: str, version: str | None = None, access: StorageAccess | None = None) -> ModelCard:
     """The card of `version`, or of the champion when `version` is None.
 
@@ -94,11 +133,18 @@ def read_card(app: str, version: str | None = None, access: StorageAccess | None
             raise StorageNotFoundError("this registry has no champion yet", where=where,
                                        fix="name a version (taoflow models list shows them)")
         version = champion.version
-    store = open_store(join_location(app, version), access)
-    if store.read(PUBLISHED_MARKER) is None:
+    return version_card(open_store(app, access), version, where)
+
+
+def version_card(store: Store, version: str, where: str) -> ModelCard:
+    """The card of `version` in the registry `store` (OUTPUT/MODEL_APP_NAME), read through the
+    registry's folder: a version folder that is a link, or a name that is not one folder, is none."""
+    problem = name_problem(version)
+    marker = None if problem or "/" in version else store.read(f"{version}/{PUBLISHED_MARKER}", MAX_MARKER_BYTES)
+    if marker is None:
         raise StorageNotFoundError(f"no published model version {version!r} here", where=where,
                                    fix="taoflow models list shows the versions")
-    data = store.read(CARD_FILE)
+    data = store.read(f"{version}/{CARD_FILE}", MAX_CARD_BYTES)
     if data is None:
         raise StorageNotFoundError(f"version {version!r} has no {CARD_FILE} (published before the registry)",
                                    where=where, fix="retrain it with taoflow to give it a card")
@@ -110,16 +156,18 @@ def read_card(app: str, version: str | None = None, access: StorageAccess | None
 
 
 def list_versions(app: str, access: StorageAccess | None = None) -> list[VersionRow]:
-    """Every published version with a card, oldest first, the champion marked.
+    """Every published version with a card, oldest first, the champion marked (none when
+    champion.json cannot be read: `champion_or_problem` says why).
 
     >>> import tempfile
     >>> list_versions(tempfile.mkdtemp())  # an application with no published model yet
     []
     """
-    champion = read_champion(app, access)
+    store = open_store(app, access)
+    champion, _ = champion_or_problem(app, access)
     rows = []
-    for version in _versions_with_cards(app, access):
-        card = read_card(app, version, access)
+    for version in _versions_with_cards(store):
+        card = version_card(store, version, _display(app))
         rows.append(VersionRow(version=version, created_at=card.created_at,
                                mean_average_precision=card.evaluation.mean_average_precision,
                                champion=champion is not None and champion.version == version,
@@ -141,9 +189,10 @@ def cards_of_runs(app: str, run_ids: Iterable[str], access: StorageAccess | None
     """
     wanted = set(run_ids)
     found: dict[str, ModelCard] = {}
-    for version in _versions_with_cards(app, access):
+    store = open_store(app, access)
+    for version in _versions_with_cards(store):
         try:
-            card = read_card(app, version, access)
+            card = version_card(store, version, _display(app))
         except StorageError as exc:
             if exc.transient:
                 raise
@@ -153,9 +202,9 @@ def cards_of_runs(app: str, run_ids: Iterable[str], access: StorageAccess | None
     return found
 
 
-def _versions_with_cards(app: str, access: StorageAccess | None) -> list[str]:
-    """The published version folders of `app` that hold a card, by name."""
-    store = open_store(app, access)
+def _versions_with_cards(store: Store) -> list[str]:
+    """The published version folders of the registry `store` that hold a card, by name (a version
+    folder that is a symlink is not listed: the listing does not enter it)."""
     try:
         names = set(store.list().entries)
     except StorageNotFoundError:

@@ -18,16 +18,19 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from tasks.bounded_json import load_bounded
 from tasks.errors import FolderClaimed
 from tasks.launch.results import RUN_MARKER
-from tasks.registry.card import CARD_FILE
+from tasks.registry.card import CARD_FILE, MAX_CARD_BYTES
 from tasks.storage import StorageAccess, open_store, parse_location
-from tasks.storage.manifest import PUBLISHED_MARKER
+from tasks.storage.manifest import MAX_MARKER_BYTES, PUBLISHED_MARKER
 
 CLAIM_FILE = "_taoflow_claim.json"
 CLAIM_FORMAT = "taoflow.claim/1"
 #: A claim is a few hundred bytes; anything longer was not written by taoflow.
 _CLAIM_LIMIT = 64 * 1024
+#: Claims and cards nest a few levels; a far deeper document is not one (and would exhaust the parser).
+_JSON_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,9 @@ class Claim:
     @classmethod
     def parse(cls, data: bytes) -> "Claim | None":
         try:
-            doc = json.loads(data[:_CLAIM_LIMIT])
+            doc = load_bounded(data[:_CLAIM_LIMIT], _JSON_DEPTH)
             return cls(str(doc["run_id"]), str(doc.get("claimed_at", "?")), str(doc.get("host", "?")))
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
 
@@ -79,7 +82,7 @@ def check_claim(app: str, version: str, run_id: str, access: StorageAccess | Non
     'run-a'
     """
     store = open_store(app, access)
-    data = store.read(f"{version}/{CLAIM_FILE}")
+    data = store.read(f"{version}/{CLAIM_FILE}", _CLAIM_LIMIT)
     claim = Claim.parse(data) if data is not None else None
     if claim is None:
         raise FolderClaimed(
@@ -101,16 +104,16 @@ def check_claim(app: str, version: str, run_id: str, access: StorageAccess | Non
 
 def _published_by(store, version: str) -> str | None:
     """The run whose model is published in `version` (None: nothing published there)."""
-    if store.read(f"{version}/{PUBLISHED_MARKER}") is None:
+    if store.read(f"{version}/{PUBLISHED_MARKER}", MAX_MARKER_BYTES) is None:
         return None
-    for name in (RUN_MARKER, CARD_FILE):
-        data = store.read(f"{version}/{name}")
+    for name, limit in ((RUN_MARKER, _CLAIM_LIMIT), (CARD_FILE, MAX_CARD_BYTES)):
+        data = store.read(f"{version}/{name}", limit)
         if data is None:
             continue
         if name == RUN_MARKER:
             return data[:256].decode("utf-8", "replace").strip() or "an unknown run"
         try:
-            return str(json.loads(data)["run_id"])
+            return str(load_bounded(data, _JSON_DEPTH)["run_id"])
         except (ValueError, TypeError, KeyError):
             break
     return "an unknown run"

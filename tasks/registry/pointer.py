@@ -23,14 +23,16 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from tasks.files import write_atomic
-from tasks.storage import StorageAccess, open_store
+from tasks.storage import StorageAccess, open_store, parse_location
 from tasks.storage.azure_errors import azure_errors
-from tasks.storage.stores import BlobStore
+from tasks.storage.stores import BlobStore, LocalStore
 
 POINTER_FILE = "champion.json"
 LOCK_FILE = ".champion.lock"
 #: A promotion holds the lock for one read and one write; a killed holder's lease runs out after this.
 LEASE_SECONDS = 30
+#: A pointer is a few hundred bytes.
+MAX_POINTER_BYTES = 1 << 20
 SwapResult = Literal["swapped", "changed", "busy"]
 
 
@@ -55,6 +57,10 @@ def read_pointer(app_location: str, access: StorageAccess | None = None) -> Poin
     return _local_read(Path(store.location.path))
 
 
+def _token(data: bytes | None) -> PointerRead:
+    return PointerRead(data, hashlib.sha256(data).hexdigest() if data is not None else None)
+
+
 def swap_pointer(app_location: str, data: bytes, expected: str | None, access: StorageAccess | None = None,
                  *, wait: float = 120.0) -> SwapResult:
     """Replace the pointer with `data` if its token is still `expected` (None: there must be none).
@@ -77,13 +83,7 @@ def swap_pointer(app_location: str, data: bytes, expected: str | None, access: S
 
 
 def _local_read(root: Path) -> PointerRead:
-    try:
-        fd = os.open(root / POINTER_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return PointerRead(None, None)
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(1 << 20)
-    return PointerRead(data, hashlib.sha256(data).hexdigest())
+    return _token(LocalStore(parse_location(str(root))).read(POINTER_FILE, MAX_POINTER_BYTES))
 
 
 @contextmanager
@@ -128,16 +128,8 @@ def _local_swap(root: Path, data: bytes, expected: str | None, wait: float) -> S
 
 
 def _blob_read(store: BlobStore) -> PointerRead:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    with azure_errors(store.target, f"reading {POINTER_FILE}"):
-        try:
-            download = store._blob(POINTER_FILE).download_blob()  # noqa: SLF001 - the store's own naming
-        except ResourceNotFoundError as exc:
-            if getattr(exc, "error_code", None) == "ContainerNotFound":
-                raise
-            return PointerRead(None, None)
-        return PointerRead(download.readall(), download.properties.etag)
+    found = store.read_tagged(POINTER_FILE, MAX_POINTER_BYTES)
+    return PointerRead(*found) if found is not None else PointerRead(None, None)
 
 
 def _blob_swap(store: BlobStore, data: bytes, expected: str | None, wait: float) -> SwapResult:

@@ -13,50 +13,53 @@ from typing import Mapping
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import TaoflowError, retry_if_transient
+from tasks.errors import TaoflowError
 from tasks.files import write_atomic
-from tasks.job.job_tasks import stage_input_task
 from tasks.job.plans import plan_evaluation
 from tasks.job.promotion_policy import Metrics, PromotionOutcome, Verdict, judge_promotion, promotion_markdown
-from tasks.job.request import TrainRequest, join_location
+from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput, Workspace
 from tasks.launch import EvaluationResult, Launcher, TrainResult
 from tasks.launch.launch_tasks import evaluate_detectnet_v2
 from tasks.registry.card import CARD_FILE, Evaluation, HeldOut, ModelCard, build_card
 from tasks.registry.catalog import ChampionPointer, cards_of_runs, parse_pointer
+from tasks.registry.champion_model import stage_champion_model
 from tasks.registry.claims import Claim, check_claim, claim_version
 from tasks.registry.pointer import PointerRead, read_pointer
 from tasks.registry.promotion import promote
 from tasks.report import Comparison
 from tasks.storage import StorageAccess
-from tasks.storage.sync_tasks import RETRY_DELAYS
-
-_STORAGE_RETRIES = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
-                        retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
+from tasks.storage.sync_tasks import RETRY_PUBLISH, RETRY_TRANSIENT
 
 
-@task(name="claim-version-folder", **_STORAGE_RETRIES)
+@task(name="claim-version-folder", **RETRY_TRANSIENT)
 def claim_version_task(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> Claim:
     """Make the version folder this run's before any container starts (or fail: another run's)."""
     return claim_version(app, version, run_id, access)
 
 
-@task(name="check-version-claim", **_STORAGE_RETRIES)
+@task(name="check-version-claim", **RETRY_PUBLISH)
 def check_claim_task(app: str, version: str, run_id: str, access: StorageAccess | None = None) -> Claim:
     """Right before publishing: the folder is still this run's, and holds no other run's model."""
     return check_claim(app, version, run_id, access)
 
 
-@task(name="read-champion", **_STORAGE_RETRIES)
+@task(name="stage-champion-model", **RETRY_TRANSIENT)
+def stage_champion_task(app: str, champion: ChampionPointer, workspace: Workspace,
+                        access: StorageAccess | None = None) -> Path:
+    """The champion's model copied into the workspace and checked (tasks.registry.champion_model)."""
+    return stage_champion_model(app, champion, workspace, access)
+
+
+@task(name="read-champion", **RETRY_TRANSIENT)
 def read_champion_task(app: str, access: StorageAccess | None = None) -> tuple[PointerRead, ChampionPointer | None]:
     """The champion pointer as it is now, with the token the promotion must still find."""
     read = read_pointer(app, access)
     return read, parse_pointer(read, app)
 
 
-@task(name="read-sweep-cards", **_STORAGE_RETRIES)
+@task(name="read-sweep-cards", **RETRY_TRANSIENT)
 def cards_of_runs_task(app: str, run_ids: list[str], access: StorageAccess | None = None) -> dict[str, ModelCard]:
     """The model cards the given training runs published in `app`, by run id."""
     return cards_of_runs(app, run_ids, access)
@@ -94,8 +97,9 @@ def evaluate_and_judge(
 ) -> Judged:
     """`evaluate` the new model and the current champion on the very same data and spec, and judge.
 
-    A champion that cannot be evaluated (its files gone, a key missing, TAO refusing it) is no
-    reason to fail the run: the new model is still published, and not promoted, with that reason.
+    A champion that cannot be evaluated (its files gone, its version unpublished, without a card or
+    reached through a link, a key missing, TAO refusing it) is no reason to fail the run: the new
+    model is still published, and not promoted, with that reason.
     """
     compared, champion = read_champion_task(app, access)
     rival = champion if champion is not None and champion.version != request.model_subfolder else None
@@ -103,9 +107,9 @@ def evaluate_and_judge(
     champion_plan, problem = None, None
     if rival is not None:
         try:
-            model = stage_input_task("champion-model", join_location(app, rival.model), workspace, access)
+            model = stage_champion_task(app, rival, workspace, access)
             champion_plan = plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="champion",
-                                            model=model.path, key=key)
+                                            model=model, key=key)
         except TaoflowError as exc:
             problem = _unevaluable(rival, exc)
     challenger = evaluate_detectnet_v2(
@@ -158,7 +162,7 @@ def write_model_card(judged: Judged, *, request: TrainRequest, run_id: str, trai
     return card
 
 
-@task(name="promote", **_STORAGE_RETRIES)
+@task(name="promote", **RETRY_TRANSIENT)
 def promote_task(app: str, card: ModelCard, judged: Judged, access: StorageAccess | None = None) -> PromotionOutcome:
     """Move the champion pointer (or not) and say why, in the log and a `promotion` artifact."""
     outcome = promote(app, card, judged.verdict, judged.compared, judged.champion, access)

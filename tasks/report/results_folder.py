@@ -50,7 +50,7 @@ def _read(store: Store, sizes: dict[str, int], name: str, limit: int) -> bytes |
         return None
     if isinstance(store, LocalStore):
         return read_regular(store.root / name, limit)
-    return store.read(name)
+    return store.read(name, limit)
 
 
 def load_report(location: str | Path, access: StorageAccess | None = None) -> RunReport:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 from tasks.storage.azureml import resolve_datastore
 from tasks.storage.credentials import bind_account, configured_endpoints, open_container, resolve_credentials
-from tasks.storage.endpoints import check_endpoint, is_cloud_endpoint
+from tasks.storage.endpoints import check_endpoint, check_transport, is_cloud_endpoint
 from tasks.storage.locations import Location, parse_location
 from tasks.storage.stores import BlobStore, LocalStore, Store
 
@@ -49,8 +49,11 @@ def open_store(location: str | Path | Location, access: StorageAccess | None = N
         # Before any credential exists: the location alone must not choose where a token goes.
         configured = configured_endpoints(block=access.credentials, connection_string=access.connection_string)
         check_endpoint(loc.account_url, configured, loc.display)
+    if loc.account_url:
+        check_transport(loc.account_url, loc.display)
     creds = creds or resolve_credentials(loc, block=access.credentials, connection_string=access.connection_string)
     loc = bind_account(loc, creds)
+    check_transport(loc.account_url, loc.display)  # the credentials' own endpoint (a connection string's)
     client = open_container(loc, creds, pool_size=pool_size, retries=access.sdk_retries,
                             connect_budget=access.connect_budget)
     return BlobStore(loc, client, creds.source)

@@ -93,26 +93,32 @@ def list_pages(container, prefix: str) -> Iterator[tuple[str, int, str, str | No
             return
 
 
-def get_blob(container, name: str, etag: str, size: int, out: BinaryIO, *, where: str) -> str:
+def get_blob(container, name: str, etag: str, size: int, out: BinaryIO, *, where: str, start: int = 0,
+             length: int | None = None) -> str:
     """Stream blob `name` (version `etag`, `size` bytes) into `out`; the MD5 (hex) of what was written.
 
+    With `start`/`length`, only those bytes (one ranged GET: a dataset image's header); `length` > 0.
     A body cut mid-way is resumed where it stopped (same etag); the bytes are neither decoded
     nor decompressed, so the file is the blob exactly as stored (and matches its Content-MD5).
     A local write error (a full disk) is raised as it is, never retried.
     """
+    length = size - start if length is None else length
+    ranged = start > 0 or length < size
     url = blob_url(container, name)
     digest = hashlib.md5(usedforsecurity=False)
     done = 0
     for attempt in range(1, BODY_ATTEMPTS + 1):
         headers = {"If-Match": etag}
-        if done:
+        if ranged:
+            headers["x-ms-range"] = f"bytes={start + done}-{start + length - 1}"
+        elif done:
             headers["x-ms-range"] = f"bytes={done}-"
         response = _send(container, "GET", url, headers)
         try:
-            if done and response.status_code != 206:
-                raise TransientStorageError(f"{name}: the storage ignored the range asked to resume the read",
-                                            where=where, fix="run again")
-            cut = _stream(response.internal_response.raw, digest, out)
+            if (done or ranged) and response.status_code != 206:
+                raise TransientStorageError(f"{name}: the storage ignored the range asked for", where=where,
+                                            fix="run again")
+            cut = _stream(response.internal_response.raw, digest, out, length - done)
         finally:
             response.close()
         done += cut[0]
@@ -125,20 +131,22 @@ def get_blob(container, name: str, etag: str, size: int, out: BinaryIO, *, where
                 fix="this is usually temporary; the step is retried automatically, or run it again",
             ) from cut[1]
         time.sleep(0.5 * attempt)
-    if done != size:
-        raise TransientStorageError(f"{name} arrived with {done} bytes, the listing said {size}", where=where,
+    if done != length:
+        raise TransientStorageError(f"{name} arrived with {done} bytes, the listing said {length}", where=where,
                                     fix="the blob is probably being rewritten; run again once it is complete")
     return digest.hexdigest()
 
 
-def _stream(raw, digest, out: BinaryIO) -> tuple[int, Exception | None]:
-    """Copy urllib3 response `raw` to `out` (hashing): (bytes copied, the read error that cut it or None)."""
+def _stream(raw, digest, out: BinaryIO, limit: int) -> tuple[int, Exception | None]:
+    """Copy urllib3 response `raw` to `out` (hashing), at most `limit` bytes and one more (a body
+    longer than announced fails the length check instead of being read to its end): (bytes
+    copied, the read error that cut it or None)."""
     from urllib3.exceptions import HTTPError
 
     copied = 0
-    while True:
+    while copied <= limit:
         try:
-            chunk = raw.read(READ_CHUNK, decode_content=False)
+            chunk = raw.read(min(READ_CHUNK, limit + 1 - copied), decode_content=False)
         except (HTTPError, OSError) as exc:  # reading only: a write error below is not a network fault
             return copied, exc
         if not chunk:
@@ -146,3 +154,4 @@ def _stream(raw, digest, out: BinaryIO) -> tuple[int, Exception | None]:
         digest.update(chunk)
         out.write(chunk)
         copied += len(chunk)
+    return copied, None

@@ -9,10 +9,14 @@ receive a bearer token for Azure Storage.
 Allowed endpoints: the blob and dfs endpoints of the public, US Government and China clouds, or
 exactly (scheme, host, port, path) the endpoint of a configured connection string or
 `AzureBlobStorageCredentials` block, which is how Azurite and custom/private endpoints are used.
+
+And only over HTTPS (`check_transport`): `http://ACCOUNT.blob.core.windows.net/...?SAS` sent the SAS
+in cleartext. Plain HTTP is left to an emulator on this machine (a loopback address or `localhost`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -80,4 +84,39 @@ def check_endpoint(account_url: str, configured: list[tuple[str, str]], where: s
         fix="use the account's https://ACCOUNT.blob.core.windows.net URL (or its US Gov / China cloud form); "
         "for Azurite or a custom endpoint, configure exactly that endpoint in AZURE_STORAGE_CONNECTION_STRING "
         "(BlobEndpoint=...) or in the AzureBlobStorageCredentials block",
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1): this machine.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("localhost"), is_loopback("10.0.0.7")
+    (True, True, True, False)
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(account_url: str, where: str) -> None:
+    """Raise `UntrustedEndpointError` unless a credential sent to `account_url` travels encrypted:
+    HTTPS, or plain HTTP to this machine (Azurite). Call it before any request is made.
+
+    >>> check_transport("http://127.0.0.1:10000/devstoreaccount1", "x")
+    >>> check_transport("http://acct.blob.core.windows.net", "x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tasks.errors.UntrustedEndpointError: x: refusing to send storage credentials over plain http:// to acct...
+    """
+    scheme, host, _, _ = normalized(account_url)
+    if scheme == "https" or (scheme == "http" and is_loopback(host)):
+        return
+    raise UntrustedEndpointError(
+        f"refusing to send storage credentials over plain {scheme}:// to {host}: anyone on the way could read them",
+        where=where,
+        fix="write the location with https:// (for a connection string: DefaultEndpointsProtocol=https, or a "
+        "BlobEndpoint=https://...); plain http:// is only for an emulator on this machine (127.0.0.1, ::1, localhost)",
     )

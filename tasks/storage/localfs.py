@@ -193,14 +193,6 @@ class LocalTree:
         with os.fdopen(fd, "rb") as handle:
             yield handle
 
-    def read_bytes(self, name: str) -> bytes | None:
-        """The content of regular file `name`, None if it does not exist."""
-        try:
-            with self.open_read(name) as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return None
-
     def lstat(self, name: str) -> os.stat_result | None:
         """`lstat` of `name` resolved without following symlinks on the way; None if absent."""
         try:

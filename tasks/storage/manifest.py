@@ -20,10 +20,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.bounded_json import load_bounded
 from tasks.storage.localfs import MANIFEST_TEMP, RESERVED_NAMES, SYNC_JOURNAL, SYNC_MANIFEST
 from tasks.storage.stores import Entry
 
 PUBLISHED_MARKER = "_taoflow_published.json"
+#: A marker lists each file in ~100 bytes: 64 MB is some 600,000 files. Anything larger is not ours
+#: (a 100 MB one made `sync down` hold 369 MB), and is refused before a byte of it is downloaded.
+MAX_MARKER_BYTES = 64 << 20
+#: Files list in a marker nest two levels.
+MAX_MARKER_DEPTH = 8
 PUBLISHING_MARKER = "_taoflow_publishing.json"
 #: Names a sync owns at the top of a local folder; a blob with one of these names is refused.
 RESERVED_LOCAL = RESERVED_NAMES
@@ -144,9 +150,9 @@ def published_document(files: dict[str, tuple[int, str]]) -> bytes:
 def parse_published(data: bytes) -> dict[str, tuple[int, str]] | None:
     """{name: (size, md5)} from a published marker, or None if it is damaged."""
     try:
-        files = json.loads(data)["files"]
+        files = load_bounded(data, MAX_MARKER_DEPTH)["files"]
         return {name: (int(v["size"]), str(v["md5"])) for name, v in files.items()}
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

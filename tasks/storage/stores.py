@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import stat
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Callable, Protocol
 
-from tasks.errors import StorageError, StorageNotFoundError
+from tasks.errors import NotRegularFile, StorageError, StorageNotFoundError
 from tasks.storage.azure_errors import Target, azure_errors
 from tasks.storage.blobio import get_blob, list_pages
 from tasks.storage.localfs import RESERVED_NAMES, LocalTree, NotFollowed, kind_of, open_named
@@ -53,10 +54,11 @@ class Store(Protocol):
     target: Target
 
     def list(self) -> Listing: ...
+    def entry(self, name: str) -> Entry | None: ...
     def fetch(self, entry: Entry, out: BinaryIO) -> str: ...
     def put(self, data: BinaryIO, size: int, name: str, md5: str) -> None: ...
     def delete(self, name: str) -> None: ...
-    def read(self, name: str) -> bytes | None: ...
+    def read(self, name: str, limit: int) -> bytes | None: ...
     def write(self, name: str, data: bytes) -> None: ...
     def create(self, name: str, data: bytes) -> bool: ...
     def publication(self, body: bytes, wait: float, notice: Notice | None) -> AbstractContextManager[Publication]: ...
@@ -67,6 +69,17 @@ def stream_md5(source: BinaryIO) -> str:
     while chunk := source.read(CHUNK):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+def too_large(name: str, size: int, limit: int, where: str) -> StorageError:
+    """The error for a small-by-nature file (a marker, a card, a pointer) found far larger.
+
+    >>> too_large("champion.json", 200 << 20, 1 << 20, "az://models/app").what
+    'champion.json is 209,715,200 bytes, more than the 1,048,576 taoflow reads of it; it was not read'
+    """
+    return StorageError(f"{name} is {size:,} bytes, more than the {limit:,} taoflow reads of it; it was not read",
+                        where=where, fix=f"{name} is not as taoflow writes it (damaged or planted): restore it, or "
+                                         "remove it and publish again")
 
 
 def copy_hashing(chunks, out: BinaryIO) -> str:
@@ -115,11 +128,41 @@ class BlobStore:
     def _single_name(self, name: str) -> bool:
         return getattr(self, "_single", False) and self.location.prefix.rsplit("/", 1)[-1] == name
 
+    def entry(self, name: str) -> Entry | None:
+        """Blob `name` as a listing would show it (one request), None when absent."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with azure_errors(self.target, f"reading the properties of {name}"):
+            try:
+                found = self._blob(name).get_blob_properties()
+            except ResourceNotFoundError as exc:
+                if getattr(exc, "error_code", None) == "ContainerNotFound":
+                    raise
+                return None
+        md5 = found.content_settings.content_md5
+        return Entry(name, found.size, found.etag, bytes(md5).hex() if md5 else None)
+
     def fetch(self, entry: Entry, out: BinaryIO) -> str:
         with azure_errors(self.target, f"downloading {entry.name}"):
             # Conditional on the listed etag: a blob replaced since the listing fails (412) instead of mixing versions.
             return get_blob(self.container, self._blob_name(entry.name), entry.etag, entry.size, out,
                             where=self.location.display)
+
+    def read_range(self, entry: Entry, start: int, length: int) -> bytes | None:
+        """`length` bytes of the listed blob from `start` (one ranged GET, conditional on the listed
+        etag: a blob replaced since the listing is a transient error); None when it is gone."""
+        from azure.core.exceptions import HttpResponseError
+
+        out = io.BytesIO()
+        with azure_errors(self.target, f"reading {entry.name}"):
+            try:
+                get_blob(self.container, self._blob_name(entry.name), entry.etag, entry.size, out,
+                         where=self.location.display, start=start, length=length)
+            except HttpResponseError as exc:
+                if exc.status_code != 404 or exc.error_code == "ContainerNotFound":
+                    raise
+                return None
+        return out.getvalue()
 
     def put(self, data: BinaryIO, size: int, name: str, md5: str) -> None:
         from azure.storage.blob import ContentSettings
@@ -142,16 +185,35 @@ class BlobStore:
             except ResourceNotFoundError:
                 pass
 
-    def read(self, name: str) -> bytes | None:
+    def read(self, name: str, limit: int) -> bytes | None:
+        """The content of blob `name` (None when absent); `too_large` above `limit` bytes."""
+        found = self.read_tagged(name, limit)
+        return found[0] if found is not None else None
+
+    def read_tagged(self, name: str, limit: int) -> tuple[bytes, str] | None:
+        """(content, ETag) of blob `name`, None when absent. Its size is asked first (nothing is
+        downloaded of a larger one), then one ranged read of at most `limit` + 1 bytes, whose own
+        ETag is returned: a blob replaced in between is read whole as the new version, or refused."""
         from azure.core.exceptions import ResourceNotFoundError
 
+        blob = self._blob(name)
         with azure_errors(self.target, f"reading {name}"):
             try:
-                return self._blob(name).download_blob().readall()
+                size = blob.get_blob_properties().size
+                if size > limit:
+                    raise too_large(name, size, limit, self._where(name))
+                download = blob.download_blob(offset=0, length=limit + 1) if size else blob.download_blob()
+                data = download.readall()
             except ResourceNotFoundError as exc:
                 if getattr(exc, "error_code", None) == "ContainerNotFound":
                     raise
                 return None
+            if len(data) > limit:
+                raise too_large(name, download.properties.size, limit, self._where(name))
+            return data, download.properties.etag
+
+    def _where(self, name: str) -> str:
+        return replace(self.location, prefix=self._blob_name(name), sas=None).display
 
     def write(self, name: str, data: bytes) -> None:
         with azure_errors(self.target, f"writing {name}"):
@@ -220,6 +282,19 @@ class LocalStore:
         scan = self.tree.scan(skip_top=RESERVED_NAMES)
         return Listing({n: self._entry(n, st) for n, st in scan.files.items()}, not_followed=scan.not_followed)
 
+    def entry(self, name: str) -> Entry | None:
+        """Regular file `name` below the root, reached without following a link; None when absent
+        (`NotRegularFile` for a link or special file on the way or in its place)."""
+        try:
+            with self.tree.parent(name) as (dir_fd, base):
+                found = os.stat(base, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(found.st_mode):
+            raise NotRegularFile(f"{name} is a {kind_of(found.st_mode)}, not a regular file; it was not read",
+                                 where=str(self.root), fix="replace it by the regular file")
+        return self._entry(name, found)
+
     def open(self, name: str) -> AbstractContextManager[BinaryIO]:
         """The regular file `name`, opened without following symlinks below the root."""
         return open_named(self.root) if self._single() else self.tree.open_read(name)
@@ -234,8 +309,20 @@ class LocalStore:
     def delete(self, name: str) -> None:
         self.tree.unlink(name)
 
-    def read(self, name: str) -> bytes | None:
-        return None if self._single() else self.tree.read_bytes(name)
+    def read(self, name: str, limit: int) -> bytes | None:
+        """The regular file `name` below the root (never through a link), None when absent;
+        `too_large` above `limit` bytes."""
+        if self._single():
+            return None
+        try:
+            with self.tree.open_read(name) as handle:
+                size = os.fstat(handle.fileno()).st_size
+                data = handle.read(limit + 1) if size <= limit else b""
+        except FileNotFoundError:
+            return None
+        if size > limit or len(data) > limit:  # the second: it grew while read
+            raise too_large(name, max(size, len(data)), limit, str(self.root / name))
+        return data
 
     def write(self, name: str, data: bytes) -> None:
         self.tree.write_from(name, io.BytesIO(data))

@@ -12,7 +12,7 @@ from pathlib import Path
 from tasks.storage.access import StorageAccess, open_store
 from tasks.storage.download import materialize, sync_down
 from tasks.storage.locations import Location
-from tasks.storage.manifest import PUBLISHED_MARKER, SYNC_MANIFEST, fingerprint, parse_published
+from tasks.storage.manifest import MAX_MARKER_BYTES, PUBLISHED_MARKER, SYNC_MANIFEST, fingerprint, parse_published
 from tasks.storage.transfer import DEFAULT_CONCURRENCY
 from tasks.storage.upload import sync_up
 from tasks.storage.visibility import check_names, readable_entries
@@ -25,7 +25,7 @@ def is_published(location: str | Path | Location, access: StorageAccess | None =
     True
     """
     store = open_store(location, access)
-    data = store.read(PUBLISHED_MARKER)
+    data = store.read(PUBLISHED_MARKER, MAX_MARKER_BYTES)
     return data is not None and parse_published(data) is not None
 
 

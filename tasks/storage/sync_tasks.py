@@ -35,13 +35,13 @@ def retry_publishing(task, task_run, state) -> bool:
 
 
 #: Transient faults retried with back-off; results are files, so no result cache.
-_RETRY_TRANSIENT = dict(
+RETRY_TRANSIENT = dict(
     retries=len(RETRY_DELAYS),
     retry_delay_seconds=RETRY_DELAYS,
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-_RETRY_PUBLISH = _RETRY_TRANSIENT | {"retry_condition_fn": retry_publishing}
+RETRY_PUBLISH = RETRY_TRANSIENT | {"retry_condition_fn": retry_publishing}
 
 
 class LogProgress:
@@ -63,7 +63,7 @@ class LogProgress:
         )
 
 
-@task(name="sync-down", **_RETRY_TRANSIENT)
+@task(name="sync-down", **RETRY_TRANSIENT)
 def sync_down_task(
     location: str,
     dest_dir: str | Path,
@@ -80,7 +80,7 @@ def sync_down_task(
     return report
 
 
-@task(name="sync-up", **_RETRY_PUBLISH)
+@task(name="sync-up", **RETRY_PUBLISH)
 def sync_up_task(
     src_dir: str | Path,
     location: str,

@@ -19,7 +19,14 @@ from tasks.errors import ConfigError, NotRegularFile, Problem, TransientStorageE
 from tasks.storage import transfer
 from tasks.storage.access import StorageAccess, open_store
 from tasks.storage.locations import Location, parse_location
-from tasks.storage.manifest import MARKERS, PUBLISHED_MARKER, fingerprint, parse_published, published_document
+from tasks.storage.manifest import (
+    MARKERS,
+    MAX_MARKER_BYTES,
+    PUBLISHED_MARKER,
+    fingerprint,
+    parse_published,
+    published_document,
+)
 from tasks.storage.names import name_problem, printable
 from tasks.storage.stores import Entry, Listing, LocalStore, Store, stream_md5
 from tasks.storage.visibility import not_followed
@@ -60,7 +67,9 @@ def _check_arrived(store: Store, local: dict[str, Entry], md5s: dict[str, str]) 
 
 
 def _published(store: Store, listing: Listing) -> dict[str, tuple[int, str]] | None:
-    return parse_published(store.read(PUBLISHED_MARKER) or b"") if PUBLISHED_MARKER in listing.entries else None
+    if PUBLISHED_MARKER not in listing.entries:
+        return None
+    return parse_published(store.read(PUBLISHED_MARKER, MAX_MARKER_BYTES) or b"")
 
 
 def sync_up(

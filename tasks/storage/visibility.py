@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tasks.errors import Problem, StorageError, StorageNotFoundError
-from tasks.storage.manifest import MARKERS, PUBLISHED_MARKER, PUBLISHING_MARKER, RESERVED_LOCAL, parse_published
+from tasks.storage.manifest import (
+    MARKERS,
+    MAX_MARKER_BYTES,
+    PUBLISHED_MARKER,
+    PUBLISHING_MARKER,
+    RESERVED_LOCAL,
+    parse_published,
+)
 from tasks.storage.names import name_problem, printable
 from tasks.storage.stores import Entry, Listing, Store
 from tasks.storage.transfer import NoticeFn
@@ -49,7 +56,7 @@ def readable_entries(store: Store, entries: dict[str, Entry], *, require_publish
         head = f"{folder}/" if folder else ""
         inside = {n for n in readable if n.startswith(head)}
         if PUBLISHED_MARKER in names:
-            doc = parse_published(store.read(head + PUBLISHED_MARKER) or b"")
+            doc = parse_published(store.read(head + PUBLISHED_MARKER, MAX_MARKER_BYTES) or b"")
             if doc is None:
                 raise StorageError(f"the marker {head}{PUBLISHED_MARKER} is damaged", where=where,
                                    fix="re-run the publishing step")

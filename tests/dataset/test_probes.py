@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 
 import pytest
 from PIL import Image
@@ -124,11 +123,8 @@ def test_label_lines_split_as_tao_reads_text(tmp_path):
     def lines(data: bytes) -> list:
         path = tmp_path / "l.txt"
         path.write_bytes(data)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            return list(text_lines(fd, len(data)))
-        finally:
-            os.close(fd)
+        with open(path, "rb", buffering=0) as fh:
+            return list(text_lines(fh, len(data)))
 
     assert lines(b"a\r\nb\rc\n\nd") == [(1, "a"), (2, "b"), (3, "c"), (4, ""), (5, "d")]
     long = b"x" * (MAX_LINE_BYTES + 1)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tasks.dataset import validate_dataset
+from tasks.dataset.report import markdown_text
 from tests.dataset.check_cases import c_14_fields, c_nan, c_unmapped, write_shard
 from tests.dataset.kitti import encoded, kitti_line, make_dataset, train_facts
 
@@ -63,7 +64,7 @@ def test_report_json_and_markdown(tmp_path):
     assert data["image_sizes"] == {"1248x384": 4}
     md = report.to_markdown()
     assert "# Dataset validation: FAILED" in md and "| `label.not-finite` | error | 1 |" in md
-    assert "000001.txt:1" in md
+    assert "000001\\.txt\\:1" in md  # file:line, escaped as every name from the dataset
     err = report.to_error()
     assert err.problems and err.problems[0].code == "label.not-finite" and str(root) in err.render()
 
@@ -150,7 +151,7 @@ def test_empty_validation_shards_point_at_the_tfrecords_not_the_kitti_folder(tmp
     assert "add validation images" not in finding.hint
     error = report.to_error()
     assert error.where == str(shards) and str(shards) in error.fix
-    assert f"fix: {finding.hint}" in report.to_markdown()
+    assert f"(fix: {markdown_text(finding.hint)})" in report.to_markdown()
 
 
 def test_small_validation_fold_names_the_tfrecords_and_empty_shards_stop_training(tmp_path):
@@ -172,3 +173,36 @@ def test_small_validation_fold_names_the_tfrecords_and_empty_shards_stop_trainin
                              root, validation_data_dir=val)
     (finding,) = kitti.examples["train.validation-smaller-than-batch"]
     assert finding.file == "spec.txt" and finding.hint == "add validation images or lower batch_size_per_gpu"
+
+
+HOSTILE_CLASSES = ["<img/src=x/onerror=alert(1)>", "[link](http://evil)", "![pic](http://evil/x.png)", "`code`",
+                   "*bold*", "__under__", "<script>alert(1)</script>", "|pipe|", "&lt;b&gt;", "www.evil.example",
+                   "~~gone~~", "<http://evil>", "\\*"]
+
+
+def test_the_markdown_report_shows_hostile_names_as_text(tmp_path):
+    """Class names, file names and the dataset's path are the dataset's: in the `dataset-validation`
+    artifact they must read as the characters they are. Rendered here with markdown-it (CommonMark
+    with GFM's tables and strikethrough), the parser family the UIs use."""
+    from markdown_it import MarkdownIt
+
+    root = make_dataset(tmp_path / "data\n# Heading <b>x</b>", 3)
+    (root / "label_2" / "000000.txt").write_text("".join(kitti_line(c) + "\n" for c in HOSTILE_CLASSES))
+    (root / "image_2" / "evil\n- [x](javascript:alert(1)).png").write_bytes(encoded("png", (1248, 384)))
+    report = validate_dataset(train_facts(), root)
+    assert report.counts["class.unmapped"] == 1 and report.counts["pair.image-without-label"] == 1
+    md = report.to_markdown()
+    lines = md.splitlines()
+    renderer = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    page = renderer.render(md)
+    for tag in ("<img", "<script", "<a ", "<em>", "<strong>", "<s>", "<b>", "<h2>Heading", "<li><a"):
+        assert tag not in page, f"{tag} rendered from the dataset's text:\n{page}"
+    text = "".join(token.content for block in renderer.parse(md) if block.children
+                   for token in block.children if token.type in ("text", "text_special", "code_inline"))
+    for name in HOSTILE_CLASSES:
+        assert name.lower() in text, name  # lower-cased as TAO does, and shown character for character
+    assert "evil - [x](javascript:alert(1)).png" in text and "# Heading <b>x</b>" in text
+    class_rows = [line for line in lines if line.startswith("| ") and line.count(" | ") == 2]
+    assert len(report.class_instances) >= len(HOSTILE_CLASSES)
+    assert len(class_rows) == len(report.class_instances) + 1, "a row per class (and the header): none split or added"
+    assert all(line.count("|") - line.count("\\|") == 4 for line in class_rows)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
 from deployments.pools import POOLS
+from tests.deployments.job_image import build_job_image, host_python_image
 from tests.deployments.server import running_server
 from tests.flow.conftest import demo_data, engine_env  # noqa: F401 - a trained sweep's data and engine settings
 
@@ -26,9 +28,21 @@ def deployed(prefect_server) -> dict[str, dict]:
     Returns the deployments read back through the API, by name.
     """
     for pool in POOLS:
-        created = prefect_server.prefect(*pool.create_command()[1:])
-        assert created.returncode == 0, f"{pool.name}: {created.stdout}\n{created.stderr}"
+        for command in pool.commands():
+            created = prefect_server.prefect(*command[1:])
+            assert created.returncode == 0, f"{pool.name}: {created.stdout}\n{created.stderr}"
     result = prefect_server.prefect("--no-prompt", "deploy", "--all")
     assert result.returncode == 0, f"prefect deploy --all failed:\n{result.stdout}\n{result.stderr}"
     found = prefect_server.post("/deployments/filter", {}).json()
     return {d["name"]: d for d in found}
+
+
+@pytest.fixture(scope="session")
+def job_image(docker_client, standin_image, tmp_path_factory) -> str:
+    """deployments/Dockerfile built on the stand-in TAO image and this machine's Python, nothing
+    pulled (tests/deployments/job_image.py); once per change of what goes in."""
+    started = time.monotonic()
+    tag = build_job_image(standin_image, host_python_image(docker_client),
+                          tmp_path_factory.mktemp("job-image") / "build.log")
+    print(f"\njob image {tag}: ready in {time.monotonic() - started:.0f} s")
+    return tag

@@ -7,8 +7,10 @@ subprocesses) reach by PREFECT_API_URL, with the triggers service running.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -123,6 +125,67 @@ class PrefectServer:
 
     def flow_runs(self, deployment_id: str) -> list[dict]:
         return self.post("/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}).json()
+
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (an unreachable storage endpoint, registry, ...)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_deployment(server: PrefectServer, deployment: str, request: dict,
+                   job_variables: dict | None = None) -> str:
+    """`prefect deployment run` as an operator types it; returns the flow run id."""
+    options = [f"--job-variable={key}={json.dumps(value)}" for key, value in (job_variables or {}).items()]
+    done = server.prefect("deployment", "run", deployment, "--params", json.dumps({"request": request}), *options,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run_id] = [line.split()[-1] for line in done.stdout.splitlines() if "UUID" in line]
+    return run_id
+
+
+def wait_terminal(server: PrefectServer, run_id: str, timeout: float = 600) -> tuple[dict, float]:
+    started = time.monotonic()
+    run = server.get(f"/flow_runs/{run_id}")
+    while run["state_type"] not in TERMINAL and time.monotonic() - started < timeout:
+        time.sleep(1)
+        run = server.get(f"/flow_runs/{run_id}")
+    return run, time.monotonic() - started
+
+
+def run_logs(server: PrefectServer, run_id: str, settle: float = 3) -> list[str]:
+    time.sleep(settle)  # log batches reach the API shortly after the run ends
+    return [entry["message"] for entry in server.post(
+        "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()]
+
+
+def deploy_as_an_operator(server: PrefectServer) -> None:
+    """`python -m deployments.pools --create`, then `prefect deploy --all`, as an operator types them."""
+    pools = subprocess.run([sys.executable, "-m", "deployments.pools", "--create"], env=server.env(), cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert pools.returncode == 0, pools.stdout + pools.stderr
+    deployed = server.prefect("--no-prompt", "deploy", "--all", timeout=300)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+
+@contextmanager
+def running_worker(server: PrefectServer, home: Path, pool: str, *options: str, **env: str):
+    """`prefect worker start --pool POOL [OPTIONS]` in `home`, its output in the yielded log file;
+    stopped on leaving (SIGTERM: its last log batches reach the API)."""
+    log_path = home / "worker.log"
+    log = open(log_path, "ab")
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", pool, *options],
+                              env=server.env(**{"PREFECT_WORKER_QUERY_SECONDS": "2", **env}), cwd=home, stdout=log,
+                              stderr=subprocess.STDOUT)
+    try:
+        yield log_path
+    finally:
+        stop_process(worker)
+        log.close()
 
 
 def _copy_of(database: Path) -> Path:

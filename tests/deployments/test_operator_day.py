@@ -11,28 +11,26 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.deployments.server import PREFECT, REPO, running_server, stop_process
+from tests.deployments.server import (
+    REPO,
+    closed_port,
+    deploy_as_an_operator,
+    run_deployment,
+    run_logs,
+    running_server,
+    running_worker,
+    wait_terminal,
+)
 from tests.flow.conftest import demo_data, engine_env, request_fields  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 RETRAIN = "train-detectnet-v2/retrain-detectnet-v2"
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 QUIET_MINUTES = 3
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -45,54 +43,18 @@ def first_day(tmp_path_factory):
     unreachable = f"http://127.0.0.1:{closed_port()}/devstoreaccount1"
     (home / "prefect").mkdir()
     with running_server(home / "prefect") as server:
-        pools = subprocess.run([sys.executable, "-m", "deployments.pools", "--create"], env=server.env(), cwd=REPO,
-                               capture_output=True, text=True, timeout=300)
-        assert pools.returncode == 0, pools.stdout + pools.stderr
-        deployed = server.prefect("--no-prompt", "deploy", "--all", timeout=300)
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        deploy_as_an_operator(server)
         deployed_at = time.monotonic()
-        worker_log = open(home / "worker.log", "ab")
-        worker = subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", "gpu-process"],
-            env=server.env(
-                TAOFLOW_PROJECT_DIR=str(REPO), TAOFLOW_HOME=str(home / "taoflow"), TAOFLOW_DOCKER_NETWORK="none",
-                PREFECT_WORKER_QUERY_SECONDS="2",
-                # The worker machine's storage: an endpoint nothing listens on, for case (b).
-                AZURE_STORAGE_CONNECTION_STRING=(
-                    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
-                    f"BlobEndpoint={unreachable};"),
-            ),
-            cwd=home, stdout=worker_log, stderr=subprocess.STDOUT,
-        )
-        try:
+        with running_worker(
+            server, home, "gpu-process",
+            TAOFLOW_PROJECT_DIR=str(REPO), TAOFLOW_HOME=str(home / "taoflow"), TAOFLOW_DOCKER_NETWORK="none",
+            # The worker machine's storage: an endpoint nothing listens on, for case (b).
+            AZURE_STORAGE_CONNECTION_STRING=(
+                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                f"BlobEndpoint={unreachable};"),
+        ) as worker_log:
             yield {"server": server, "home": home, "deployed_at": deployed_at, "unreachable": unreachable,
-                   "worker_log": home / "worker.log"}
-        finally:
-            stop_process(worker)
-            worker_log.close()
-
-
-def run_deployment(server, request: dict) -> str:
-    """`prefect deployment run` as an operator types it; returns the flow run id."""
-    done = server.prefect("deployment", "run", RETRAIN, "--params", json.dumps({"request": request}), timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    [run_id] = [line.split()[-1] for line in done.stdout.splitlines() if "UUID" in line]
-    return run_id
-
-
-def wait_terminal(server, run_id: str, timeout: float = 600) -> tuple[dict, float]:
-    started = time.monotonic()
-    run = server.get(f"/flow_runs/{run_id}")
-    while run["state_type"] not in TERMINAL and time.monotonic() - started < timeout:
-        time.sleep(1)
-        run = server.get(f"/flow_runs/{run_id}")
-    return run, time.monotonic() - started
-
-
-def run_logs(server, run_id: str) -> list[str]:
-    time.sleep(3)  # log batches reach the API shortly after the run ends
-    return [entry["message"] for entry in server.post(
-        "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}).json()]
+                   "worker_log": worker_log}
 
 
 def local_request(demo_data, tmp_path, image: str, **extra) -> dict:
@@ -107,7 +69,7 @@ def local_request(demo_data, tmp_path, image: str, **extra) -> dict:
 def test_a_worker_trains_a_deployment_run_end_to_end(first_day, demo_data, engine_env, tmp_path):
     image = engine_env()
     server = first_day["server"]
-    run_id = run_deployment(server, local_request(demo_data, tmp_path, image))
+    run_id = run_deployment(server, RETRAIN, local_request(demo_data, tmp_path, image))
     run, seconds = wait_terminal(server, run_id)
     assert run["state_type"] == "COMPLETED", (run["state"], first_day["worker_log"].read_text()[-3000:])
     assert (tmp_path / "out" / "shapes" / "run-1" / "weights" / "shapes_detector.hdf5").is_file()
@@ -125,7 +87,7 @@ def test_a_misconfigured_run_fails_with_one_clean_message(first_day, demo_data, 
     else:
         request = local_request(demo_data, tmp_path, image, output=f"{first_day['unreachable']}/models")
         expected = "cannot reach the storage endpoint"
-    run_id = run_deployment(server, request)
+    run_id = run_deployment(server, RETRAIN, request)
     run, seconds = wait_terminal(server, run_id)
     assert run["state_type"] == "FAILED", run["state"]
     assert expected in run["state"]["message"] and "how to fix" in run["state"]["message"]

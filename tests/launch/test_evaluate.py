@@ -3,6 +3,7 @@ against them (in the image through dockerd and as a process), and evaluate's own
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from tasks.launch import EvaluationFailed, build_plan, evaluate_command, run_evaluation, run_training
 from tasks.launch.base import JobOutcome
-from tasks.launch.evaluation import DISAGREE, MODEL_MISSING, SPEC_REJECTED, WRONG_KEY, judge_evaluation
+from tasks.launch.evaluation import DISAGREE, MODEL_MISSING, NOT_FINITE, SPEC_REJECTED, WRONG_KEY, judge_evaluation
 from tasks.launch.slots import Slot, container_path, container_spec_file
 from tasks.launch.status import StatusLog
 from tests.launch.harness import Recorder, host_memlock_limit
@@ -153,3 +154,30 @@ def test_a_stop_of_evaluate_goes_straight_to_sigterm():
         quick = _no_grace(launcher)
         assert quick.policy.graceful_seconds == 0 and launcher.policy.graceful_seconds > 0
         assert quick.policy.terminate_seconds == launcher.policy.terminate_seconds
+
+
+@pytest.mark.parametrize("where,value", [("mean average precision", "inf"), ("mean average precision", "nan"),
+                                         ("mean average precision", "-inf"), ("car", "inf")])
+def test_a_metric_that_is_not_a_finite_number_is_no_result(tmp_path, where, value):
+    """status.json as TAO's success, with `Infinity` or `NaN` where a number was (json.dumps writes
+    them): an infinite mAP was once promoted and made champion.json something that is not JSON."""
+    trace = load_evaluate_trace("success")
+    number = float(value)
+
+    def planted(record: dict) -> dict:
+        record = json.loads(json.dumps(record))
+        if "kpi" in record and where in record["kpi"]:
+            record["kpi"][where] = number
+        if "categorical" in record and where in record["categorical"]["average_precision"]:
+            record["categorical"]["average_precision"][where] = number
+        return record
+
+    plan = build_plan(evaluate_command(spec=trace.option("-e"), model=trace.option("-m"),
+                                       results_dir=container_path(Slot.RESULTS)),
+                      slots={Slot.RESULTS: tmp_path / "results"}, run_id="trace")
+    outcome = replay(dataclasses.replace(trace, records=[planted(r) for r in trace.records]), tmp_path)
+    assert ("Infinity" if "inf" in value else "NaN") in (tmp_path / "results" / "status.json").read_text()
+    with pytest.raises(EvaluationFailed) as caught:
+        judge_evaluation(outcome, plan)
+    assert caught.value.reason == NOT_FINITE and not caught.value.transient
+    assert ("mAP is" if where.startswith("mean") else "AP of car is") in caught.value.what

@@ -4,6 +4,9 @@ LaunchError; the file a link points at is neither read nor written."""
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from tasks.errors import LaunchError
@@ -67,4 +70,29 @@ def test_a_linked_model_file_is_no_model(harness):
     with pytest.raises(LaunchError) as caught:
         run_training(planted, harness.launcher, Recorder().observer())
     assert getattr(caught.value, "reason", None) == "final model missing"
+    held()
+
+
+def test_a_status_line_nested_100000_deep_is_a_foreign_line_not_a_crash(harness):
+    """An earlier start left one absurdly nested line in status.json (it raised RecursionError, which no
+    `except ValueError` caught, when the monitor read the history): the run is observed and judged as ever."""
+    plan = harness.plan(epochs=2, run_id="hostile-nesting")
+    plan.results_host_dir.mkdir(parents=True, exist_ok=True)
+    (plan.results_host_dir / "status.json").write_bytes(b"[" * 100_000 + b"\n" + b'{"a": ' * 5_000 + b"\n")
+    recorder = Recorder()
+    result = run_training(plan.with_options(env=dict(plan.env, **FAST)), harness.launcher, recorder.observer())
+    assert result.completed_epochs == 2 and [e.epoch for e in recorder.epochs] == [0, 1]
+    held()
+
+
+def test_a_fifo_in_place_of_the_log_file_is_refused_on_the_retry_without_blocking(harness):
+    """The log file (the request's log_file, appended to by taoflow) replaced by a FIFO: opening it for
+    writing raised a raw OSError (ENXIO, no reader). It is one clear LaunchError, and nothing waits for a reader."""
+    plan = harness.plan(epochs=2, log_file="train.log", run_id="hostile-log-fifo")
+    planted = plan.with_options(env=dict(plan.env, **FAST, TAO_STANDIN_PLANT_FIFO="train.log"))
+    run_training(planted, harness.launcher, Recorder().observer())
+    assert stat.S_ISFIFO(os.lstat(plan.results_host_dir / "train.log").st_mode)
+    with pytest.raises(LaunchError) as caught:
+        run_training(plan.with_options(env=dict(plan.env, **FAST)), harness.launcher, Recorder().observer())
+    assert "train.log in the results folder is not a regular file" in str(caught.value)
     held()

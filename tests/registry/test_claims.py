@@ -31,7 +31,7 @@ def app(request, tmp_path):
 
 
 def claim_text(app: str, version: str) -> dict:
-    return json.loads(open_store(join_location(app, version)).read(CLAIM_FILE))
+    return json.loads(open_store(join_location(app, version)).read(CLAIM_FILE, 1 << 16))
 
 
 def test_runs_racing_from_separate_processes_one_gets_the_folder(app, tmp_path):
@@ -71,7 +71,7 @@ def test_a_folder_with_another_runs_published_model_is_never_a_new_runs_target(a
         claim_version(app, "r1", "run-2")
     assert "already holds a model published by run-1" in caught.value.render()
     assert "subfolder_per_run" in caught.value.fix
-    assert open_store(join_location(app, "r1")).read(CLAIM_FILE) is None, "a refused run leaves no claim"
+    assert open_store(join_location(app, "r1")).read(CLAIM_FILE, 1 << 16) is None, "a refused run leaves no claim"
     assert claim_version(app, "r1", "run-1").run_id == "run-1"  # the champion's own run, retried
     assert claim_version(app, "r2", "run-2").run_id == "run-2"
 

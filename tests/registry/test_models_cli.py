@@ -75,3 +75,35 @@ def test_an_unknown_version_is_one_clear_message(registry):
     assert result.returncode == 1
     assert "no published model version 'r9'" in result.stderr and "taoflow models list" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_versions_are_listed_and_shown_without_a_readable_pointer(registry, blob_container):
+    """The damaged pointer's own fix says "restore it from the model cards (taoflow models list)":
+    listing and showing versions must work without it, and say it is damaged."""
+    blob_container.upload_blob("models/shapes/champion.json", b'{"version": "r3", "mean_a', overwrite=True)
+    listed = taoflow("models", "list", registry, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["version"], r["champion"]) for r in json.loads(listed.stdout)] == [
+        ("r1", False), ("r2", False), ("r3", False)]
+    assert "warning: no version is marked champion" in listed.stderr and "champion.json is damaged" in listed.stderr
+    shown = taoflow("models", "show", registry, "r3")
+    assert shown.returncode == 0 and "mAP 80.00" in shown.stdout and "(champion)" not in shown.stdout, shown.stderr
+    assert "champion.json is damaged" in shown.stderr and "Traceback" not in shown.stderr
+    champion = taoflow("models", "show", registry)  # which version is the champion: only the pointer says
+    assert champion.returncode == 1 and "champion.json is damaged" in champion.stderr
+    assert "Traceback" not in champion.stderr
+
+
+def test_models_list_never_cuts_a_version_name_when_piped(azurite_env, blob_container, tmp_path):
+    """Two versions started in the same second differ only in their run id's characters at the end:
+    piped (no terminal, 80 columns for rich) the table used to show both as `run-20261206T123…`."""
+    app = f"{azurite_env.blob_endpoint}/{blob_container.container_name}/models/long"
+    names = [f"nightly-with-a-long-model-subfolder-20261206T123724Z-{tag}" for tag in ("3f2a9c41", "8be01d77")]
+    for n, name in enumerate(names):
+        card = card_for(name, {"ellipse": 80.0 + n}, run_id=f"run-{n}", created_at=f"2026-12-06T12:37:2{n}+00:00",
+                        dataset="held-out-data-" + "d" * 60)
+        publish_and_promote(app, card, tmp_path)
+    table = taoflow("models", "list", app)
+    assert table.returncode == 0, table.stderr
+    assert all(name in table.stdout for name in names), table.stdout
+    assert "…" not in table.stdout

@@ -72,8 +72,10 @@ ROWS: tuple[Row, ...] = (
         "to year 9999 ahead, connections that idle, trickle a head or stall a body",
         "400, no crash; the dataset announced again after the clock skew; every connection closed"),
     Row("hostile-trainer", "A trainer plants links to a host file and FIFOs in its results folder (log file, "
-        "status.json, model file), on both launchers (tests/launch/test_hostile_results.py)",
-        "one LaunchError naming the planted file; the target neither read nor written; no hang", 8),
+        "status.json, model file), or leaves a status.json line nested 100,000 deep, on both launchers "
+        "(tests/launch/test_hostile_results.py)",
+        "one LaunchError naming the planted file (the deep line: skipped as a foreign line, the run judged as "
+        "ever); the target neither read nor written; no hang", 12),
     Row("output-names", "Hostile model_app_name / model_subfolder / model_name / log_file (.., /, #, ?sv=..., "
         "spaces, 201 chars, ...) through TrainRequest, component inputs, job files, the deployments' schema and "
         "join_location; edge names that pass published to Azurite and disk",
@@ -90,10 +92,21 @@ ROWS: tuple[Row, ...] = (
     Row("storage-symlinks", "Symlinks (to host files and folders, dangling), FIFOs and devices planted in a results "
         "folder by a real container, then published, synced down and staged",
         "never read, opened or written through (inotify on the host side); skipped with a warning; no hang", 10),
+    Row("hostile-registry", "A registry planted with links (a champion's version folder, its weights/), versions "
+        "without their marker or card, a champion's model gone or changed after publication, pointers naming files "
+        "outside their version, a 2 MB pointer, a 200 MB card, a 100 MB marker, Infinity/NaN metrics; local and "
+        "Azurite, and a linked champion through a whole training run on dockerd",
+        "the champion refused (the run: published, Not promoted) before anything is read through a link "
+        "(inotify) or placed in the cache; an oversized file refused by its size before it is downloaded (CLI peak "
+        "memory within 48 MB of a normal run); a non-finite number makes the file damaged", 20),
     Row("storage-endpoints", "Blob locations on foreign hosts (ACCOUNT.blob.<other domain>, look-alike suffixes, "
         "other ports, IP/localhost, userinfo) with DefaultAzureCredential, behind a TLS-intercepting fake internet",
         "refused before any token request; 0 connections to the host; Azure's and the configured endpoint still work",
         8),
+    Row("storage-cleartext", "Blob locations whose credential would travel over plain http:// to an Azure "
+        "endpoint: a SAS in the URL, an account-key connection string (DefaultEndpointsProtocol=http, an http "
+        "BlobEndpoint), an identity; behind a fake internet whose HTTP proxy records what it sees",
+        "refused before any request; 0 requests in the clear; Azurite on loopback still reached over http", 4),
     Row("storage-concurrency", "Two sync down into one folder, two sync up of different content to one prefix, two "
         "staging flows with the same inputs: real concurrent processes on Azurite",
         "serialised (the second waits) or StorageBusyError; every published marker matches its blobs", 9),

@@ -137,3 +137,33 @@ def test_storage_credentials_reach_only_storage_endpoints(prefect_api, tmp_path)
         assert [s.authorization for s in net.direct] == [f"Bearer {FAKE_TOKEN}"]
     ledger.record("storage-endpoints", trials=len(HOSTILE), leaked=len(leaked), crashed=len(refused) - sum(refused),
                   tokens_seen_by_the_controls=len(net.proxied) + len(net.direct))
+
+
+CLEARTEXT_KEY = "c2VjcmV0LWFjY291bnQta2V5LW5vdC1yZWFsLWF0LWFsbA=="
+CLEARTEXT = [  # (location, connection string): a credential that would travel unencrypted
+    ("http://acct12.blob.core.windows.net/models/run1?sv=2024-01-01&sp=rl&sig=Y2xlYXJ0ZXh0LXNpZw%3D%3D", None),
+    ("az://models/run1", f"DefaultEndpointsProtocol=http;AccountName=acct12;AccountKey={CLEARTEXT_KEY};"
+                         "EndpointSuffix=core.windows.net"),
+    ("https://acct12.blob.core.windows.net/models/run1",
+     f"AccountName=acct12;AccountKey={CLEARTEXT_KEY};BlobEndpoint=http://acct12.blob.core.windows.net"),
+    ("http://acct12.blob.core.windows.net/models/run1", None),  # an identity token: refused already
+]
+
+
+def test_storage_credentials_travel_only_over_https(tmp_path):
+    """`http://ACCOUNT.blob.core.windows.net/...?SAS` sent the SAS in cleartext (through the fake's
+    HTTP proxy here, as any hop on the way would see it), a connection string with http:// its
+    account-key signatures. Now only Azurite on this machine is reached over plain http."""
+    with FakeInternet(tmp_path) as net:
+        env = net.env(dict(os.environ))
+        refused = []
+        for i, (location, connection_string) in enumerate(CLEARTEXT):
+            run_env = dict(env, AZURE_STORAGE_CONNECTION_STRING=connection_string) if connection_string else env
+            done = _sync_down(location, run_env, tmp_path / f"d{i}")
+            assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+            refused.append("over plain http://" in done.stderr or "http:// endpoint needs a connection string"
+                           in done.stderr)
+        leaked = net.credentials_seen() + net.connects
+        assert all(refused) and leaked == [], (refused, leaked)
+    ledger.record("storage-cleartext", trials=len(CLEARTEXT), leaked=len(leaked), crashed=len(refused) - sum(refused),
+                  requests_in_the_clear=len(net.plain))

@@ -131,3 +131,14 @@ def test_taoflow_report_on_a_folder_in_azurite_reads_only(results, azurite, blob
     assert {b.name: b.etag for b in blob_container.list_blobs()} == before, "taoflow report writes nothing"
     assert json.loads(blob_container.download_blob("models/parking/run-1/report.json").readall())["title"] \
         == "parking / resnet18_detector"
+
+
+def test_a_status_line_nested_100000_deep_is_a_foreign_line_for_taoflow_report(tmp_path):
+    """status.json is written by the container: one line of `[` x 100,000 crashed the report with
+    RecursionError. It is now skipped like any foreign line, and the curves come from the others."""
+    lines = (traces_root() / "train" / "one-based" / "complete" / "status.json").read_bytes().splitlines(keepends=True)
+    (tmp_path / "status.json").write_bytes(b"".join([lines[0], b"[" * 100_000 + b"\n", b'{"a": ' * 5_000 + b"\n",
+                                                     *lines[1:]]))
+    done = taoflow("report", str(tmp_path), "--out", str(tmp_path / "page.html"))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert [v.mean_ap for v in load_report(tmp_path).training.validations] == [45.0, 55.0, 65.0]

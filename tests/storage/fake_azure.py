@@ -5,7 +5,9 @@
 - `TlsRecorder`: an HTTPS server that records every request (host, path, Authorization);
 - `InterceptingProxy`: an HTTPS proxy (HTTPS_PROXY) that terminates TLS for any host name with a
   certificate from a test CA, so a request to `ACCOUNT.blob.<any domain>` or to the real
-  `ACCOUNT.blob.core.windows.net` lands here instead of the internet, and its headers are recorded.
+  `ACCOUNT.blob.core.windows.net` lands here instead of the internet, and its headers are recorded;
+  the same server is the HTTP_PROXY, recording plain-http requests (a SAS in the URL, a signature)
+  as anyone on the way would see them.
 
 A process given `env()` trusts the test CA (REQUESTS_CA_BUNDLE) and reaches every non-loopback
 host through the proxy; nothing leaves the machine.
@@ -101,6 +103,7 @@ class FakeInternet:
         self.tokens: list[Seen] = []
         self.direct: list[Seen] = []
         self.proxied: list[Seen] = []
+        self.plain: list[Seen] = []
         self.connects: list[str] = []
 
     def __enter__(self) -> "FakeInternet":
@@ -164,8 +167,13 @@ class FakeInternet:
 
     def _proxy_server(self) -> socket.socket:
         def serve(conn):
-            head = _read_head(conn).decode("latin-1")
-            target = head.split(" ")[1] if head.startswith("CONNECT ") else "?"
+            raw = _read_head(conn)
+            head = raw.decode("latin-1")
+            if not head.startswith("CONNECT "):  # a plain-http request, in the clear
+                _record(raw, head.split(" ")[1] if " " in head else "?", self.plain)
+                _answer_403(conn)
+                return
+            target = head.split(" ")[1]
             self.connects.append(target)
             conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             with self.tls.wrap_socket(conn, server_side=True) as stream:
@@ -181,10 +189,12 @@ class FakeInternet:
         env = {k: v for k, v in base.items() if not k.startswith(("AZURE_", "IDENTITY_", "MSI_"))
                and k.upper() not in {"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY"}}
         env.update(IDENTITY_ENDPOINT=self.token_url, IDENTITY_HEADER="fake-identity-header",
-                   HTTPS_PROXY=self.proxy_url, NO_PROXY="127.0.0.1,localhost", REQUESTS_CA_BUNDLE=str(self.ca))
+                   HTTPS_PROXY=self.proxy_url, HTTP_PROXY=self.proxy_url, NO_PROXY="127.0.0.1,localhost",
+                   REQUESTS_CA_BUNDLE=str(self.ca))
         return env
 
     def credentials_seen(self) -> list[str]:
         """Every token request and every Authorization header that reached any of the servers."""
         return ([f"token request {s.request}" for s in self.tokens]
-                + [f"{s.authorization[:12]}... to {s.host}" for s in self.direct + self.proxied if s.authorization])
+                + [f"{s.authorization[:12]}... to {s.host}" for s in self.direct + self.proxied if s.authorization]
+                + [f"in the clear: {s.request[:60]}..." for s in self.plain])

@@ -86,3 +86,31 @@ def test_a_missing_credentials_block_is_one_config_error_naming_it_and_how_to_cr
     assert "'no-such-block'" in error.what and error.where == "storage_credentials"
     assert "AzureBlobStorageCredentials" in error.fix and ".save('no-such-block')" in error.fix
     assert error.__cause__ is None and error.__suppress_context__, "Prefect's ValueError would print a second traceback"
+
+
+CLEARTEXT_KEY = "c2VjcmV0LWFjY291bnQta2V5LW5vdC1yZWFsLWF0LWFsbA=="
+
+
+@pytest.mark.parametrize("location,connection_string", [
+    ("http://acct12.blob.core.windows.net/models/run1?sv=2024-01-01&sp=rl&sig=c2lnbmF0dXJl", None),
+    ("az://models/run1", f"DefaultEndpointsProtocol=http;AccountName=acct12;AccountKey={CLEARTEXT_KEY}"),
+    ("abfss://models@acct12.dfs.core.windows.net/run1",
+     f"AccountName=acct12;AccountKey={CLEARTEXT_KEY};BlobEndpoint=http://acct12.blob.core.windows.net"),
+])
+def test_a_credential_never_goes_over_plain_http_to_another_machine(no_storage_env, location, connection_string):
+    with pytest.raises(UntrustedEndpointError, match=r"over plain http:// to acct12\.blob\.core\.windows\.net"):
+        open_store(location, StorageAccess(connection_string=connection_string))
+
+
+@pytest.mark.services
+def test_the_watch_polls_over_https_or_azurite_on_this_machine(azurite, no_storage_env):
+    from prefect_azure import AzureBlobStorageCredentials
+
+    from tasks.events.polling import service_client_from_block, service_client_from_env
+
+    with pytest.raises(UntrustedEndpointError, match="over plain http://"):
+        service_client_from_env(f"DefaultEndpointsProtocol=http;AccountName=acct12;AccountKey={CLEARTEXT_KEY};"
+                                "EndpointSuffix=core.windows.net")
+    with pytest.raises(UntrustedEndpointError, match="over plain http://"):
+        service_client_from_block(AzureBlobStorageCredentials(account_url="http://acct12.blob.core.windows.net"))
+    assert service_client_from_env(azurite.connection_string).get_service_properties() is not None

@@ -57,6 +57,27 @@ def test_a_body_cut_mid_way_is_resumed_from_where_it_stopped(blob_container, cut
     assert all(0 < s < BIG for s in starts) and starts == sorted(starts), f"each retry resumes further on: {gets}"
 
 
+def test_a_ranged_read_cut_mid_way_resumes_inside_its_range(blob_container, cut_proxy):
+    """`read_range` (the validator's in-place reads): the same resume, never past the range's end."""
+    data = random.Random(3).randbytes(BIG)
+    upload_tree(blob_container, "data", {"big.bin": data})
+    location, access = through(cut_proxy, blob_container, "data")
+    store = open_store(location, access)
+    entry = store.list().entries["big.bin"]
+    cut_proxy.target, cut_proxy.cut_after, cut_proxy.cuts = "data/big.bin", 400_000, 1
+
+    assert store.read_range(entry, 1_000_000, 1_500_000) == data[1_000_000:2_500_000]
+    assert store.read_range(entry, BIG - 256, 256) == data[-256:]
+    gets = [ranged for line, ranged in cut_proxy.seen if line.startswith("GET ") and "big.bin" in line]
+    first, resumed, tail = gets
+    assert first == "bytes=1000000-2499999" and tail == f"bytes={BIG - 256}-{BIG - 1}"
+    start, end = map(int, resumed.removeprefix("bytes=").split("-"))
+    assert 1_000_000 < start < 2_500_000 and end == 2_499_999, gets
+    blob_container.upload_blob("data/big.bin", b"replaced", overwrite=True)
+    with pytest.raises(TransientStorageError, match="412"):  # conditional on the listed etag
+        store.read_range(entry, 0, 1024)
+
+
 def test_a_body_cut_every_time_fails_as_transient_and_places_nothing(blob_container, cut_proxy, workdir):
     upload_tree(blob_container, "data", {"big.bin": random.Random(2).randbytes(BIG)})
     location, access = through(cut_proxy, blob_container, "data")
