@@ -90,12 +90,9 @@ def validate_dataset(
     if val_layout is not None:
         frames.validation = sum(1 for _, labelled in val_layout.items if labelled)
     if tfrecords_dir is not None:
-        shards = check_tfrecords(facts, os.fspath(tfrecords_dir), tally)
-        frames.train = shards.train if shards.train is not None else frames.train
-        frames.validation = shards.validation if shards.validation is not None else frames.validation
+        frames.take(check_tfrecords(facts, os.fspath(tfrecords_dir), tally))
     if validation_tfrecords_dir is not None:
-        shards = check_tfrecords(facts, os.fspath(validation_tfrecords_dir), tally, validation=True)
-        frames.validation = shards.validation if shards.validation is not None else frames.validation
+        frames.take(check_tfrecords(facts, os.fspath(validation_tfrecords_dir), tally, validation=True))
     if frame_checks:
         check_training(facts, frames, tally, gpus=gpus)
 
