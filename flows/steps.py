@@ -45,7 +45,7 @@ from tasks.registry.registry_tasks import (
 from tasks.report import REPORT_DATA, REPORT_HTML, RunReport
 from tasks.report.artifacts import report_dataset, report_results
 from tasks.storage import parse_location
-from tasks.storage.sync_tasks import sync_up_task
+from tasks.storage.sync_tasks import fingerprint_task, sync_up_task
 
 #: What the run writes into its version itself (never taken from a step's folder).
 OWN_FILES = frozenset({CARD_FILE, REPORT_DATA, REPORT_HTML})
@@ -127,10 +127,13 @@ def convert(job: JobRun, checked: Preflight) -> None:
     convert_dataset(convert_plan, job.launcher)
     data = job.staged["training_data"]
     finish_conversion(out_dir, data.fingerprint)
-    sync_up_task(out_dir, job.request.training_tfrecords.location, job.access)
+    location = job.request.training_tfrecords.location
+    sync_up_task(out_dir, location, job.access)
     tfrecords = job.staged["training_tfrecords"]
-    job.staged["training_tfrecords"] = StagedInput(tfrecords.name, tfrecords.location, out_dir, data.fingerprint,
-                                                   remote=False)
+    # Their content hash as a later run's staging will see it: the training step's key must not change
+    # between the run that converted and a run that finds them converted.
+    job.staged["training_tfrecords"] = StagedInput(tfrecords.name, tfrecords.location, out_dir,
+                                                   fingerprint_task(location, job.access), remote=False)
     job.result.converted_tfrecords = True
     job.lap("dataset_convert")
 

@@ -98,6 +98,12 @@ def sync_up_task(
     return report
 
 
+@task(name="content-fingerprint", **RETRY_TRANSIENT)
+def fingerprint_task(location: str, access: StorageAccess | None = None) -> str:
+    """The content hash of a location as staging computes it (a listing: names, sizes, MD5s/etags)."""
+    return content_fingerprint(location, access)
+
+
 def content_cache_key(*location_parameters: str, access: StorageAccess | None = None) -> Callable:
     """A `cache_key_fn` keyed on the *content* of the named location parameters (and the task's inputs).
 
