@@ -214,3 +214,56 @@ def line_chart(title: str, panels: list[Panel], *, x_label: str = "epoch", x_ran
         svg.text(sx(tick), height - bottom + 16, _fmt(tick), size=10, anchor="middle", color="#555")
     svg.text(left + plot_w / 2, height - 2, x_label, size=11, anchor="middle", color="#555")
     return svg.picture(title, alt or title)
+
+
+@dataclass
+class Column:
+    """One panel of `bar_columns`: a value per category (None: none), on its own scale."""
+
+    title: str
+    values: list[float | None]
+    color: str | None = None
+    x_max: float | None = None
+
+
+def bar_columns(title: str, categories: list[str], columns: list[Column], *, width: int = 720,
+                alt: str | None = None) -> Picture:
+    """Panels of horizontal bars side by side, one row per category across all of them, each panel
+    on its own scale: quantities of different units (mAP %, MB) read along one row.
+
+    >>> picture = bar_columns("chain", ["train", "prune"], [Column("mAP %", [80.0, None]), Column("MB", [85.0, 21.0])])
+    >>> picture.mime, picture.height
+    ('image/svg+xml', 140)
+    """
+    row_h, gap = 24, 28
+    label_w = min(max((len(short(c)) for c in categories), default=4) * 12 * GLYPH + 16, 230)
+    top, bottom = 56, 36
+    height = int(top + bottom + max(len(categories), 1) * row_h)
+    panel_w = (width - label_w - 10 - gap * (len(columns) - 1)) / max(len(columns), 1)
+    svg = _Svg(width, height)
+    svg.text(10, 20, title, size=14, weight="bold")
+    for g, category in enumerate(categories):
+        svg.text(label_w - 8, top + g * row_h + row_h / 2 + 4, short(category), size=12, anchor="end")
+    for n, column in enumerate(columns):
+        left = label_w + n * (panel_w + gap)
+        plot_w = panel_w - 44  # room for the value written after the longest bar
+        color = column.color or PALETTE[n % len(PALETTE)]
+        known = [v for v in column.values if v is not None]
+        ticks = nice_ticks(0, column.x_max or max(known, default=1.0) or 1.0, 4)
+        scale_max = column.x_max or ticks[-1]
+        svg.text(left, top - 12, column.title, size=12, weight="bold")
+        for tick in ticks:
+            if tick <= scale_max:
+                x = left + plot_w * tick / scale_max
+                svg.line(x, top - 4, x, height - bottom + 4)
+                svg.text(x, height - bottom + 18, _fmt(tick), size=10, anchor="middle", color="#555")
+        for g, category in enumerate(categories):
+            value = column.values[g] if g < len(column.values) else None
+            y = top + g * row_h
+            if value is None:
+                svg.text(left + 4, y + row_h - 8, "–", size=10, color="#777")
+                continue
+            w = plot_w * min(max(value, 0.0), scale_max) / scale_max
+            svg.rect(left, y + 3, w, row_h - 6, color, f"{category} · {column.title}: {_fmt(value)}")
+            svg.text(left + w + 4, y + row_h - 8, _fmt(value), size=10, color="#333")
+    return svg.picture(title, alt or title)
