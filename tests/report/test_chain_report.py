@@ -160,22 +160,28 @@ def test_taoflow_report_draws_the_chain_from_the_folders_model_card(tmp_path):
     assert done.returncode == 0 and "chain" not in done.stderr and 'id="report-chain"' not in out.read_text()
 
 
-@pytest.mark.parametrize("damage", ["garbage", "link"])
-def test_a_card_that_cannot_be_read_leaves_the_chain_report_json_holds(tmp_path, damage):
+@pytest.mark.parametrize("damage, said", [("garbage", "is damaged"), ("link", "symlink"),
+                                          ("huge", "more than the 1,048,576 taoflow reads of it"),
+                                          ("fifo", "not the regular file")])
+def test_a_card_that_cannot_be_read_leaves_the_chain_report_json_holds(tmp_path, damage, said):
+    """The card is the folder's, untrusted: bounded, no link followed, no FIFO opened (it would block)."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / CARD_FILE).write_bytes(card_with("words of a card outside the folder"))
+    planted = {"garbage": b'{"version": "r1", "chain": ', "huge": card_with("words of a huge card") + b" " * (2 << 20)}
     folder = results_folder(tmp_path / "r1", report_chain=chain_for("r1", decision="words of report.json"),
-                            card=b'{"version": "r1", "chain": ' if damage == "garbage" else None)
+                            card=planted.get(damage))
     if damage == "link":
         os.symlink(outside / CARD_FILE, folder / CARD_FILE)
+    elif damage == "fifo":
+        os.mkfifo(folder / CARD_FILE)
     out = tmp_path / "page.html"
     done = taoflow("report", str(folder), "--out", str(out))
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "warning: the chain is drawn from report.json, not the model card" in done.stderr
-    assert ("is damaged" if damage == "garbage" else "symlink") in done.stderr
+    assert said in done.stderr, done.stderr
     page = out.read_text()
-    assert "words of report.json" in page and "outside the folder" not in page
+    assert "words of report.json" in page and "outside the folder" not in page and "huge card" not in page
 
 
 @pytest.mark.services
