@@ -21,18 +21,19 @@ STEP_ORDER = ("train", "prune", "retrain", "export", "engine")
 MODEL_KINDS = ("model", "onnx", "engine")
 
 
-class StepFacts(Protocol):
+class OfStep(Protocol):
     @property
     def step(self) -> str: ...
+
+
+class StepFacts(OfStep, Protocol):
     @property
     def mean_average_precision(self) -> float | None: ...
     @property
     def pruning_ratio(self) -> float | None: ...
 
 
-class FileFacts(Protocol):
-    @property
-    def step(self) -> str: ...
+class FileFacts(OfStep, Protocol):
     @property
     def kind(self) -> str: ...
     @property
