@@ -29,6 +29,12 @@ from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import ConfigError
 from tasks.job.chain_policy import ChainPolicy
+from tasks.job.component_inputs import (
+    COMPONENT_INPUTS,  # noqa: F401 - tasks.job.config reads the input names here
+    COMPONENT_OUTPUTS,  # noqa: F401
+    component_lines,
+    map_component_inputs,
+)
 from tasks.job.field_problems import pydantic_problems, unknown_field_problem
 from tasks.job.promotion_policy import PromotionPolicy
 from tasks.job.request_fields import (
@@ -314,11 +320,22 @@ class TrainRequest(BaseModel):
     def from_component_inputs(
         cls, inputs: Mapping[str, Any], *, source: str = "component inputs", lines: Mapping[str, int] | None = None
     ) -> "TrainRequest":
-        """Build a request from the AzureML component's flat input names, with the seed's mapping."""
-        from tasks.job.component_inputs import component_inputs_to_fields, component_lines  # it builds on this module
-
-        fields = component_inputs_to_fields(inputs, source=source, lines=lines)
-        return cls.parse(fields, source=source, lines=component_lines(lines or {}))
+        """Build a request from the AzureML component's flat input names, with the seed's mapping
+        (tasks/job/component_inputs.py); every problem of the inputs in one `ConfigError`."""
+        fields, problems = map_component_inputs(inputs, source=source, lines=lines)
+        field_lines = component_lines(lines or {})
+        if problems:
+            # Validate what we have too (valid stand-ins for the missing fields), so every problem shows at once.
+            try:
+                cls.model_validate(EXAMPLE | fields)
+            except ValidationError as exc:
+                problems.extend(pydantic_problems(exc, source, field_lines))
+            raise ConfigError(
+                f"{source}: {len(problems)} problem(s) in the component inputs",
+                problems=problems,
+                fix="correct the inputs listed above; their names are those of the AzureML component's README",
+            )
+        return cls.parse(fields, source=source, lines=field_lines)
 
 
 #: A complete, valid request (the docstring examples and the placeholder of the component mapping use it).
@@ -332,48 +349,4 @@ EXAMPLE: dict[str, Any] = {
     "output": "placeholder",
     "model_subfolder": "placeholder",
 }
-
-
-# --- the AzureML component's input names (the mapping: tasks/job/component_inputs.py) ------------
-
-#: Input names of the seed component, exactly as its README lists them, plus its output binding.
-COMPONENT_INPUTS: tuple[str, ...] = (
-    "model_app_name",
-    "num_epochs",
-    "training_data_dir",
-    "training_data_subdir",
-    "specfile_reference_training_data_dir",
-    "validation_data_dir",
-    "validation_data_subdir",
-    "specfile_reference_validation_data_dir",
-    "training_tf_records_dir",
-    "training_tf_records_subdir",
-    "specfile_reference_training_tf_records_dir",
-    "validation_tf_records_dir",
-    "validation_tf_records_subdir",
-    "specfile_reference_validation_tf_records_dir",
-    "base_model_dir",
-    "base_model_subdir",
-    "specfile_reference_model_dir",
-    "original_specs",
-    "specs_file",
-    "num_gpus",
-    "key",
-    "name_string_for_the_model",
-    "model_subfolder",
-    "gpu_index",
-    "use_amp",
-    "log_file",
-)
-COMPONENT_OUTPUTS: tuple[str, ...] = ("trained_model_dir",)
-#: Ours, not the seed's: accepted beside the seed's names.
-COMPONENT_EXTRAS: tuple[str, ...] = (
-    "image",
-    "docker_gpus",
-    "key_block",
-    "resume",
-    "dataset_convert_spec",
-    "storage_credentials",
-    "launcher",
-)
 

@@ -103,7 +103,7 @@ def sync_down(
                 manifest.dirty = True
             tracker.start()
             if todo:
-                with Journal(dest) as journal, Staging(tree) as staging:
+                with Journal(dest) as journal, Staging(tree.root) as staging:
                     run_parallel(todo, download, concurrency)
         finally:
             if manifest.dirty:
