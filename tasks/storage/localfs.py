@@ -66,7 +66,14 @@ def open_named(path: Path) -> Iterator[BinaryIO]:
     """A file the operator named (a symlink there is followed), opened so a FIFO cannot block us
     and read only if it is a regular file.
 
-    >>> with open_named(Path("/etc/hostname")) as handle: data = handle.read()  # doctest: +SKIP
+    >>> import tempfile; folder = Path(tempfile.mkdtemp()); _ = (folder / "spec.txt").write_text("model_config {}")
+    >>> with open_named(folder / "spec.txt") as handle: handle.read()
+    b'model_config {}'
+    >>> os.mkfifo(folder / "pipe")
+    >>> try:
+    ...     with open_named(folder / "pipe") as handle: handle.read()  # would wait forever for a writer
+    ... except NotRegularFile as exc: print(exc.what.replace(str(folder), "FOLDER"))
+    FOLDER/pipe is a FIFO, not a regular file; it was not read
     """
     fd = os.open(path, _READ & ~os.O_NOFOLLOW)
     mode = os.fstat(fd).st_mode
