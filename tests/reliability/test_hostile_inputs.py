@@ -15,14 +15,15 @@ from hypothesis import strategies as st
 
 from tasks.dataset import DatasetValidation, validate_dataset
 from tasks.errors import ConfigError, SpecError
+from tasks.job.component_inputs import COMPONENT_INPUTS
 from tasks.job.config import load_config
-from tasks.job.request import COMPONENT_INPUTS, TrainRequest
+from tasks.job.request import TrainRequest
 from tasks.spec import check_spec, extract_facts, parse_spec, rewrite_spec
 from tests.dataset.kitti import encoded, kitti_line, train_facts
+from tests.job.test_request import seed_inputs
 from tests.reliability import ledger
 from tests.spec._specs import kind_of
 from tests.spec.test_properties import mutated
-from tests.test_request import seed_inputs
 
 SPEC_EXAMPLES = 10_000
 CONFIG_EXAMPLES = 400  # per entry point; three entry points
