@@ -1,23 +1,20 @@
 """The training flow's steps, one call each: flows/train.py reads as the pipeline (stage ->
-pre-flight -> convert -> train -> evaluate -> publish -> promote) and each step here composes the
-plain functions of `tasks/` and their thin Prefect tasks, keeping the run's bookkeeping (the
-result being built, timings, artifacts) out of the flow's body.
+pre-flight -> convert -> train -> the chain -> evaluate -> publish -> promote) and each step here
+composes the plain functions of `tasks/` and their thin Prefect tasks, keeping the run's bookkeeping
+(the result being built, timings, artifacts) in `JobRun` (flows/job_run.py).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.states import Completed, State
 
-from tasks.errors import TaoflowError
+from flows.chain_steps import Shipped
+from flows.job_run import JobRun, display
+from tasks.files import write_atomic
 from tasks.job.inplace import preflight_in_place
 from tasks.job.job_tasks import (
     prepare_spec_task,
@@ -27,14 +24,16 @@ from tasks.job.job_tasks import (
     validate_in_place_task,
     validate_inputs_task,
 )
-from tasks.job.outcome import JobResult, render_summary
+from tasks.job.outcome import JobResult
 from tasks.job.plans import finish_conversion, plan_conversion, plan_training
 from tasks.job.preflight import Preflight, input_locations, run_preflight
-from tasks.job.request import TrainRequest
-from tasks.job.workspace import StagedInput, Workspace
-from tasks.launch import Launcher, LaunchPlan, TrainResult
-from tasks.launch.launch_tasks import convert_dataset, launcher_for, train_detectnet_v2
-from tasks.registry import ModelCard, app_location, held_out, version_for_run
+from tasks.job.promotion_policy import Metrics
+from tasks.job.version_tree import assemble_version
+from tasks.job.workspace import StagedInput
+from tasks.launch import LaunchPlan, TrainResult
+from tasks.launch.launch_tasks import convert_dataset, train_detectnet_v2
+from tasks.registry import CARD_FILE, ModelCard
+from tasks.registry.card import CardFacts, build_card
 from tasks.registry.registry_tasks import (
     Judged,
     check_claim_task,
@@ -42,65 +41,14 @@ from tasks.registry.registry_tasks import (
     comparison,
     evaluate_and_judge,
     promote_task,
-    write_model_card,
 )
-from tasks.report import RunReport
+from tasks.report import REPORT_DATA, REPORT_HTML, RunReport
 from tasks.report.artifacts import report_dataset, report_results
-from tasks.storage import StorageAccess, parse_location
+from tasks.storage import parse_location
 from tasks.storage.sync_tasks import sync_up_task
 
-
-@dataclass
-class JobRun:
-    """One run of the training flow: its request, id, folders, storage access and launcher, and the
-    result it builds up step by step."""
-
-    request: TrainRequest
-    run_id: str
-    workspace: Workspace
-    access: StorageAccess
-    result: JobResult
-    staged: dict[str, StagedInput] = field(default_factory=dict)
-    validation_summary: str = "not validated"
-    key: str | None = None
-    _clock: float = field(default_factory=time.perf_counter)
-
-    @classmethod
-    def start(cls, request: TrainRequest, run_id: object, scheduled: datetime | None) -> "JobRun":
-        """A scheduled run publishes into its own version folder (`subfolder_per_run`)."""
-        run_id = str(run_id or uuid.uuid4())
-        request = version_for_run(request, scheduled, run_id)
-        result = JobResult(status="failed", run_id=run_id, results_location=_display(request.results_location))
-        return cls(request, run_id, Workspace.default(), StorageAccess(credentials=request.storage_credentials), result)
-
-    @property
-    def run_dir(self) -> Path:
-        return self.workspace.run_dir(self.run_id)
-
-    @property
-    def app(self) -> str:
-        """OUTPUT/MODEL_APP_NAME: the registry of this application's models."""
-        return app_location(self.request.output, self.request.model_app_name)
-
-    @cached_property
-    def launcher(self) -> Launcher:
-        """The launcher of every container of this run; its GPU jobs book this host's GPUs first."""
-        return launcher_for(self.request.launcher)
-
-    def lap(self, step: str) -> None:
-        now = time.perf_counter()
-        self.result.timings[step] = round(now - self._clock, 2)
-        self._clock = now
-
-    def failed(self, exc: BaseException) -> None:
-        self.result.note = f"failed: {exc.what if isinstance(exc, TaoflowError) else type(exc).__name__}"
-
-    def write_summary(self) -> None:
-        """The run's markdown summary, also when it failed."""
-        create_markdown_artifact(
-            render_summary(result=self.result, staged=self.staged, validation_summary=self.validation_summary),
-            key="train-summary", description=f"DetectNet_v2 training {self.result.status}",
-        )
+#: What the run writes into its version itself (never taken from a step's folder).
+OWN_FILES = frozenset({CARD_FILE, REPORT_DATA, REPORT_HTML})
 
 
 def check_in_place(job: JobRun, *, strict: bool) -> None:
@@ -152,7 +100,8 @@ def draw_dataset(job: JobRun, checked: Preflight) -> RunReport:
 
 
 def plan_launch(job: JobRun, checked: Preflight) -> LaunchPlan:
-    """The training container's launch plan (the key resolved only here, never a parameter)."""
+    """The training container's launch plan, as the run shows it (the key resolved only here, never a
+    parameter); the training itself runs in its step folder (`train`)."""
     job.key = resolve_key(job.request)
     plan = plan_training(job.request, checked.prepared, job.staged, job.run_dir, job.run_id, key=job.key)
     job.result.launch_plan = plan.render()
@@ -168,11 +117,11 @@ def planned(job: JobRun, checked: Preflight) -> JobResult:
     return job.result
 
 
-def convert(job: JobRun, checked: Preflight, plan: LaunchPlan) -> LaunchPlan:
+def convert(job: JobRun, checked: Preflight) -> None:
     """dataset_convert when the TFRecords are missing or were made from other data; published beside
-    the data. Returns the training plan on the TFRecords to use."""
+    the data, and the staged TFRecords are then the converted ones."""
     if not checked.conversion:
-        return plan
+        return
     get_run_logger().info("dataset_convert: %s", checked.conversion)
     convert_plan, out_dir = plan_conversion(job.request, checked.prepared, job.staged, job.run_dir, job.run_id)
     convert_dataset(convert_plan, job.launcher)
@@ -184,42 +133,53 @@ def convert(job: JobRun, checked: Preflight, plan: LaunchPlan) -> LaunchPlan:
                                                    remote=False)
     job.result.converted_tfrecords = True
     job.lap("dataset_convert")
-    return plan_training(job.request, checked.prepared, job.staged, job.run_dir, job.run_id, key=job.key)
 
 
-def train(job: JobRun, plan: LaunchPlan) -> TrainResult:
-    """`detectnet_v2 train`, a retry resuming from the newest checkpoint."""
-    trained = train_detectnet_v2(plan, job.launcher)
+def train(job: JobRun, checked: Preflight) -> TrainResult:
+    """`detectnet_v2 train` in its step folder, a retry resuming from the newest checkpoint; a run with
+    the same spec, data, base model and image reuses a completed training without a container."""
+    request = job.request
+    trained = job.cached(
+        "train", TrainResult,
+        lambda folder: plan_training(request, checked.prepared, job.staged, folder, job.run_id, key=job.key)
+        .with_options(resume=True),
+        lambda plan: train_detectnet_v2(plan, job.launcher),
+        texts={"spec": checked.prepared.text}, inputs=job.fingerprints(request.training_bindings()))
     job.result.final_map, job.result.per_class_ap = trained.final_map, trained.per_class_ap
     job.result.epochs_run = trained.completed_epochs
     job.lap("train")
     return trained
 
 
-def evaluate(job: JobRun, checked: Preflight, trained: TrainResult) -> Judged:
-    """The new model and the champion, evaluated on the same held-out data, and the verdict."""
-    facts = checked.evaluation.facts
-    judged = evaluate_and_judge(
-        app=job.app, request=job.request, eval_spec=checked.evaluation.text, staged=job.staged, trained=trained,
-        held_out=held_out(job.request, job.staged, facts.has_validation_data_source, facts.validation_fold),
-        workspace=job.workspace, run_dir=job.run_dir, run_id=job.run_id, launcher=job.launcher, access=job.access,
-        key=job.key)
+def evaluate(job: JobRun, checked: Preflight, shipped: Shipped) -> Judged:
+    """The model that ships and the champion, evaluated on the same held-out data, and the verdict."""
+    judged = evaluate_and_judge(job.contest(checked), shipped.challenger)
     job.lap("evaluate")
     return judged
 
 
-def publish(job: JobRun, checked: Preflight, trained: TrainResult, judged: Judged, pictures: RunReport) -> ModelCard:
-    """The model card and the report into the results folder, then the folder published (marker last)."""
-    card = write_model_card(judged, request=job.request, run_id=job.run_id, trained=trained, staged=job.staged,
-                            spec_text=checked.prepared.text,
-                            pretrained_model_file=checked.prepared.facts.pretrained_model_file,
-                            digest=job.launcher.image_digest(job.request.image))
-    report_results(pictures, trained.results_dir, comparison(judged))
+def publish(job: JobRun, checked: Preflight, trained: TrainResult, shipped: Shipped, judged: Judged,
+            pictures: RunReport) -> ModelCard:
+    """The version assembled (training's results, each later step's under chain/), its card and report,
+    then published (marker last) after the claim is checked once more."""
+    tree = assemble_version(job.run_dir, trained.results_dir, shipped.folders, job.run_id, own=OWN_FILES)
+    model = shipped.published_path(trained)
+    final = trained.final_validation
+    card = build_card(CardFacts(
+        request=job.request, run_id=job.run_id, model=model, evaluation=judged.evaluation(),
+        training_validation=Metrics(mean_average_precision=final.mean_average_precision,
+                                    average_precision=final.average_precision)
+        if final is not None and final.mean_average_precision is not None else None,
+        staged=job.staged, spec_text=checked.prepared.text,
+        pretrained_model_file=checked.prepared.facts.pretrained_model_file, num_epochs=trained.num_epochs,
+        verdict=judged.verdict, compared_with=judged.champion.version if judged.champion else None,
+        image_digest=job.launcher.image_digest(job.request.image), chain=shipped.record(tree, trained, judged)))
+    write_atomic(tree / CARD_FILE, card.to_json())
+    report_results(pictures, tree, comparison(judged))
     check_claim_task(job.app, job.request.model_subfolder, job.run_id, job.access)
-    published = sync_up_task(trained.results_dir, job.request.results_location, job.access)
-    model = trained.model_path.relative_to(trained.results_dir).as_posix()
+    published = sync_up_task(tree, job.request.results_location, job.access)
     job.result.status = "trained"
-    job.result.model_location = _display(str(parse_location(job.request.results_location).child(*model.split("/"))))
+    job.result.model_location = display(str(parse_location(job.request.results_location).child(*model.split("/"))))
     create_link_artifact(_link(job.result.model_location), link_text=f"{job.request.model_name} ({model})",
                          key="trained-model", description=published.summary())
     job.lap("publish")
@@ -231,10 +191,6 @@ def promote(job: JobRun, card: ModelCard, judged: Judged) -> State:
     job.result.promotion = promote_task(job.app, card, judged, job.access)
     job.lap("promote")
     return Completed(name=job.result.promotion.state_name, message=job.result.promotion.message, data=job.result)
-
-
-def _display(location: str) -> str:
-    return parse_location(location).display
 
 
 def _link(location: str) -> str:

@@ -5,8 +5,9 @@ each over plain functions in `tasks/` and their thin tasks. Order: validate blob
 lies (a bad dataset fails before any of it is downloaded) -> stage inputs (parallel, content-cached) ->
 rewrite + check the spec -> validate the dataset (fail here, on a CPU, before any container exists) ->
 dataset_convert when the TFRecords are missing or stale -> train (a retry resumes from the last
-checkpoint) -> evaluate the new model and the champion on the same held-out data -> publish atomically,
-with the model card -> promote (swap the champion pointer, or say per class why not). A run ends
+checkpoint; the same inputs reuse a completed training) -> the chain the request asks for (prune, retrain,
+export, engine: flows/chain_steps.py) -> evaluate the model that ships and the champion on the same
+held-out data -> publish atomically, with the model card -> promote (swap the champion pointer, or say per class why not). A run ends
 `Completed` with the state name "Promoted" or "Not promoted" (automations can act on it, docs/deploy.md);
 a run killed before the promotion leaves the old champion in place.
 """
@@ -17,8 +18,9 @@ from prefect import flow
 from prefect.runtime import flow_run as current_run
 from prefect.states import Completed
 
+from flows.chain_steps import chain
+from flows.job_run import JobRun
 from flows.steps import (
-    JobRun,
     check,
     check_in_place,
     convert,
@@ -64,13 +66,14 @@ def train_detectnet_v2(request: TrainRequest, dry_run: bool = False, strict: boo
         stage(job)
         checked = check(job, strict=strict, dry_run=dry_run)
         pictures = draw_dataset(job, checked)
-        plan = plan_launch(job, checked)
+        plan_launch(job, checked)
         if dry_run:
             return planned(job, checked)
-        plan = convert(job, checked, plan)
-        trained = train(job, plan)
-        judged = evaluate(job, checked, trained)
-        card = publish(job, checked, trained, judged, pictures)
+        convert(job, checked)
+        trained = train(job, checked)
+        shipped = chain(job, checked, trained)
+        judged = evaluate(job, checked, shipped)
+        card = publish(job, checked, trained, shipped, judged, pictures)
         return promote(job, card, judged)
     except BaseException as exc:
         job.failed(exc)

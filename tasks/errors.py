@@ -29,6 +29,7 @@ readable block and exits non-zero; a bare traceback means a bug in taoflow, not 
     │   │   ├── PruneFailed ·········· `detectnet_v2 prune`
     │   │   ├── ExportFailed ········· `detectnet_v2 export`
     │   │   └── EngineBuildFailed ···· TAO Deploy's `detectnet_v2 gen_trt_engine`
+    │   ├── ChainStopped ············· a gate of the chain stopped it (a pruning ratio out of bounds)
     │   └── TrainingCancelled ········ stopped on request
     ├── EventError ··················· an incoming event is malformed or not authorised
     │   ├── UnreadableContent ········ a media type the bridge does not read (HTTP 415)
@@ -307,6 +308,11 @@ class ExportFailed(TaoJobFailed):
 
 class EngineBuildFailed(TaoJobFailed):
     """TAO Deploy's `detectnet_v2 gen_trt_engine` ran and left no TensorRT engine."""
+
+
+class ChainStopped(LaunchError):
+    """A gate of the chain after training stopped it (the pruning ratio outside the request's bounds):
+    the steps before it are kept (cached), a run with other bounds or knobs goes on from there."""
 
 
 class TrainingCancelled(LaunchError):

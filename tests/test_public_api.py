@@ -27,19 +27,20 @@ PUBLIC = {
     ],
     "tasks.job": [
         "DataBinding", "JobResult", "LoadedConfig", "Preflight", "PreparedSpec", "PromotionPolicy", "StagedInput",
-        "TrainRequest", "Workspace", "input_locations", "load_config", "plan_conversion", "plan_evaluation",
-        "plan_training", "prepare_spec", "run_preflight", "stage_input"
+        "StepFolder", "TrainRequest", "Workspace", "input_locations", "load_config", "plan_conversion",
+        "plan_evaluation", "plan_training", "prepare_spec", "run_once", "run_preflight", "run_step", "stage_input",
+        "step_key"
     ],
     "tasks.launch": [
         "ArtifactFacts", "BatchSizes", "BookingLauncher", "CancelToken", "ChainCommand", "Command", "ConvertResult",
         "DockerLauncher", "EngineBuildFailed", "EngineResult", "EpochEvent", "EvaluationFailed", "EvaluationResult",
         "ExportFailed", "ExportResult", "GpuBroker", "GpuDemand", "GpuHost", "Int8Calibration", "JobObserver",
         "JobOutcome", "LaunchPlan", "Launcher", "Mount", "MountPlan", "ProcessLauncher", "PruneFailed", "PruneOptions",
-        "PruneResult", "StatusLog", "StopPolicy", "TaoMounts", "TrainResult", "ValidationEvent", "artifact_facts",
-        "build_plan", "container_gpu_index", "convert_command", "device_requests", "evaluate_command",
-        "export_command", "gen_trt_engine_command", "gpu_demand", "invoking_user", "key_reason", "load_tao_mounts",
-        "prune_command", "run_conversion", "run_evaluation", "run_export", "run_gen_trt_engine", "run_prune",
-        "run_training", "train_command"
+        "PruneResult", "RecordError", "StatusLog", "StopPolicy", "TaoMounts", "TrainResult", "ValidationEvent",
+        "artifact_facts", "artifacts_of", "build_plan", "container_gpu_index", "convert_command", "device_requests",
+        "evaluate_command", "export_command", "from_record", "gen_trt_engine_command", "gpu_demand", "invoking_user",
+        "key_reason", "load_tao_mounts", "prune_command", "run_conversion", "run_evaluation", "run_export",
+        "run_gen_trt_engine", "run_prune", "run_training", "to_record", "train_command"
     ],
     "tasks.registry": [
         "CARD_FILE", "CLAIM_FILE", "ChampionPointer", "Claim", "ClassCheck", "HeldOut", "Metrics", "ModelCard",

@@ -31,7 +31,7 @@ CHECKS: dict[str, Check] = {c.code: c for c in _CHECKS}
 
 
 def problem(code: str, message: str, *, file: str | None = None, line: int | None = None,
-            severity: Severity | None = None) -> Problem:
-    """A finding for a known code, carrying the table's severity and fix."""
+            severity: Severity | None = None, fix: str | None = None) -> Problem:
+    """A finding for a known code, carrying the table's severity and fix (or this finding's own `fix`)."""
     check = CHECKS[code]
-    return Problem(code, message, severity or check.severity, file=file, line=line, hint=check.fix)
+    return Problem(code, message, severity or check.severity, file=file, line=line, hint=fix or check.fix)

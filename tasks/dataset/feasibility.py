@@ -1,7 +1,9 @@
 """Will the training job get past its first epoch? Checks from TAO's train.py runtime rules.
 
 Each check runs only when its inputs are known: the frame counts come from TFRecord shards when
-their staging directory is given, else from the image folders that were validated.
+their staging directory is given, else from the image folders that were validated. A count read
+from shards names their folder, so a finding about it points at the TFRecords (shards a failed or
+fake conversion left empty), not at the KITTI folder they no longer reflect.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ DEFAULT_SCALAR_LOGGING_FREQUENCY = 10  # TAO's value when the field is unset (0)
 class FrameCounts:
     train: int | None = None
     validation: int | None = None
+    #: The TFRecords folder a count was read from; None when it was counted in the KITTI folders.
+    train_from: str | None = None
+    validation_from: str | None = None
+
+    def take(self, shards: FrameCounts) -> None:
+        """The counts the shards hold replace what the image folders said (TAO trains on the shards)."""
+        if shards.train is not None:
+            self.train, self.train_from = shards.train, shards.train_from
+        if shards.validation is not None:
+            self.validation, self.validation_from = shards.validation, shards.validation_from
 
 
 def _line_of(facts: SpecFacts, field_suffix: str) -> int | None:
@@ -56,9 +68,9 @@ def check_tfrecords(facts: SpecFacts, directory: str, tally: Tally, *, validatio
             is_val = validation or (facts.validation_fold is not None and fold_of(path) == facts.validation_fold)
             if is_val:
                 fold_files.append(path)
-                counts.validation = (counts.validation or 0) + n
+                counts.validation, counts.validation_from = (counts.validation or 0) + n, directory
             else:
-                counts.train = (counts.train or 0) + n
+                counts.train, counts.train_from = (counts.train or 0) + n, directory
         if not validation and facts.validation_fold is not None and not fold_files:
             folds = sorted({f for f in map(fold_of, matched) if f is not None})
             tally.add("train.validation-fold-missing", f"validation_fold {facts.validation_fold} has no "
@@ -85,14 +97,46 @@ def check_training(facts: SpecFacts, frames: FrameCounts, tally: Tally, *, gpus:
                   "and validation_period_during_training must be > 0", file=f)
     batch = facts.batch_size_per_gpu
     if frames.validation is not None and batch > 0 and frames.validation < batch:
-        tally.add("train.validation-smaller-than-batch", f"{frames.validation} validation images < "
-                  f"batch_size_per_gpu {batch}: validation runs 0 batches", file=f)
-    if frames.train and batch > 0:
-        steps = math.ceil(math.ceil(frames.train / batch) / max(1, gpus))
-        freq = facts.scalar_logging_frequency or DEFAULT_SCALAR_LOGGING_FREQUENCY
-        if freq > steps:
-            tally.add("train.logging-frequency", f"scalar_logging_frequency {freq} > {steps} steps per epoch "
-                      f"({frames.train} images, batch {batch}, {gpus} GPU)", file=f)
+        _validation_smaller_than_batch(facts, frames, batch, tally)
+    if frames.train is not None and batch > 0:
+        _logging_points(facts, frames, batch, gpus, tally)
     if facts.visualizer_enabled and facts.num_epochs and facts.infrequent_logging_frequency > facts.num_epochs:
         tally.add("train.infrequent-logging", f"infrequent_logging_frequency {facts.infrequent_logging_frequency} "
                   f"> num_epochs {facts.num_epochs}", file=f)
+
+
+def _logging_points(facts: SpecFacts, frames: FrameCounts, batch: int, gpus: int, tally: Tally) -> None:
+    assert frames.train is not None
+    steps = math.ceil(math.ceil(frames.train / batch) / max(1, gpus))
+    freq = facts.scalar_logging_frequency or DEFAULT_SCALAR_LOGGING_FREQUENCY
+    if freq <= steps:
+        return
+    empty = frames.train_from if frames.train == 0 else None  # shards that hold nothing at all
+    what = "records in the training TFRecords" if frames.train_from else "images"
+    tally.add("train.logging-frequency", f"scalar_logging_frequency {freq} > {steps} steps per epoch ({frames.train} "
+              f"{what}, batch {batch}, {gpus} GPU)", file=empty or facts.file,
+              fix=_empty_tfrecords_fix(empty, "training") if empty else None)
+
+
+def _validation_smaller_than_batch(facts: SpecFacts, frames: FrameCounts, batch: int, tally: Tally) -> None:
+    code, n, shards = "train.validation-smaller-than-batch", frames.validation, frames.validation_from
+    if shards is None:
+        tally.add(code, f"{n} validation images < batch_size_per_gpu {batch}: validation runs 0 batches",
+                  file=facts.file)
+        return
+    which = (f"validation_fold {facts.validation_fold}" if facts.validation_fold is not None
+             else "validation_data_source.tfrecords_path")
+    if n == 0:
+        tally.add(code, f"the validation TFRecords ({which}) hold 0 records: validation runs 0 batches",
+                  file=shards, fix=_empty_tfrecords_fix(shards, "validation"))
+        return
+    tally.add(code, f"{n} validation records in the TFRecords ({which}) < batch_size_per_gpu {batch}: validation "
+              "runs 0 batches", file=shards, fix=f"lower batch_size_per_gpu, or convert again with more validation "
+              f"images: a larger val_split in the dataset_convert spec or more data, with {shards} emptied so "
+              "taoflow runs dataset_convert")
+
+
+def _empty_tfrecords_fix(folder: str, split: str) -> str:
+    return (f"the TFRecord files in {folder} hold no {split} records (a conversion that wrote none, or files that "
+            "are not its output): empty the TFRecords location so taoflow runs dataset_convert on the KITTI data "
+            "again, or convert it yourself")

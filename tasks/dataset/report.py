@@ -107,6 +107,9 @@ class ValidationReport:
         if self.ok:
             return None
         failing = [p for c, items in self.examples.items() if self.severity(c) == "error" for p in items[:3]]
+        if self.errors == 1:  # one mistake: the error is that finding's place and fix (the TFRecords, say)
+            return DatasetError(self.summary(), where=failing[0].where or self.data_dir, problems=failing,
+                                fix=failing[0].hint or "fix the file listed, then validate again")
         return DatasetError(self.summary(), where=self.data_dir, problems=failing,
                             fix="fix the files listed (each finding names its file and line), then validate again")
 
@@ -123,7 +126,9 @@ class ValidationReport:
             out.append("")
             for code, items in self.examples.items():
                 out.append(f"### `{code}` — {CHECKS[code].fix}")
-                out += [f"- {markdown_text(p.where or '')}: {markdown_text(p.message)}" for p in items[:max_examples]]
+                out += [f"- {markdown_text(p.where or '')}: {markdown_text(p.message)}"
+                        + (f" (fix: {markdown_text(p.hint)})" if p.hint and p.hint != CHECKS[code].fix else "")
+                        for p in items[:max_examples]]
                 if self.counts[code] > min(len(items), max_examples):
                     out.append(f"- … and {self.counts[code] - min(len(items), max_examples)} more")
                 out.append("")

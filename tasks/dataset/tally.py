@@ -30,11 +30,13 @@ class Tally:
     class_images: Counter = field(default_factory=Counter)
     sizes: Counter = field(default_factory=Counter)  # "WxH" -> images
 
-    def add(self, code: str, message: str, *, file: str | None = None, line: int | None = None) -> None:
+    def add(self, code: str, message: str, *, file: str | None = None, line: int | None = None,
+            fix: str | None = None) -> None:
+        """One finding; `fix` replaces the table's fix when this case needs its own (it names another file)."""
         self.counts[code] += 1
         kept = self.examples.setdefault(code, [])
         if len(kept) < self.max_examples:
-            kept.append(problem(code, message, file=file, line=line))
+            kept.append(problem(code, message, file=file, line=line, fix=fix))
 
     def not_followed(self, path: str, kind: str, why: str) -> None:
         """A link or special file met in the dataset: a finding; nothing was read from it."""

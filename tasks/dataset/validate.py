@@ -114,12 +114,9 @@ def validate_dataset(job: DatasetValidation, progress: Progress | None = None) -
     if val_layout is not None:
         frames.validation = sum(1 for _, labelled in val_layout.items if labelled)
     if job.tfrecords is not None:
-        shards = check_tfrecords(facts, os.fspath(job.tfrecords), tally)
-        frames.train = shards.train if shards.train is not None else frames.train
-        frames.validation = shards.validation if shards.validation is not None else frames.validation
+        frames.take(check_tfrecords(facts, os.fspath(job.tfrecords), tally))
     if job.validation_tfrecords is not None:
-        shards = check_tfrecords(facts, os.fspath(job.validation_tfrecords), tally, validation=True)
-        frames.validation = shards.validation if shards.validation is not None else frames.validation
+        frames.take(check_tfrecords(facts, os.fspath(job.validation_tfrecords), tally, validation=True))
     if job.frame_checks:
         check_training(facts, frames, tally, gpus=job.gpus)
 

@@ -8,6 +8,7 @@ from tasks.job.plans import plan_conversion, plan_evaluation, plan_training
 from tasks.job.preflight import Preflight, PreparedSpec, input_locations, prepare_spec, run_preflight
 from tasks.job.promotion_policy import PromotionPolicy
 from tasks.job.request import DataBinding, TrainRequest
+from tasks.job.step_cache import StepFolder, run_once, run_step, step_key
 from tasks.job.workspace import StagedInput, Workspace, stage_input
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "PreparedSpec",
     "PromotionPolicy",
     "StagedInput",
+    "StepFolder",
     "TrainRequest",
     "Workspace",
     "input_locations",
@@ -26,6 +28,9 @@ __all__ = [
     "plan_evaluation",
     "plan_training",
     "prepare_spec",
+    "run_once",
     "run_preflight",
+    "run_step",
     "stage_input",
+    "step_key",
 ]

@@ -14,8 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
-from tasks.files import write_atomic
-from tasks.job.plans import job_plan, plan_evaluation, plan_training
+from tasks.errors import LaunchError
+from tasks.files import read_regular, write_atomic
+from tasks.job.plans import job_plan, plan_training
 from tasks.job.preflight import PreparedSpec
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput
@@ -67,12 +68,21 @@ def plan_retrain(request: TrainRequest, prepared: PreparedSpec, staged: Mapping[
     return plan.with_options(resume=True)
 
 
-def plan_retrained_evaluation(request: TrainRequest, eval_text: str, source: str, staged: Mapping[str, StagedInput],
-                              pruned_model: Path, model: Path, run_dir: Path, run_id: str) -> LaunchPlan:
-    """`detectnet_v2 evaluate` of the retrained model with the retrain spec, as NVIDIA's notebook does."""
-    text = retrain_text(request, eval_text, source, pruned_model)
-    return plan_evaluation(request, text, _with_base(staged, pruned_model.parent), run_dir, run_id,
-                           role="retrained", model=model)
+def pruned_evaluation_text(request: TrainRequest, eval_text: str, source: str, model: Path) -> str:
+    """The spec `evaluate` reads for a pruned model (the retrained challenger, or a champion that shipped
+    pruned): NVIDIA's retrain form of it, `load_graph: true` with the evaluated model itself as the graph
+    (NVIDIA's notebook evaluates the retrained model with the retrain spec)."""
+    graph = f"{container_path(Slot.EVALUATED_MODEL)}/{model.name}" if request.launcher == "docker" else str(model)
+    return retrain_spec(parse_spec(eval_text, file=source), graph).text
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    """A file a container wrote, copied without following a link (read whole: a calibration cache is small)."""
+    data = read_regular(source, limit=64 << 20)
+    if data is None:
+        raise LaunchError(f"{source.name} is not where export wrote it", where=str(source),
+                          fix="run the export again (change the request, or remove its step folder)")
+    write_atomic(target, data)
 
 
 def _spec_dir(folder: Path, spec_text: str) -> Path:
@@ -120,8 +130,12 @@ def plan_engine(request: TrainRequest, onnx: Path, spec_text: str, staged: Mappi
     chain = request.chain
     policy = chain.engine
     calibration, images = _calibration_slot(staged)
-    cache = f"{_BASE}/{CAL_CACHE}" if chain.reuse_export_calibration else f"{_R}/{CAL_CACHE}"
-    settings = (chain.export.calibration.settings(cache, images, reuse=chain.reuse_export_calibration)
+    reuse = chain.reuse_export_calibration and policy.data_type == "int8"
+    if reuse:
+        # TAO Deploy reads an existing cache instead of calibrating again: export's, copied into this step's
+        # own results so the engine's result names files of its folder only.
+        _copy_file(onnx.parent / CAL_CACHE, folder / "results" / CAL_CACHE)
+    settings = (chain.export.calibration.settings(f"{_R}/{CAL_CACHE}", images, reuse=reuse)
                 if policy.data_type == "int8" else None)
     command = gen_trt_engine_command(
         model=f"{_BASE}/{onnx.name}", spec=container_spec_file(), results_dir=_R,

@@ -87,7 +87,9 @@ def read_spec_text(staged_spec: StagedInput) -> str:
             fix="point `spec` at the experiment spec file itself",
         )
     try:
-        return path.read_text(encoding="utf-8")
+        # Decoded, not read as text: the line ends stay as written (a CRLF or CR file is rewritten
+        # byte for byte but for its paths); the parser reads \r\n, \r and \n as TAO's open() does.
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{staged_spec.location} is not UTF-8 text (byte {exc.start})", where=staged_spec.location,
                         fix="save the spec as UTF-8 text") from None

@@ -32,6 +32,7 @@ from tasks.launch.mounts import Mount, MountPlan, TaoMounts, load_tao_mounts
 from tasks.launch.plan import LaunchPlan, build_plan, device_requests, gpu_demand, invoking_user
 from tasks.launch.process import ProcessLauncher
 from tasks.launch.prune_export import ExportResult, PruneResult
+from tasks.launch.result_records import RecordError, artifacts_of, from_record, to_record
 from tasks.launch.status import EpochEvent, StatusLog, ValidationEvent
 from tasks.launch.step_artifacts import ArtifactFacts, artifact_facts
 
@@ -65,18 +66,21 @@ __all__ = [
     "PruneFailed",
     "PruneOptions",
     "PruneResult",
+    "RecordError",
     "StatusLog",
     "StopPolicy",
     "TaoMounts",
     "TrainResult",
     "ValidationEvent",
     "artifact_facts",
+    "artifacts_of",
     "build_plan",
     "container_gpu_index",
     "convert_command",
     "device_requests",
     "evaluate_command",
     "export_command",
+    "from_record",
     "gen_trt_engine_command",
     "gpu_demand",
     "invoking_user",
@@ -89,5 +93,6 @@ __all__ = [
     "run_gen_trt_engine",
     "run_prune",
     "run_training",
+    "to_record",
     "train_command",
 ]

@@ -292,7 +292,8 @@ def prepare_outputs(plan: LaunchPlan) -> list[Path]:
         return []
     marker = read_untrusted(results / RUN_MARKER, limit=256)
     owner = marker.data.decode("utf-8", "replace").strip() if marker else None
-    if owner != plan.run_id:
+    # A step folder serves every run with the same inputs (`resume`): what an earlier attempt left is its own.
+    if owner != plan.run_id and not plan.resume:
         path, host = found[0]
         raise LaunchError(
             f"{command.subtask} would write {path}, which already exists (left by "

@@ -20,14 +20,16 @@ from prefect.runtime import flow_run as current_run
 from tasks.errors import retry_if_transient
 from tasks.launch.base import CancelToken, JobObserver, Launcher
 from tasks.launch.docker import DockerLauncher, reap_run
+from tasks.launch.engine_build import EngineResult
 from tasks.launch.evaluation import EvaluationResult
-from tasks.launch.execute import run_conversion, run_evaluation, run_training
+from tasks.launch.execute import run_conversion, run_evaluation, run_export, run_gen_trt_engine, run_prune, run_training
 from tasks.launch.gpu_booking import BookingLauncher, GpuBroker
 from tasks.launch.gpus import GpuHost
 from tasks.launch.judge import ConvertResult, TrainResult
 from tasks.launch.plan import LaunchPlan
 from tasks.launch.prefect_slots import PrefectSlotLedger, server_configured
 from tasks.launch.process import ProcessLauncher
+from tasks.launch.prune_export import ExportResult, PruneResult
 from tasks.launch.status import EpochEvent, ValidationEvent
 from tasks.progress import TrainingProgress, report_training
 
@@ -179,8 +181,23 @@ def evaluate_detectnet_v2(
     return result
 
 
+_CHAIN_STEPS = {"prune": run_prune, "export": run_export, "gen_trt_engine": run_gen_trt_engine}
+
+
+@task(name="detectnet_v2-chain-step", task_run_name="{step}", **JOB_TASK_OPTIONS)
+def chain_step(plan: LaunchPlan, launcher: Launcher, step: str, cancel: CancelToken | None = None
+               ) -> PruneResult | ExportResult | EngineResult:
+    """Run one step of the chain after training (prune, export, gen_trt_engine) from its plan, judged
+    as NVIDIA's code ends it; every log line goes to the run log."""
+    logger = get_run_logger()
+    logger.info("launching: %s", " ".join(plan.command.display_argv()))
+    return _CHAIN_STEPS[plan.command.subtask](plan, launcher, JobObserver(on_line=logger.info,
+                                                                          on_warning=logger.warning), cancel)
+
+
 #: The run ids a run's jobs are labelled with (train, and the jobs beside it).
-JOB_RUN_SUFFIXES = ("", "-convert", "-evaluate-challenger", "-evaluate-champion")
+JOB_RUN_SUFFIXES = ("", "-convert", "-evaluate-challenger", "-evaluate-champion", "-evaluate-unpruned",
+                    "-evaluate-retrained", "-prune", "-retrain", "-export", "-engine")
 
 
 def reap_run_containers(run_id: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 from tasks.job.promotion_policy import Metrics, Verdict
 from tasks.job.request import TrainRequest
 from tasks.redact import Redactor
+from tasks.registry.chain_record import ChainRecord
 
 CARD_FILE = "model-card.json"
 CARD_FORMAT = "taoflow.model-card/1"
@@ -59,6 +61,8 @@ class ModelCard(BaseModel):
     verdict: Verdict = Field(description="The promotion verdict against the champion of the time")
     compared_with: str | None = Field(default=None, description="The champion's version it was compared with")
     request: dict[str, Any] = Field(default_factory=dict, description="The training request, without secrets")
+    chain: ChainRecord | None = Field(default=None, description="The steps that made the model that ships (None: "
+                                      "published before taoflow recorded them)")
 
     def to_json(self) -> bytes:
         return (json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False) + "\n").encode()
@@ -68,7 +72,9 @@ def held_out(request: TrainRequest, staged: Mapping[str, Any], uses_validation_s
              validation_fold: int | None) -> HeldOut:
     """Which data `evaluate` reads for this request, with the content hash of its staged inputs.
 
-    >>> held_out(request, staged, uses_validation_source=True, validation_fold=None).data  # doctest: +SKIP
+    >>> from types import SimpleNamespace as Staged
+    >>> request = TrainRequest.model_construct(evaluation_data=None)
+    >>> held_out(request, {"validation_data": Staged(fingerprint="v")}, True, None).source
     'validation_data'
     """
     if request.evaluation_data is not None:
@@ -102,44 +108,61 @@ def request_without_secrets(request: TrainRequest) -> dict[str, Any]:
     return json.loads(Redactor()(text))
 
 
-def build_card(
-    *,
-    request: TrainRequest,
-    run_id: str,
-    model: Path,
-    results_dir: Path,
-    evaluation: Evaluation,
-    training_validation: Metrics | None,
-    staged: Mapping[str, Any],
-    spec_text: str,
-    pretrained_model_file: str | None,
-    num_epochs: int,
-    verdict: Verdict,
-    compared_with: str | None,
-    image_digest: str | None = None,
-) -> ModelCard:
-    """The card of the model trained into `results_dir` (published as version `request.model_subfolder`).
+@dataclass(frozen=True)
+class CardFacts:
+    """Everything a model card says, as the flow knows it after the evaluation: one object."""
 
-    >>> card = build_card(request=request, run_id=run_id, model=trained.model_path, ...)  # doctest: +SKIP
-    >>> card.to_json()  # doctest: +SKIP
+    request: TrainRequest
+    run_id: str
+    #: The model that ships, relative to the version folder.
+    model: str
+    evaluation: Evaluation
+    training_validation: Metrics | None
+    staged: Mapping[str, Any]
+    spec_text: str
+    pretrained_model_file: str | None
+    num_epochs: int
+    verdict: Verdict
+    compared_with: str | None
+    image_digest: str | None = None
+    chain: ChainRecord | None = None
+
+
+def build_card(facts: CardFacts) -> ModelCard:
+    """The card of a version (`facts.request.model_subfolder`) whose model that ships is `facts.model`.
+
+    >>> from types import SimpleNamespace as Staged
+    >>> from tasks.job.promotion_policy import PromotionPolicy, judge_promotion
+    >>> scores = Metrics(mean_average_precision=71.5, average_precision={"car": 71.5})
+    >>> card = build_card(CardFacts(
+    ...     request=TrainRequest.model_construct(model_subfolder="r1", image="tao:5", model_app_name="parking"),
+    ...     run_id="run-1", model="weights/model.hdf5",
+    ...     evaluation=Evaluation(**scores.model_dump(), held_out=HeldOut(source="evaluation_data", fingerprint="e")),
+    ...     training_validation=None, staged={"training_data": Staged(fingerprint="d", location="az://d")},
+    ...     spec_text="", pretrained_model_file=None, num_epochs=3, verdict=judge_promotion(PromotionPolicy(), scores, None),
+    ...     compared_with=None))
+    >>> card.version, card.model, card.evaluation.mean_average_precision
+    ('r1', 'weights/model.hdf5', 71.5)
     """
-    base = staged.get("base_model")
+    base = facts.staged.get("base_model")
     return ModelCard(
-        version=request.model_subfolder,
-        run_id=run_id,
+        version=facts.request.model_subfolder,
+        run_id=facts.run_id,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        model=model.relative_to(results_dir).as_posix(),
-        evaluation=evaluation,
-        training_validation=training_validation,
-        dataset_fingerprint=staged["training_data"].fingerprint,
-        inputs={name: item.fingerprint for name, item in sorted(staged.items())},
-        spec_sha256=hashlib.sha256(spec_text.encode()).hexdigest(),
+        model=facts.model,
+        evaluation=facts.evaluation,
+        training_validation=facts.training_validation,
+        dataset_fingerprint=facts.staged["training_data"].fingerprint,
+        inputs={name: item.fingerprint for name, item in sorted(facts.staged.items())},
+        spec_sha256=hashlib.sha256(facts.spec_text.encode()).hexdigest(),
         base_model={"location": base.location if base else None, "fingerprint": base.fingerprint if base else None,
-                    "pretrained_model_file": Path(pretrained_model_file).name if pretrained_model_file else None},
-        tao_image=request.image,
-        tao_image_digest=image_digest,
-        num_epochs=num_epochs,
-        verdict=verdict,
-        compared_with=compared_with,
-        request=request_without_secrets(request),
+                    "pretrained_model_file": Path(facts.pretrained_model_file).name
+                    if facts.pretrained_model_file else None},
+        tao_image=facts.request.image,
+        tao_image_digest=facts.image_digest,
+        num_epochs=facts.num_epochs,
+        verdict=facts.verdict,
+        compared_with=facts.compared_with,
+        request=request_without_secrets(facts.request),
+        chain=facts.chain,
     )

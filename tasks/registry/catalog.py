@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -49,6 +49,8 @@ class ChampionPointer(BaseModel):
     mean_average_precision: float
     promoted_at: str
     previous: str | None = Field(default=None, description="The version it replaced")
+    shipped: Literal["unpruned", "pruned"] = Field(
+        default="unpruned", description="Whether its model is a pruned one (evaluate reads it with load_graph)")
 
     def to_json(self) -> bytes:
         return (json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False) + "\n").encode()
@@ -220,7 +222,8 @@ def new_pointer(card: ModelCard, current: ChampionPointer | None) -> ChampionPoi
     return ChampionPointer(version=card.version, run_id=card.run_id, model=f"{card.version}/{card.model}",
                            card=f"{card.version}/{CARD_FILE}",
                            mean_average_precision=card.evaluation.mean_average_precision,
-                           promoted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), previous=previous)
+                           promoted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), previous=previous,
+                           shipped=card.chain.shipped if card.chain else "unpruned")
 
 
 def _display(app: str) -> str:

@@ -15,14 +15,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.errors import TaoflowError
-from tasks.files import write_atomic
+from tasks.job.chain_plans import pruned_evaluation_text
 from tasks.job.plans import plan_evaluation
 from tasks.job.promotion_policy import Metrics, PromotionOutcome, Verdict, judge_promotion, promotion_markdown
 from tasks.job.request import TrainRequest
 from tasks.job.workspace import StagedInput, Workspace
-from tasks.launch import EvaluationResult, Launcher, TrainResult
+from tasks.launch import EvaluationResult, Launcher
 from tasks.launch.launch_tasks import evaluate_detectnet_v2
-from tasks.registry.card import CARD_FILE, Evaluation, HeldOut, ModelCard, build_card
+from tasks.registry.card import Evaluation, HeldOut, ModelCard
 from tasks.registry.catalog import ChampionPointer, cards_of_runs, parse_pointer
 from tasks.registry.champion_model import stage_champion_model
 from tasks.registry.claims import Claim, check_claim, claim_version
@@ -75,54 +75,81 @@ class Judged:
     held_out: HeldOut
     verdict: Verdict
 
+    def evaluation(self) -> Evaluation:
+        """The challenger's evaluation, as its model card records it."""
+        return Evaluation(**metrics(self.challenger).model_dump(), held_out=self.held_out,
+                          validation_cost=self.challenger.validation_cost)
+
 
 def metrics(result: EvaluationResult) -> Metrics:
     return Metrics(mean_average_precision=result.mean_average_precision, average_precision=result.average_precision)
 
 
-def evaluate_and_judge(
-    *,
-    app: str,
-    request: TrainRequest,
-    eval_spec: str,
-    held_out: HeldOut,
-    staged: Mapping[str, StagedInput],
-    trained: TrainResult,
-    workspace: Workspace,
-    run_dir: Path,
-    run_id: str,
-    launcher: Launcher,
-    access: StorageAccess | None,
-    key: str | None,
-) -> Judged:
-    """`evaluate` the new model and the current champion on the very same data and spec, and judge.
+@dataclass(frozen=True)
+class Contest:
+    """What comparing the new model with the champion needs, on the same held-out data: one object."""
+
+    app: str
+    request: TrainRequest
+    #: The spec `evaluate` reads (the held-out data rebased), and the file it came from (for errors).
+    eval_spec: str
+    eval_source: str
+    held_out: HeldOut
+    staged: Mapping[str, StagedInput]
+    workspace: Workspace
+    run_dir: Path
+    run_id: str
+    launcher: Launcher
+    access: StorageAccess | None
+    key: str | None
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """The model that ships: the trained one, or the retrained pruned one (evaluated with load_graph)."""
+
+    model: Path
+    pruned: bool = False
+    #: Its held-out evaluation when the chain measured it already in this run (not measured twice).
+    evaluation: EvaluationResult | None = None
+
+
+def _spec_for(contest: Contest, model: Path, pruned: bool) -> str:
+    if not pruned:
+        return contest.eval_spec
+    return pruned_evaluation_text(contest.request, contest.eval_spec, contest.eval_source, model)
+
+
+def evaluate_and_judge(contest: Contest, challenger: Challenger) -> Judged:
+    """`evaluate` the model that ships and the current champion on the very same data, and judge.
 
     A champion that cannot be evaluated (its files gone, its version unpublished, without a card or
     reached through a link, a key missing, TAO refusing it) is no reason to fail the run: the new
     model is still published, and not promoted, with that reason.
     """
-    compared, champion = read_champion_task(app, access)
-    rival = champion if champion is not None and champion.version != request.model_subfolder else None
+    c = contest
+    compared, champion = read_champion_task(c.app, c.access)
+    rival = champion if champion is not None and champion.version != c.request.model_subfolder else None
     # The champion's model is fetched first, so the two evaluations run back to back.
     champion_plan, problem = None, None
     if rival is not None:
         try:
-            model = stage_champion_task(app, rival, workspace, access)
-            champion_plan = plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="champion",
-                                            model=model, key=key)
+            model = stage_champion_task(c.app, rival, c.workspace, c.access)
+            champion_plan = plan_evaluation(c.request, _spec_for(c, model, rival.shipped == "pruned"), c.staged,
+                                            c.run_dir, c.run_id, role="champion", model=model, key=c.key)
         except TaoflowError as exc:
             problem = _unevaluable(rival, exc)
-    challenger = evaluate_detectnet_v2(
-        plan_evaluation(request, eval_spec, staged, run_dir, run_id, role="challenger", model=trained.model_path,
-                        key=key), launcher, role="challenger")
+    measured = challenger.evaluation or evaluate_detectnet_v2(
+        plan_evaluation(c.request, _spec_for(c, challenger.model, challenger.pruned), c.staged, c.run_dir, c.run_id,
+                        role="challenger", model=challenger.model, key=c.key), c.launcher, role="challenger")
     champion_metrics = None
     if champion_plan is not None:
         try:
-            champion_metrics = metrics(evaluate_detectnet_v2(champion_plan, launcher, role="champion"))
+            champion_metrics = metrics(evaluate_detectnet_v2(champion_plan, c.launcher, role="champion"))
         except TaoflowError as exc:
             problem = _unevaluable(rival, exc)
-    verdict = judge_promotion(request.promotion, metrics(challenger), champion_metrics, champion_problem=problem)
-    return Judged(compared, champion, challenger, held_out, verdict)
+    verdict = judge_promotion(c.request.promotion, metrics(measured), champion_metrics, champion_problem=problem)
+    return Judged(compared, champion, measured, c.held_out, verdict)
 
 
 def comparison(judged: Judged) -> Comparison:
@@ -139,27 +166,6 @@ def comparison(judged: Judged) -> Comparison:
 def _unevaluable(champion: ChampionPointer, exc: TaoflowError) -> str:
     get_run_logger().warning("the champion %s cannot be evaluated: %s", champion.version, exc.render())
     return exc.what.splitlines()[0]
-
-
-def write_model_card(judged: Judged, *, request: TrainRequest, run_id: str, trained: TrainResult,
-                     staged: Mapping[str, StagedInput], spec_text: str, pretrained_model_file: str | None,
-                     digest: str | None) -> ModelCard:
-    """Build the card and write it into the results folder, so it is published with the model."""
-    final = trained.final_validation
-    card = build_card(
-        request=request, run_id=run_id, model=trained.model_path, results_dir=trained.results_dir,
-        evaluation=Evaluation(**metrics(judged.challenger).model_dump(), held_out=judged.held_out,
-                              validation_cost=judged.challenger.validation_cost),
-        training_validation=Metrics(mean_average_precision=final.mean_average_precision,
-                                    average_precision=final.average_precision)
-        if final is not None and final.mean_average_precision is not None else None,
-        staged=staged, spec_text=spec_text, pretrained_model_file=pretrained_model_file,
-        num_epochs=trained.num_epochs, verdict=judged.verdict,
-        compared_with=judged.champion.version if judged.champion else None, image_digest=digest,
-    )
-    # The container wrote this folder: a planted link at the card's name is replaced, never followed.
-    write_atomic(trained.results_dir / CARD_FILE, card.to_json().decode())
-    return card
 
 
 @task(name="promote", **RETRY_TRANSIENT)

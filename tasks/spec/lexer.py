@@ -1,7 +1,11 @@
 """Tokens of a spec exactly as TAO's parser (`google.protobuf.text_format.Merge`) cuts them.
 
-TAO reads a spec with `open(path, "r").read()` (UTF-8, universal newlines) and hands it to
-`text_format.Merge`, whose tokenizer takes, after skipping whitespace (any Unicode space) and
+TAO reads a spec with `open(path, "r").read()` (UTF-8, universal newlines: NVIDIA's
+`spec_handler/spec_loader.py` load_proto, `scripts/dataset_convert.py`, TAO Deploy's
+`proto/utils.py`) and hands it to `text_format.Merge`. Merge itself ends lines and `#` comments at
+`\n` only (a bare CR inside a comment would swallow the rest of the line), but it never sees a CR:
+`open()` has turned every `\r\n` and `\r` into `\n`. So here a CR ends a line, a comment and an
+unterminated string exactly as LF does. Merge's tokenizer takes, after skipping whitespace (any Unicode space) and
 `#` comments: an identifier `[a-zA-Z_][0-9a-zA-Z_+-]*`, a "number" `([0-9+-]|\\.[0-9])[0-9a-zA-Z_.+-]*`
 (a sign belongs to its number: `- 1` is the token `-`, which is no value), a quoted string that
 ends at its quote or at the end of the line, or else one character. The patterns below are the same,
@@ -89,8 +93,11 @@ def decode_text(data: str | bytes, file: str | None) -> str:
     try:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = bytes(data)[: exc.start].count(b"\n") + 1
+        before = bytes(data)[: exc.start]
+        # \r\n, \r and \n each end a line, as everywhere in a spec (universal newlines)
+        line = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
+        column = len(re.split(rb"\r\n|\r|\n", before)[-1].decode("utf-8", "replace")) + 1
         raise syntax_error(
             f"the file is not UTF-8 text (byte 0x{bytes(data)[exc.start]:02x} at offset {exc.start})",
-            file, line, 1, "save the spec as plain UTF-8 (ASCII) text",
+            file, line, column, "save the spec as plain UTF-8 (ASCII) text",
         ) from None  # fmt: skip

@@ -158,13 +158,13 @@ def _resolve(schema: Schema, doc: Document, dotted: str) -> FieldSchema:
 
 
 def _insert(doc: Document, node: MessageNode, lines: list[str], dotted: str, literal: str) -> Edit:
-    nl = "\r\n" if "\r\n" in doc.text else "\n"
+    nl = _line_end(doc.text)
     unit = _indent_unit(doc)
     if node.first is None:  # the top level: append at the end of the file
         pos = len(doc.text)
-        lead = "" if not doc.text or doc.text.endswith("\n") else nl
+        lead = "" if not doc.text or doc.text.endswith(("\n", "\r")) else nl
         text = lead + nl.join(lines) + nl
-        line = doc.text.count("\n") + 1 + (1 if lead else 0)
+        line = doc.tokens[-1].line + (1 if lead else 0)  # the lexer counts lines as TAO's reading does
         return Edit(pos, pos, text, Change(dotted, line, None, literal, "add"))
     parent_indent = _line_indent(doc, node.first)
     if node.fields:
@@ -220,10 +220,17 @@ def _line_indent(doc: Document, token: int) -> str:
     return head[: len(head) - len(head.lstrip(" \t"))]
 
 
+def _line_end(text: str) -> str:
+    """The file's own line end for inserted lines: CRLF, a bare CR (old Mac files) or LF."""
+    if "\r\n" in text:
+        return "\r\n"
+    return "\r" if "\r" in text and "\n" not in text else "\n"
+
+
 def _indent_unit(doc: Document) -> str:
     """The file's indentation step: the smallest indentation of any line (two spaces if none)."""
     best = None
-    for m in re.finditer(r"\n([ \t]+)\S", doc.text):
+    for m in re.finditer(r"[\r\n]([ \t]+)\S", doc.text):
         ind = m.group(1)
         if best is None or len(ind) < len(best):
             best = ind

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from tasks.dataset import DatasetValidation, validate_dataset
-from tests.dataset.check_cases import c_14_fields, c_nan, c_unmapped
+from tasks.dataset.report import markdown_text
+from tests.dataset.check_cases import c_14_fields, c_nan, c_unmapped, write_shard
 from tests.dataset.kitti import encoded, kitti_line, make_dataset, train_facts
 
 
@@ -125,6 +126,55 @@ def test_dataset_convert_spec_names_the_folders_and_dotted_extension(tmp_path):
     report = validate_dataset(DatasetValidation(facts, root))
     assert report.ok and report.counts == {} and report.totals["pairs"] == 3
     assert report.image_dir == str(root / "cam")
+
+
+def _shards(folder: Path, records: dict[int, int]) -> Path:
+    """A dataset_convert output folder: fold -> records in its one shard (0 records: an empty file)."""
+    folder.mkdir()
+    for fold, n in records.items():
+        write_shard(folder / f"kitti_trainval-fold-{fold:03d}-of-002-shard-00000-of-00001", n)
+    return folder
+
+
+def test_empty_validation_shards_point_at_the_tfrecords_not_the_kitti_folder(tmp_path):
+    """TFRecords whose validation fold holds no record (a conversion that wrote empty shards): the
+    finding and the error name the TFRecords folder and say to convert again, not to add images."""
+    root = make_dataset(tmp_path / "data", 6)
+    shards = _shards(tmp_path / "tfrecords", {0: 0, 1: 5})
+    facts = train_facts(tfrecords_paths=["/workspace/tfrecords/kitti_trainval-fold-*"], validation_fold=0,
+                        batch_size_per_gpu=4)
+    report = validate_dataset(DatasetValidation(facts, root, tfrecords=shards))
+    assert report.frames == {"train": 5, "validation": 0}
+    (finding,) = report.examples["train.validation-smaller-than-batch"]
+    assert finding.file == str(shards) and "hold 0 records" in finding.message
+    assert str(shards) in finding.hint and "dataset_convert" in finding.hint
+    assert "add validation images" not in finding.hint
+    error = report.to_error()
+    assert error.where == str(shards) and str(shards) in error.fix
+    assert f"(fix: {markdown_text(finding.hint)})" in report.to_markdown()
+
+
+def test_small_validation_fold_names_the_tfrecords_and_empty_shards_stop_training(tmp_path):
+    root = make_dataset(tmp_path / "data", 6)
+    facts = train_facts(tfrecords_paths=["/workspace/tfrecords/kitti_trainval-fold-*"], validation_fold=0,
+                        batch_size_per_gpu=4, scalar_logging_frequency=1)
+    shards = _shards(tmp_path / "small", {0: 2, 1: 5})
+    (finding,) = validate_dataset(DatasetValidation(facts, root, tfrecords=shards)).examples[
+        "train.validation-smaller-than-batch"]
+    assert finding.file == str(shards) and finding.message.startswith("2 validation records in the TFRecords")
+    assert "val_split" in finding.hint
+    # every shard empty: no training step either, and that finding names the TFRecords too
+    shards = _shards(tmp_path / "empty", {0: 0, 1: 0})
+    report = validate_dataset(DatasetValidation(facts, root, tfrecords=shards))
+    (steps,) = report.examples["train.logging-frequency"]
+    assert steps.file == str(shards) and "0 steps per epoch" in steps.message and str(shards) in steps.hint
+    # counted in the KITTI folders, the finding keeps pointing at the spec and the images
+    val = make_dataset(tmp_path / "val", 2)
+    kitti = validate_dataset(DatasetValidation(
+        train_facts(validation_fold=None, has_validation_data_source=True, batch_size_per_gpu=4), root,
+        validation_data=val))
+    (finding,) = kitti.examples["train.validation-smaller-than-batch"]
+    assert finding.file == "spec.txt" and finding.hint == "add validation images or lower batch_size_per_gpu"
 
 
 HOSTILE_CLASSES = ["<img/src=x/onerror=alert(1)>", "[link](http://evil)", "![pic](http://evil/x.png)", "`code`",

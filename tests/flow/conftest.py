@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tasks.job import preflight as job  # the module: the package exports no name of a submodule
 from tasks.job.demo import generate_demo_dataset
+from tasks.job.workspace import Workspace, stage_input
+from tasks.storage import StorageAccess
 from tests.launch.harness import host_memlock_limit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,3 +73,13 @@ def request_fields(data_root: Path | str, *, tfrecords: str, output: str, image:
     }
     fields.update(extra)
     return fields
+
+
+def plan_preflight(request):
+    """Pre-flight exactly as `taoflow plan` runs it (no server, no engine): (conversion reason, the
+    spec as prepared, the dataset report; None when a conversion would run first)."""
+    workspace, access = Workspace.default(), StorageAccess(credentials=request.storage_credentials)
+    staged = {n: stage_input(n, loc, workspace, access) for n, loc in job.input_locations(request).items()}
+    prepared = job.prepare_spec(request, staged)
+    reason = job.conversion_reason(request, staged)
+    return reason, prepared, None if reason else job.validate_inputs(request, prepared, staged)

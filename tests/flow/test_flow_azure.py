@@ -138,7 +138,9 @@ def test_storage_outage_and_trainer_crash_are_retried(prefect_api, engine_env, a
     runs = {tr.name: tr for tr in task_runs(state.state_details.flow_run_id)}
     train_run = next(tr for name, tr in runs.items() if name.startswith("detectnet_v2-train"))
     assert train_run.run_count >= 2, "the trainer crash was not retried"
-    publish = [tr for name, tr in runs.items() if name.startswith("sync-up") and tr.run_count >= 2]
+    # Publishing starts with the claim check (the version folder still this run's), then the upload.
+    publish = [tr for name, tr in runs.items()
+               if name.startswith(("check-version-claim", "sync-up")) and tr.run_count >= 2]
     assert publish, "publishing never met the outage"
     prefix = f"models/shapes/{request.model_subfolder}/"
     starts = blob_container.download_blob(prefix + "standin_starts.txt").readall().decode().split()

@@ -7,7 +7,7 @@ from prefect.client.orchestration import get_client
 
 from flows.train import train_detectnet_v2
 from tasks.job.request import TrainRequest
-from tests.flow.conftest import request_fields
+from tests.flow.conftest import plan_preflight, request_fields
 
 pytestmark = pytest.mark.services
 
@@ -51,6 +51,30 @@ def test_local_end_to_end_converts_trains_and_publishes(prefect_api, demo_data, 
     assert (published / "report.json").is_file() and (published / "model-card.json").is_file()
     assert "detectnet_v2 train" in arts["train-summary"].data
     assert "final mAP: 65.00 %" in arts["train-summary"].data and "| ellipse | 70.00 |" in arts["train-summary"].data
+
+
+def test_a_second_run_trains_on_the_tfrecords_the_first_converted(prefect_api, demo_data, engine_env, tmp_path):
+    """The TFRecords location is converted once and reused: the second run's pre-flight counts the
+    records dataset_convert wrote (NVIDIA's random split: the first int(val_split / 100 * N) sorted
+    frames are the validation fold) and passes, with no second conversion."""
+    image = engine_env()
+    tfrecords = tmp_path / "tfrecords"
+    tfrecords.mkdir()
+    fields = request_fields(demo_data, tfrecords=str(tfrecords), output=str(tmp_path / "out"), image=image)
+    state = train_detectnet_v2(TrainRequest(**fields), return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result().converted_tfrecords
+
+    second = TrainRequest(**(fields | {"model_subfolder": "run-2"}))
+    reason, _, report = plan_preflight(second)
+    assert reason is None
+    assert report.ok, report.to_markdown()
+    images = len(list((demo_data / "data" / "shapes" / "image_2").glob("*.png")))
+    validation = int(14 / 100 * images)  # specs/demo_tfrecords.txt: val_split 14, fold 0 is validation_fold 0
+    assert report.frames == {"train": images - validation, "validation": validation}
+    state = train_detectnet_v2(second, return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result().status == "trained" and not state.result().converted_tfrecords
 
 
 def test_component_inputs_flow_applies_the_seed_mapping(prefect_api, demo_data, engine_env, tmp_path):

@@ -12,11 +12,10 @@ import pytest
 from flows.train import train_detectnet_v2
 from tasks.job import preflight as job  # the module: the package exports no name of a submodule
 from tasks.job.request import TrainRequest
-from tasks.job.workspace import Workspace, stage_input
+from tasks.job.workspace import Workspace
 from tasks.launch.slots import Slot, container_path
-from tasks.storage import StorageAccess
 from tests.dataset.check_cases import write_shard
-from tests.flow.conftest import TRAIN_SPEC, request_fields
+from tests.flow.conftest import TRAIN_SPEC, plan_preflight, request_fields
 
 TFR_ROOT_REF = "/workspace/tao-experiments/data/tfrecords"
 SHARDS = {"shapes-fold-000-of-002-shard-00000-of-00001": 9, "shapes-fold-001-of-002-shard-00000-of-00001": 55}
@@ -58,14 +57,10 @@ def test_subfolder_layout_passes_preflight_and_trains(prefect_api, demo_data, en
     image = engine_env()
     request = _subfolder_request(demo_data, tmp_path, image)
 
-    # Pre-flight exactly as `taoflow plan` runs it: no server, no engine.
-    workspace, access = Workspace.default(), StorageAccess(credentials=request.storage_credentials)
-    staged = {n: stage_input(n, loc, workspace, access) for n, loc in job.input_locations(request).items()}
-    prepared = job.prepare_spec(request, staged)
+    reason, prepared, report = plan_preflight(request)
     tfr_container = container_path(Slot.TRAINING_TFRECORDS)
     assert prepared.facts.tfrecords_paths == [f"{tfr_container}/shapes_trainval/*"]
-    assert job.conversion_reason(request, staged) is None
-    report = job.validate_inputs(request, prepared, staged)
+    assert reason is None
     assert report.ok, report.to_markdown()
     assert report.frames == {"train": SHARDS["shapes-fold-001-of-002-shard-00000-of-00001"],
                              "validation": SHARDS["shapes-fold-000-of-002-shard-00000-of-00001"]}

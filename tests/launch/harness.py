@@ -117,6 +117,12 @@ def process_harness(root: Path) -> Harness:
 
 def plan_from_request(tmp_path: Path, *, key: str | None = None, **fields: Any):
     """`plan_training` as the flow calls it, on the demo spec and empty local inputs."""
+    request, staged = staged_request(tmp_path, **fields)
+    return plan_training(request, prepare_spec(request, staged), staged, tmp_path / "run", "unit-run", key=key)
+
+
+def staged_request(tmp_path: Path, **fields: Any):
+    """A request on the demo spec and empty local inputs, and its inputs staged as the flow stages them."""
     folders = {name: tmp_path / name for name in ("data", "tfrecords", "model")}
     for folder in folders.values():
         folder.mkdir(exist_ok=True)
@@ -131,5 +137,4 @@ def plan_from_request(tmp_path: Path, *, key: str | None = None, **fields: Any):
     })
     workspace = Workspace(tmp_path / "home")
     locations = {"spec": request.spec, **{n: b.location for n, b in request.bindings().items()}}
-    staged = {name: stage_input(name, location, workspace) for name, location in locations.items()}
-    return plan_training(request, prepare_spec(request, staged), staged, tmp_path / "run", "unit-run", key=key)
+    return request, {name: stage_input(name, location, workspace) for name, location in locations.items()}

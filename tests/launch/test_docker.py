@@ -1,4 +1,5 @@
-"""Docker-only promises: GPU runtime missing, unreachable registry, stale containers, convert."""
+"""Docker-only promises: GPU runtime missing, unreachable registry, stale containers (dataset_convert on both
+launchers: test_standin_convert.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import time
 import pytest
 
 from tasks.errors import GpuRuntimeMissing, ImageUnavailable, LaunchError
-from tasks.launch import DockerLauncher, build_plan, convert_command, run_conversion, run_training
+from tasks.launch import DockerLauncher, build_plan, run_training
 from tasks.launch.plan import RUN_LABEL
 from tasks.launch.slots import Slot
-from tests.launch.harness import Recorder, docker_harness, host_memlock_limit, process_harness
+from tests.launch.harness import Recorder, docker_harness, host_memlock_limit
 
 
 @pytest.fixture
@@ -107,35 +108,3 @@ def test_stale_containers_of_the_same_run_are_reaped(harness):
     assert labelled(harness.docker_client, plan.run_id) == []
     with pytest.raises(Exception):
         stale.reload()
-
-
-@pytest.mark.parametrize("kind", ["docker", "process"])
-def test_dataset_convert_writes_shards_like_tao(kind, workdir, request):
-    h = (
-        docker_harness(workdir, request.getfixturevalue("docker_client"), request.getfixturevalue("standin_image"))
-        if kind == "docker"
-        else process_harness(workdir)
-    )
-    data = workdir / "data"
-    (data / "label_2").mkdir(parents=True)
-    (data / "label_2" / "0001.txt").write_text("Car 0 0 0 1 2 30 40 0 0 0 0 0 0 0\nPedestrian 0 0 0 1 2 3 4 0 0 0 0 0 0 0\n")
-    specs, out = workdir / "specs", workdir / "results"
-    specs.mkdir()
-    data_ctr = "/workspace/taoflow/data/training"
-    (specs / "convert.txt").write_text(
-        f'kitti_config {{\n  root_directory_path: "{data_ctr if kind == "docker" else data}"\n'
-        '  label_dir_name: "label_2"\n  num_partitions: 2\n  num_shards: 3\n}\n'
-    )
-    command = convert_command(
-        spec="/workspace/taoflow/specs/convert.txt",
-        output_prefix="/workspace/taoflow/results/tfrecords/kitti",
-        results_dir="/workspace/taoflow/results",
-    )
-    plan = build_plan(
-        command, slots={Slot.SPEC: specs, Slot.TRAINING_DATA: data, Slot.RESULTS: out}, run_id="convert-1",
-        image=h.image or "x", docker_gpus="none", user=h.user, network_mode="none",
-    ).with_options(ulimits=())
-    result = run_conversion(plan, h.launcher)
-    names = [p.name for p in result.output_files]
-    assert len(names) == 6 and names[0] == "kitti-fold-000-of-002-shard-00000-of-00003"
-    assert '"car": 1' in (out / "status.json").read_text()

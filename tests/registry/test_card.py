@@ -7,7 +7,7 @@ import json
 from tasks.job.request import PromotionPolicy, TrainRequest
 from tasks.job.workspace import StagedInput
 from tasks.registry import Metrics, build_card, judge_promotion
-from tasks.registry.card import Evaluation, HeldOut
+from tasks.registry.card import CardFacts, Evaluation, HeldOut
 
 SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
 KEY = "nvidia-tao-model-key-1234"
@@ -24,15 +24,14 @@ def test_the_card_holds_no_key_and_no_sas(tmp_path):
     )
     staged = {name: StagedInput(name, f"loc-{name}", tmp_path, f"{name[:1]}" * 64, remote=True)
               for name in ("spec", "training_data", "training_tfrecords", "base_model")}
-    results = tmp_path / "results"
     mine = Metrics(mean_average_precision=70.0, average_precision={"car": 70.0})
-    card = build_card(
-        request=request, run_id="run-1", model=results / "weights" / "model.hdf5", results_dir=results,
+    card = build_card(CardFacts(
+        request=request, run_id="run-1", model="weights/model.hdf5",
         evaluation=Evaluation(**mine.model_dump(), held_out=HeldOut(source="evaluation_data", fingerprint="e" * 64)),
         training_validation=None, staged=staged, spec_text="num_epochs: 3\n",
         pretrained_model_file="/workspace/taoflow/base_model/resnet18.hdf5", num_epochs=3,
         verdict=judge_promotion(PromotionPolicy(), mine, None), compared_with=None, image_digest="sha256:abc",
-    )
+    ))
     text = card.to_json().decode()
     assert KEY not in text and SIG not in text and "sig=" in text, "the SAS signature must be masked, not dropped"
     stored = json.loads(text)

@@ -216,7 +216,7 @@ def separator(rng: random.Random, text: str) -> str:
 def line_ending(rng: random.Random, text: str) -> bytes:
     choice = rng.random()
     if choice < 0.3:
-        return text.replace("\n", "\r\n").encode()
+        return text.replace("\n", "\r\n" if choice < 0.2 else "\r").encode()  # CRLF, or CR only (old Mac)
     spots = [m.start() for m in re.finditer("\n", text)]
     after_comment = [m.end() for m in re.finditer(r"#[^\n]*", text) if m.end() < len(text)]
     pos = rng.choice(after_comment if after_comment and choice < 0.6 else spots)
@@ -291,6 +291,61 @@ FAMILIES = {
     "bytes": lambda r, t, k: raw_bytes(r, t.encode("utf-8")),
     "drop-line": lambda r, t, k: drop_line(r, t),
 }
+
+
+def _first(pattern: str, text: str) -> re.Match | None:
+    return re.search(pattern, text, re.MULTILINE)
+
+
+def _bare_cr(text: str, kind: str) -> dict[str, str | bytes | None]:
+    """Every way a carriage return meets a spec, on one real spec (None: the spec has no place for it).
+
+    TAO reads the file with open(path, "r") -- universal newlines -- before text_format.Merge, so a
+    bare CR ends a line, a `#` comment and an unterminated string exactly as LF does. Each case holds
+    at most one mistake, so the line TAO stops at is checked against ours.
+    """
+    comment = _first(r"#[^\n]*\n", text)
+    opener = _first(r"\{[ \t]*\n", text)
+    objectives = _first(r"objectives \{[ \t]*\n[ \t]*", text)
+    string = _first(r':[ \t]*"([^"\n]{2,})"', text)
+    number = _NUMBER_VALUE.search(text)
+    second_eol = [m.start() for m in re.finditer("\n", text)][1]
+    cr = text.replace("\n", "\r")
+    crlf = text.replace("\n", "\r\n")
+    head = "\r".join(cr.split("\r")[:3])
+    return {
+        "cr-only": cr,
+        "crlf": crlf,
+        "crlf-one-bare-cr": crlf[: crlf.index("\r\n")] + "\r" + crlf[crlf.index("\r\n") + 2:],
+        "lf-cr": text[:second_eol] + "\n\r" + text[second_eol + 1:] + "unknown_after_blank: 1\n",
+        "cr-only-unknown-field": cr + "no_such_field: 1\r",
+        "cr-ends-comment": text[: comment.end() - 1] + "\r" + text[comment.end():] if comment else None,
+        # `block { # c {<CR> field ...`: the CR ends the comment, the field and the block stay
+        "cr-after-comment-on-opener": text[: opener.start()] + "{ # c { \r" + text[opener.end():] if opener else None,
+        # the issue's example: `objectives { # c<CR> name: "bbox" ... }`
+        "objectives-comment-cr": (text[: objectives.start()] + "objectives { # c\r" + text[objectives.end():]
+                                  if objectives else None),
+        "cr-only-comment-cr": cr.replace("\r", " # c\r", 3),
+        "cr-in-string": (text[: string.start(1) + 1] + "\r" + text[string.start(1) + 1:] if string else None),
+        "cr-splits-sign": (text[: number.start(2)] + "-\r" + number.group(2).lstrip("-") + text[number.end(2):]
+                           if number else None),
+        "cr-only-trailing-comment": cr + "# the end",
+        "cr-only-no-final-eol": cr.rstrip("\r"),
+        # not UTF-8 on the 4th line: TAO's open().read() fails; our error must say line 4, not line 1
+        "cr-only-bad-utf8": head.encode() + b"\r# \xff" + cr[len(head):].encode(),
+    }
+
+
+def bare_cr_cases() -> list[Mutant]:
+    """The bare-CR cases of every real spec, family "bare-cr:<case>"."""
+    out = []
+    for name in ALL:
+        text = spec_bytes(name).decode("utf-8").replace("\r\n", "\n")
+        for case, result in _bare_cr(text, kind_of(name)).items():
+            if result is not None:
+                data = result if isinstance(result, bytes) else result.encode("utf-8")
+                out.append(Mutant(f"bare-cr:{case}", name, kind_of(name), data))
+    return out
 
 
 def mutants(n: int, seed: int = 20261130) -> list[Mutant]:

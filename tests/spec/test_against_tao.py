@@ -23,7 +23,7 @@ from tasks.spec import check_spec, extract_facts, parse_spec, rebase_path, rewri
 from tasks.spec.check import STRUCTURE_CODES
 from tasks.spec.schema import load_schema
 from tests.spec._specs import ALL, kind_of, spec_text
-from tests.spec.mutants import FAMILIES, mutants
+from tests.spec.mutants import FAMILIES, bare_cr_cases, mutants
 from tests.spec.tao_protos import OldProtobuf, message_class, tao_read
 
 N_MUTANTS = int(os.environ.get("TAOFLOW_SPEC_MUTANTS", "3200"))
@@ -46,51 +46,8 @@ def _rebasings(name: str) -> dict[str, str]:
 def test_spec_engine_agrees_with_tao_on_mutants(capsys):
     cases = mutants(N_MUTANTS, SEED)
     assert len(cases) >= 3000 or N_MUTANTS < 3000
-    old = OldProtobuf().read_all([(m.data, m.kind) for m in cases])
-    rebasings = {name: _rebasings(name) for name in ALL}
-    counts: Counter = Counter()
-    per_family: Counter = Counter()
-    examples: dict[str, list[str]] = {}
-
-    def fail(what: str, m, detail: str) -> None:
-        counts[what] += 1
-        examples.setdefault(what, []).append(f"{m.family} {m.spec}: {detail}\n{m.data[:4000]!r}")
-
-    for m, old_result in zip(cases, old):
-        per_family[m.family] += 1
-        new = tao_read(m.data, m.kind)
-        versions_agree = (new.ok == old_result.ok) and (not new.ok or _same_reading(new.message, _parsed(old_result, m.kind)))
-        counts["tao accepts" if new.ok else "tao refuses"] += 1
-        counts["protobuf versions differ"] += not versions_agree
-        try:
-            doc = parse_spec(m.data, m.spec, m.kind)
-            problems = check_spec(doc)
-        except SpecError as exc:
-            doc, problems = None, list(exc.problems)
-        ours_error = doc is None or any(p.severity == "error" and p.code in STRUCTURE_CODES for p in problems)
-        codes = {p.code for p in problems}
-        if versions_agree:
-            if ours_error != (not new.ok):
-                fail("schema disagreements", m, f"TAO {'refuses: ' + str(new.error) if not new.ok else 'accepts'}, "
-                     f"we {'refuse' if ours_error else 'accept'}: {[p.render() for p in problems][:4]}")
-            elif new.ok and "protobuf-version" in codes:
-                fail("spurious version warnings", m, str([p.render() for p in problems if p.code == "protobuf-version"]))
-        elif ours_error or "protobuf-version" not in codes:
-            fail("schema disagreements", m, f"protobuf versions differ (current: {new.error or 'ok'}, 3.20: "
-                 f"{old_result.error or 'ok'}), we {'refuse' if ours_error else 'do not warn'}: "
-                 f"{[p.render() for p in problems][:4]}")
-        if new.ok and m.family in _EXPECTED_WARNING and doc is not None and not codes & _EXPECTED_WARNING[m.family]:
-            fail("missing warnings", m, str([p.render() for p in problems][:4]))
-        counts["oneof conflicts warned"] += "oneof-conflict" in codes
-        if ours_error or not new.ok or doc is None:
-            continue
-        counts["facts compared"] += 1
-        ours, theirs = _our_facts(doc), _tao_facts(new.message, m.kind)
-        if not _equal(ours, theirs):
-            diff = {k: (ours[k], theirs[k]) for k in theirs if not _equal(ours[k], theirs[k])}
-            fail("facts mismatches", m, str(diff))
-        _check_rewrite(m, doc, new, rebasings[m.spec], counts, fail)
-
+    per_family = Counter(m.family for m in cases)
+    counts, examples = _run(cases, shown=4000)
     summary = ", ".join(f"{k}: {counts[k]}" for k in ("tao accepts", "tao refuses", "protobuf versions differ",
                                                         "facts compared", "rewrites compared", "rewrites refused",
                                                         "oneof conflicts warned"))
@@ -100,11 +57,106 @@ def test_spec_engine_agrees_with_tao_on_mutants(capsys):
               f"mismatches, {counts['rewrite mismatches']} rewrite mismatches, {counts['missing warnings']} missing "
               f"warnings, {counts['spurious version warnings']} spurious version warnings")
     assert set(per_family) == set(FAMILIES)
-    bad = {k: examples[k][:3] for k in examples}
-    assert not bad, "\n\n".join(f"{k} ({counts[k]}):\n" + "\n---\n".join(v) for k, v in bad.items())
+    _assert_none(counts, examples)
     if N_MUTANTS >= 3000:
         assert counts["tao accepts"] > 500 and counts["tao refuses"] > 500 and counts["protobuf versions differ"] > 20
         assert counts["oneof conflicts warned"] > 20
+
+
+def test_bare_carriage_returns_read_as_tao_reads_them(capsys):
+    """A CR in every place it can meet a spec (tests/spec/mutants.py `bare_cr_cases`: CR-only and CRLF
+    files, a lone CR in a CRLF file, LF+CR, a CR after a comment -- `objectives { # c<CR> name: ...` --,
+    inside a string, between a sign and its number, ...) on every real spec: TAO's reading (open() with
+    universal newlines, then Merge; both protobuf lines) and ours agree on the verdict, the facts and the
+    rewrite, and every finding and recorded line is where it is with LF line ends (the text Merge sees)."""
+    cases = bare_cr_cases()
+    counts, examples = _run(cases, shown=600, locate=True)
+    mismatches = sum(counts[k] for k in ("schema disagreements", "facts mismatches", "rewrite mismatches",
+                                         "misplaced errors"))
+    with capsys.disabled():
+        print(f"\n{len(cases)} bare-CR cases ({len({m.family for m in cases})} kinds): tao accepts: "
+              f"{counts['tao accepts']}, tao refuses: {counts['tao refuses']}, facts compared: "
+              f"{counts['facts compared']}, rewrites compared: {counts['rewrites compared']}, findings located: "
+              f"{counts['findings located']}; {mismatches} mismatches")
+    assert counts["tao accepts"] > 50 and counts["tao refuses"] > 20 and counts["findings located"] > 20
+    _assert_none(counts, examples)
+
+
+def _run(cases, *, shown: int, locate: bool = False) -> tuple[Counter, dict[str, list[str]]]:
+    """Every case through TAO (both protobuf lines) and through us: the counts, and examples of each failure."""
+    old = OldProtobuf().read_all([(m.data, m.kind) for m in cases])
+    rebasings = {name: _rebasings(name) for name in ALL}
+    counts: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+
+    def fail(what: str, m, detail: str) -> None:
+        counts[what] += 1
+        examples.setdefault(what, []).append(f"{m.family} {m.spec}: {detail}\n{m.data[:shown]!r}")
+
+    for m, old_result in zip(cases, old):
+        _judge(m, tao_read(m.data, m.kind), old_result, rebasings[m.spec], counts, fail, locate=locate)
+    return counts, examples
+
+
+def _assert_none(counts: Counter, examples: dict[str, list[str]]) -> None:
+    bad = {k: examples[k][:3] for k in examples}
+    assert not bad, "\n\n".join(f"{k} ({counts[k]}):\n" + "\n---\n".join(v) for k, v in bad.items())
+
+
+def _judge(m, new, old_result, rebasings, counts: Counter, fail, *, locate: bool = False) -> None:
+    """One spec through TAO (current protobuf and 3.20) and through us: verdicts, warnings, facts, rewrite;
+    with `locate` (cases with one mistake), the line TAO stops at is a line we name."""
+    versions_agree = (new.ok == old_result.ok) and (not new.ok or _same_reading(new.message, _parsed(old_result, m.kind)))
+    counts["tao accepts" if new.ok else "tao refuses"] += 1
+    counts["protobuf versions differ"] += not versions_agree
+    try:
+        doc = parse_spec(m.data, m.spec, m.kind)
+        problems = check_spec(doc)
+    except SpecError as exc:
+        doc, problems = None, list(exc.problems)
+    ours_error = doc is None or any(p.severity == "error" and p.code in STRUCTURE_CODES for p in problems)
+    codes = {p.code for p in problems}
+    if versions_agree:
+        if ours_error != (not new.ok):
+            fail("schema disagreements", m, f"TAO {'refuses: ' + str(new.error) if not new.ok else 'accepts'}, "
+                 f"we {'refuse' if ours_error else 'accept'}: {[p.render() for p in problems][:4]}")
+        elif new.ok and "protobuf-version" in codes:
+            fail("spurious version warnings", m, str([p.render() for p in problems if p.code == "protobuf-version"]))
+    elif ours_error or "protobuf-version" not in codes:
+        fail("schema disagreements", m, f"protobuf versions differ (current: {new.error or 'ok'}, 3.20: "
+             f"{old_result.error or 'ok'}), we {'refuse' if ours_error else 'do not warn'}: "
+             f"{[p.render() for p in problems][:4]}")
+    if new.ok and m.family in _EXPECTED_WARNING and doc is not None and not codes & _EXPECTED_WARNING[m.family]:
+        fail("missing warnings", m, str([p.render() for p in problems][:4]))
+    counts["oneof conflicts warned"] += "oneof-conflict" in codes
+    if locate:
+        _check_lines(m, doc, problems, counts, fail)
+    if ours_error or not new.ok or doc is None:
+        return
+    counts["facts compared"] += 1
+    ours, theirs = _our_facts(doc), _tao_facts(new.message, m.kind)
+    if not _equal(ours, theirs):
+        diff = {k: (ours[k], theirs[k]) for k in theirs if not _equal(ours[k], theirs[k])}
+        fail("facts mismatches", m, str(diff))
+    _check_rewrite(m, doc, new, rebasings, counts, fail)
+
+
+def _check_lines(m, doc, problems, counts: Counter, fail) -> None:
+    """Line ends do not move anything: every finding, and every line the facts hold, is where it is in
+    the text TAO's open() hands to Merge (\r\n and \r turned into \n)."""
+    twin = m.data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    try:
+        twin_doc = parse_spec(twin, m.spec, m.kind)
+        twin_problems = check_spec(twin_doc)
+    except SpecError as exc:
+        twin_doc, twin_problems = None, list(exc.problems)
+    where = sorted((p.code, p.line, p.column) for p in problems)
+    if where != sorted((p.code, p.line, p.column) for p in twin_problems):
+        fail("misplaced errors", m, f"we say {[p.render() for p in problems][:4]}, on the same text with LF "
+             f"line ends {[p.render() for p in twin_problems][:4]}")
+    elif (doc is None) != (twin_doc is None) or (doc is not None and extract_facts(doc) != extract_facts(twin_doc)):
+        fail("misplaced errors", m, "the facts (or the lines they record) differ from the same text with LF line ends")
+    counts["findings located"] += len(problems)
 
 
 def _same_reading(a, b) -> bool:

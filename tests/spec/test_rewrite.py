@@ -117,6 +117,18 @@ def test_num_epochs_inserted_in_file_style():
     assert rewrite_spec(crlf, num_epochs=9).text == "training_config {\r\n    batch_size_per_gpu: 4\r\n    num_epochs: 9\r\n}\r\n"
 
 
+def test_num_epochs_inserted_into_a_bare_cr_file_keeps_its_line_ends_and_lines():
+    """A CR-only file (TAO's open() reads each CR as a line end): inserted lines end in CR too, and the
+    change names the line TAO (and an editor) shows."""
+    inner = rewrite_spec("training_config {\r    batch_size_per_gpu: 4\r}\r", num_epochs=9)
+    assert inner.text == "training_config {\r    batch_size_per_gpu: 4\r    num_epochs: 9\r}\r"
+    assert [c.line for c in inner.changes] == [3]
+    top = rewrite_spec("model_config {\r  arch: \"resnet\"\r}\r", num_epochs=9)
+    assert top.text == "model_config {\r  arch: \"resnet\"\r}\rtraining_config {\r  num_epochs: 9\r}\r"
+    assert [c.line for c in top.changes] == [4]
+    assert top.text.splitlines()[3] == "training_config {"
+
+
 def test_overrides_typed_and_located():
     text = spec_text(BASE)
     result = rewrite_spec(

@@ -100,3 +100,14 @@ def test_non_utf8_and_deep_nesting_are_spec_errors():
         parse_spec(b"a: 1\nb: '\xff'\n")
     with pytest.raises(SpecError, match="nested deeper"):
         parse_spec("a {" * 200)
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+def test_a_bad_byte_is_placed_on_the_line_an_editor_shows(eol):
+    """TAO reads a spec with universal newlines: a bare CR ends a line like LF and CRLF do, so a CR-only
+    (old Mac) file's third line is line 3 in every message, not line 1."""
+    data = eol.join([b"training_config {", b"  num_epochs: 3", b"  # caf\xe9 \xff", b"}", b""])
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, "s.txt")
+    assert info.value.where == "s.txt:3:8"  # the 8th character: the bad byte after "  # caf"
+    assert (info.value.problems[0].line, info.value.problems[0].column) == (3, 8)

@@ -23,6 +23,8 @@ BUSYBOX = Path("/bin/busybox")
 #: In-image location of the sub-task scripts; "detectnet_v2/scripts/train" in the trainer's
 #: command line is what a graceful stop looks for, as with TAO's .../detectnet_v2/scripts/train.py.
 SCRIPTS_IN_IMAGE = "/opt/nvidia_tao_tf1/cv/detectnet_v2/scripts"
+#: The awk the scripts share (the spec reader, the converter), found as `$(dirname "$0")/../lib`.
+LIB_IN_IMAGE = "/opt/nvidia_tao_tf1/cv/detectnet_v2/lib"
 # (source relative to tests/standin, destination in the image)
 FILES = (
     ("bin/detectnet_v2", "/usr/local/bin/detectnet_v2"),
@@ -32,6 +34,9 @@ FILES = (
     ("detectnet_v2/scripts/evaluate", f"{SCRIPTS_IN_IMAGE}/evaluate"),
     ("detectnet_v2/scripts/prune", f"{SCRIPTS_IN_IMAGE}/prune"),
     ("detectnet_v2/scripts/export", f"{SCRIPTS_IN_IMAGE}/export"),
+    ("detectnet_v2/lib/spec_fields.awk", f"{LIB_IN_IMAGE}/spec_fields.awk"),
+    ("detectnet_v2/lib/kitti_convert.awk", f"{LIB_IN_IMAGE}/kitti_convert.awk"),
+    ("detectnet_v2/lib/count_records.awk", f"{LIB_IN_IMAGE}/count_records.awk"),
 )
 CHANGES = [
     "ENV PATH=/usr/local/bin:/usr/bin:/bin",
@@ -45,6 +50,7 @@ DEPLOY_FILES = (
     ("bin/detectnet_v2_deploy", "/usr/local/bin/detectnet_v2"),
     ("bin/pkill", "/usr/local/bin/pkill"),
     ("tao_deploy/scripts/gen_trt_engine", f"{DEPLOY_SCRIPTS_IN_IMAGE}/gen_trt_engine"),
+    ("detectnet_v2/lib/spec_fields.awk", "/opt/nvidia_tao_deploy/cv/detectnet_v2/lib/spec_fields.awk"),
 )
 
 
@@ -103,13 +109,14 @@ def rootfs_tar(variant: Variant = TAO) -> bytes:
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
 
-        scripts = variant.scripts_in_image
-        parents = []
-        while scripts not in ("/", ""):
-            parents.insert(0, scripts)
-            scripts = posixpath.dirname(scripts)
-        for directory in ("/bin", "/usr", "/usr/bin", "/usr/local", "/usr/local/bin", "/etc", "/proc", "/sys",
-                          "/dev", "/workspace", *parents):
+        base = ("/bin", "/usr", "/usr/bin", "/usr/local", "/usr/local/bin", "/etc", "/proc", "/sys", "/dev",
+                "/workspace")
+        parents = set()  # every folder the doubles land in (scripts, their shared lib), with its parents
+        for folder in [variant.scripts_in_image] + [posixpath.dirname(d) for _, d in variant.files]:
+            while folder not in ("/", "") and folder not in base:
+                parents.add(folder)
+                folder = posixpath.dirname(folder)
+        for directory in (*base, *sorted(parents)):  # sorted: a folder before its sub-folders
             add_dir(directory)
         add_dir("/tmp", 0o1777)
         add_file("/bin/busybox", BUSYBOX.read_bytes())

@@ -20,6 +20,10 @@ SCENARIOS = ("complete", "fail", "oom", "interrupted", "sigusr1", "spec_rejected
 NOT_TAOS = re.compile(r"^(standin_starts\.txt|\.standin-[a-z-]+|\.taoflow-[a-z-]+)$")
 #: Values compared exactly; every other scalar is compared by its JSON type.
 EXACT_KEYS = {"status", "message", "verbosity", "epoch", "max_epoch", "Error"}
+#: The progress hook's str(timedelta(...)) values: compared by form and by being zero (the first epoch
+#: line of a session has no timing yet; the ETA of the last epoch is zero).
+DURATION_KEYS = {"time_per_epoch", "eta"}
+_TIMEDELTA = re.compile(r"(\d+ days?, )?\d+:\d\d:\d\d(\.\d{6})?")
 _TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
 
 
@@ -63,13 +67,15 @@ def load_train_trace(reading: str, scenario: str) -> TrainTrace:
 
 def shape(value: Any, key: str | None = None) -> Any:
     """A value's structure: dict keys in order with their shapes; scalars by JSON type, except the
-    keys whose values carry meaning (status, message, epoch numbers)."""
+    keys whose values carry meaning (status, message, epoch numbers, whether a duration is zero)."""
     if isinstance(value, dict):
         return [(k, shape(v, k)) for k, v in value.items()]
     if isinstance(value, list):
         return [shape(v) for v in value]
     if key in EXACT_KEYS:
         return value
+    if key in DURATION_KEYS and isinstance(value, str):
+        return ("timedelta", value == "0:00:00") if _TIMEDELTA.fullmatch(value) else ("not a timedelta", value)
     if isinstance(value, bool) or value is None:
         return type(value).__name__
     return {int: "number", float: "number", str: "string"}.get(type(value), type(value).__name__)
