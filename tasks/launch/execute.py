@@ -47,21 +47,26 @@ def run_conversion(
 ) -> ConvertResult:
     r"""`detectnet_v2 dataset_convert`; LaunchError unless the TFRecord shards were written.
 
-    >>> import tempfile; from pathlib import Path
+    >>> import tempfile; from pathlib import Path; from PIL import Image
     >>> from tasks.launch import ProcessLauncher, build_plan, convert_command
     >>> from tasks.launch.slots import Slot
     >>> from tests.standin.image import standin_executable
-    >>> root = Path(tempfile.mkdtemp()); data = root / "data"; (data / "label_2").mkdir(parents=True)
-    >>> _ = (data / "label_2" / "000001.txt").write_text("Car 0 0 0 1 2 30 40 0 0 0 0 0 0 0\n")
+    >>> root = Path(tempfile.mkdtemp()); data = root / "data"
+    >>> for sub in ("image_2", "label_2"): (data / sub).mkdir(parents=True)
+    >>> for stem in ("000001", "000002"):
+    ...     Image.new("RGB", (1248, 384)).save(data / "image_2" / f"{stem}.png")
+    ...     _ = (data / "label_2" / f"{stem}.txt").write_text("Car 0 0 0 1 2 30 40 0 0 0 0 0 0 0\n")
     >>> (root / "specs").mkdir(); _ = (root / "specs" / "convert.txt").write_text(  # a process reads host paths
-    ...     f'kitti_config {{\n  root_directory_path: "{data}"\n  num_partitions: 2\n  num_shards: 3\n}}\n')
+    ...     f'kitti_config {{\n  root_directory_path: "{data}"\n  image_dir_name: "image_2"\n'
+    ...     '  label_dir_name: "label_2"\n  image_extension: ".png"\n  partition_mode: "random"\n'
+    ...     '  num_partitions: 2\n  val_split: 50\n  num_shards: 1\n}\n')
     >>> command = convert_command(spec="/workspace/taoflow/specs/convert.txt",
     ...     output_prefix="/workspace/taoflow/results/tfrecords/kitti", results_dir="/workspace/taoflow/results")
     >>> plan = build_plan(command, run_id="r1", image="unused", docker_gpus="none", slots={
     ...     Slot.SPEC: root / "specs", Slot.TRAINING_DATA: data, Slot.RESULTS: root / "results"})
     >>> shards = run_conversion(plan, ProcessLauncher(executable=str(standin_executable()))).output_files
-    >>> len(shards), shards[0].name
-    (6, 'kitti-fold-000-of-002-shard-00000-of-00003')
+    >>> [shard.name for shard in shards]
+    ['kitti-fold-000-of-002-shard-00000-of-00001', 'kitti-fold-001-of-002-shard-00000-of-00001']
     """
     return _run_and_judge("dataset_convert", judge_conversion, plan, launcher, observer, cancel)
 
