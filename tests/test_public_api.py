@@ -18,7 +18,7 @@ import tasks
 
 PUBLIC = {
     "tasks.dataset": [
-        "CHECKS", "Check", "ValidationReport", "validate_dataset"
+        "CHECKS", "Check", "DatasetValidation", "ValidationReport", "validate_dataset"
     ],
     "tasks.events": [
         "BlobCreated", "DebounceSettings", "Debouncer", "Delivery", "EmitError", "EventOrigins", "Ignored",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from tasks.dataset import ValidationReport, validate_dataset
+from tasks.dataset import DatasetValidation, ValidationReport, validate_dataset
 from tasks.dataset.tfrecords import any_shard
 from tasks.errors import ConfigError, DatasetError, Problem, SpecError
 from tasks.job.request import TrainRequest
@@ -176,15 +176,15 @@ def validate_inputs(
     def path(name: str) -> str | None:
         return str(staged[name].path) if name in staged else None
 
-    return validate_dataset(
+    return validate_dataset(DatasetValidation(
         prepared.host_facts,
         staged["training_data"].path,
         strict=strict,
-        validation_data_dir=path("validation_data"),
-        tfrecords_dir=path("training_tfrecords") if check_tfrecords else None,
-        validation_tfrecords_dir=path("validation_tfrecords") if check_tfrecords else None,
+        validation_data=path("validation_data"),
+        tfrecords=path("training_tfrecords") if check_tfrecords else None,
+        validation_tfrecords=path("validation_tfrecords") if check_tfrecords else None,
         gpus=request.num_gpus,
-    )
+    ))
 
 
 def conversion_reason(request: TrainRequest, staged: Mapping[str, StagedInput]) -> str | None:
