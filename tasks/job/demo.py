@@ -96,14 +96,19 @@ SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 DEMO_MODEL_FILE = "resnet18.hdf5"
 
 
-def write_demo_config(demo_dir: Path, *, epochs: int = 3, image: str | None = None, docker_gpus: str = "auto") -> Path:
+def write_demo_config(demo_dir: Path, *, epochs: int = 3, image: str | None = None, docker_gpus: str = "auto",
+                      count: int = 64) -> Path:
     """Lay out the demo folder (data, empty TFRecords, base model folder) and write demo.yaml for it.
 
     The config uses paths relative to itself, so `taoflow plan DEMO_DIR/demo.yaml` and
-    `taoflow run DEMO_DIR/demo.yaml` work from anywhere.
+    `taoflow run DEMO_DIR/demo.yaml` work from anywhere. `count` images (64 for the demo).
+
+    >>> import tempfile
+    >>> write_demo_config(Path(tempfile.mkdtemp()), count=2).name
+    'demo.yaml'
     """
     demo_dir = Path(demo_dir)
-    generate_demo_dataset(demo_dir / "data" / "shapes")
+    generate_demo_dataset(demo_dir / "data" / "shapes", count=count)
     (demo_dir / "tfrecords" / "shapes_trainval").mkdir(parents=True, exist_ok=True)
     (demo_dir / "pretrained" / "resnet18").mkdir(parents=True, exist_ok=True)
     config = {

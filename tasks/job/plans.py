@@ -57,8 +57,18 @@ def plan_conversion(
 ) -> tuple[LaunchPlan, Path]:
     """Rewrite the dataset_convert spec and plan `dataset_convert` writing into RUN_DIR/convert/tfrecords.
 
-    >>> checked = run_preflight(request, staged)  # doctest: +SKIP
-    >>> print(plan_conversion(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tasks.job.preflight import input_locations, prepare_spec
+    >>> from tasks.job.workspace import Workspace, stage_input
+    >>> from tasks.job.config import load_config
+    >>> from tasks.job.demo import write_demo_config
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
+    >>> workspace = Workspace(root / "home")
+    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> plan, tfrecords = plan_conversion(request, prepare_spec(request, staged), staged, root / "run", "run-1")
+    >>> plan.command.display_argv()[:2], tfrecords.name
+    (['detectnet_v2', 'dataset_convert'], 'tfrecords')
     """
     spec_staged = staged["dataset_convert_spec"]
     doc = parse_spec(read_spec_text(spec_staged), file=spec_staged.location, kind="dataset_convert")
@@ -106,8 +116,18 @@ def plan_training(
 ) -> LaunchPlan:
     """Write the rewritten spec into the run folder and plan `detectnet_v2 train` on the staged inputs.
 
-    >>> checked = run_preflight(request, staged)  # doctest: +SKIP
-    >>> print(plan_training(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tasks.job.preflight import input_locations, prepare_spec
+    >>> from tasks.job.workspace import Workspace, stage_input
+    >>> from tasks.job.config import load_config
+    >>> from tasks.job.demo import write_demo_config
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
+    >>> workspace = Workspace(root / "home")
+    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> plan = plan_training(request, prepare_spec(request, staged), staged, root / "run", "run-1")
+    >>> plan.command.display_argv()[:3], plan.gpus.describe()
+    (['detectnet_v2', 'train', '-e'], '1 GPU')
     """
     spec_dir, results = run_dir / "specs", run_dir / "results"
     write_atomic(spec_dir / SPEC_FILE_NAME, prepared.text)
@@ -154,8 +174,19 @@ def plan_evaluation(
     Never into train's results folder: evaluate opens `<-r>/status.json` with "w". `spec_text` is
     `prepare_spec(..., evaluation=True).text`; the model's folder is mounted read-only.
 
-    >>> checked = run_preflight(request, staged)  # doctest: +SKIP
-    >>> print(plan_evaluation(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tasks.job.preflight import input_locations, prepare_spec
+    >>> from tasks.job.workspace import Workspace, stage_input
+    >>> from tasks.job.config import load_config
+    >>> from tasks.job.demo import write_demo_config
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
+    >>> workspace = Workspace(root / "home")
+    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> model = root / "weights" / "model.hdf5"; model.parent.mkdir(); _ = model.write_bytes(b"weights")
+    >>> spec = prepare_spec(request, staged, evaluation=True).text
+    >>> plan_evaluation(request, spec, staged, root / "run", "run-1", role="challenger", model=model).command.model
+    '/workspace/taoflow/evaluated_model/model.hdf5'
     """
     work = run_dir / "evaluate" / role
     spec_dir, results = work / "specs", work / "results"

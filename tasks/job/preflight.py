@@ -101,8 +101,16 @@ def prepare_spec(request: TrainRequest, staged: Mapping[str, StagedInput], *, ev
     With `evaluation`, the spec `evaluate` reads: the same, with the request's `evaluation_data`
     (when given) in place of the spec's validation_data_source.
 
-    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}  # doctest: +SKIP
-    >>> prepare_spec(request, staged).diff  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tasks.job.workspace import Workspace, stage_input
+    >>> from tasks.job.config import load_config
+    >>> from tasks.job.demo import write_demo_config
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
+    >>> workspace = Workspace(root / "home")
+    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> "+  num_epochs: 3" in prepare_spec(request, staged).diff
+    True
     """
     source = staged["spec"].location
     text = read_spec_text(staged["spec"])
@@ -237,8 +245,17 @@ def run_preflight(
 ) -> Preflight:
     """The pre-flight sequence on staged inputs; `prepare` and `validate` may be their Prefect tasks.
 
-    >>> run_preflight(request, staged).validation.ok  # doctest: +SKIP
-    True
+    >>> import tempfile
+    >>> from tasks.job.workspace import Workspace, stage_input
+    >>> from tasks.job.config import load_config
+    >>> from tasks.job.demo import write_demo_config
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
+    >>> workspace = Workspace(root / "home")
+    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> checked = run_preflight(request, staged)
+    >>> checked.conversion, [p.code for p in checked.would_stop]
+    ('the TFRecords location is empty', ['base-model-missing'])
     """
     prepared = prepare(request, staged)
     conversion = conversion_reason(request, staged)

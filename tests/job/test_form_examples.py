@@ -9,13 +9,31 @@ from jsonschema import Draft7Validator
 from prefect.utilities.callables import parameter_schema
 
 from flows.deployment import retrain_detectnet_v2
+from tasks.job.chain_policy import CalibrationPolicy, ChainPolicy, EnginePolicy, ExportPolicy, PrunePolicy
 from tasks.job.request import EXAMPLE, DataBinding, PromotionPolicy, TrainRequest
+
+DEPLOY_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.5.0-deploy"
 
 #: Each form, with a valid value of it that one example at a time replaces a field of.
 FORMS = {
     "TrainRequest": (TrainRequest, EXAMPLE),
     "DataBinding": (DataBinding, {"location": "/workspace/tao-experiments/data/training"}),
     "PromotionPolicy": (PromotionPolicy, {}),
+    "ChainPolicy": (ChainPolicy, {}),
+    "PrunePolicy": (PrunePolicy, {}),
+    "ExportPolicy": (ExportPolicy, {}),
+    "CalibrationPolicy": (CalibrationPolicy, {}),
+    "EnginePolicy": (EnginePolicy, {"tao_deploy_image": DEPLOY_IMAGE}),
+}
+#: Where each part sits in a whole request.
+PLACES = {
+    "DataBinding": lambda value: {"training_data": value},
+    "PromotionPolicy": lambda value: {"promotion": value},
+    "ChainPolicy": lambda value: {"chain": value},
+    "PrunePolicy": lambda value: {"chain": {"prune": value}},
+    "ExportPolicy": lambda value: {"chain": {"export": value}},
+    "CalibrationPolicy": lambda value: {"chain": {"export": {"calibration": value}}},
+    "EnginePolicy": lambda value: {"chain": {"export": {"enabled": True}, "engine": value}},
 }
 
 
@@ -27,11 +45,7 @@ def schema() -> dict:
 
 def _in_request(form: str, value: dict) -> dict:
     """A whole request whose `form` part is `value`, for the server's schema check."""
-    if form == "TrainRequest":
-        return value
-    if form == "DataBinding":
-        return EXAMPLE | {"training_data": value}
-    return EXAMPLE | {"promotion": value}
+    return value if form == "TrainRequest" else EXAMPLE | PLACES[form](value)
 
 
 @pytest.mark.parametrize("form", FORMS)
