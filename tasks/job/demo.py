@@ -139,3 +139,22 @@ def write_demo_config(demo_dir: Path, *, epochs: int = 3, image: str | None = No
     )
     path.write_text(header + yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def demo_inputs(root: Path, *, count: int = 4):
+    """A demo job staged under `root` (a few generated images): (request, its staged inputs), as the
+    flow has them after staging; the examples of the job's functions start from it.
+
+    >>> import tempfile
+    >>> request, staged = demo_inputs(Path(tempfile.mkdtemp()))
+    >>> request.model_app_name, sorted(staged)
+    ('shapes', ['base_model', 'dataset_convert_spec', 'spec', 'training_data', 'training_tfrecords'])
+    """
+    from tasks.job.config import load_config
+    from tasks.job.preflight import input_locations
+    from tasks.job.workspace import Workspace, stage_input
+
+    request = load_config(write_demo_config(root / "demo", count=count)).request
+    workspace = Workspace(root / "home")
+    return request, {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+

@@ -58,14 +58,10 @@ def plan_conversion(
     """Rewrite the dataset_convert spec and plan `dataset_convert` writing into RUN_DIR/convert/tfrecords.
 
     >>> import tempfile
-    >>> from tasks.job.preflight import input_locations, prepare_spec
-    >>> from tasks.job.workspace import Workspace, stage_input
-    >>> from tasks.job.config import load_config
-    >>> from tasks.job.demo import write_demo_config
+    >>> from tasks.job.demo import demo_inputs
+    >>> from tasks.job.preflight import prepare_spec
     >>> root = Path(tempfile.mkdtemp())
-    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
-    >>> workspace = Workspace(root / "home")
-    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> request, staged = demo_inputs(root)
     >>> plan, tfrecords = plan_conversion(request, prepare_spec(request, staged), staged, root / "run", "run-1")
     >>> plan.command.display_argv()[:2], tfrecords.name
     (['detectnet_v2', 'dataset_convert'], 'tfrecords')
@@ -117,14 +113,10 @@ def plan_training(
     """Write the rewritten spec into the run folder and plan `detectnet_v2 train` on the staged inputs.
 
     >>> import tempfile
-    >>> from tasks.job.preflight import input_locations, prepare_spec
-    >>> from tasks.job.workspace import Workspace, stage_input
-    >>> from tasks.job.config import load_config
-    >>> from tasks.job.demo import write_demo_config
+    >>> from tasks.job.demo import demo_inputs
+    >>> from tasks.job.preflight import prepare_spec
     >>> root = Path(tempfile.mkdtemp())
-    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
-    >>> workspace = Workspace(root / "home")
-    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> request, staged = demo_inputs(root)
     >>> plan = plan_training(request, prepare_spec(request, staged), staged, root / "run", "run-1")
     >>> plan.command.display_argv()[:3], plan.gpus.describe()
     (['detectnet_v2', 'train', '-e'], '1 GPU')
@@ -175,14 +167,10 @@ def plan_evaluation(
     `prepare_spec(..., evaluation=True).text`; the model's folder is mounted read-only.
 
     >>> import tempfile
-    >>> from tasks.job.preflight import input_locations, prepare_spec
-    >>> from tasks.job.workspace import Workspace, stage_input
-    >>> from tasks.job.config import load_config
-    >>> from tasks.job.demo import write_demo_config
+    >>> from tasks.job.demo import demo_inputs
+    >>> from tasks.job.preflight import prepare_spec
     >>> root = Path(tempfile.mkdtemp())
-    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
-    >>> workspace = Workspace(root / "home")
-    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> request, staged = demo_inputs(root)
     >>> model = root / "weights" / "model.hdf5"; model.parent.mkdir(); _ = model.write_bytes(b"weights")
     >>> spec = prepare_spec(request, staged, evaluation=True).text
     >>> plan_evaluation(request, spec, staged, root / "run", "run-1", role="challenger", model=model).command.model

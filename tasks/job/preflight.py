@@ -102,13 +102,9 @@ def prepare_spec(request: TrainRequest, staged: Mapping[str, StagedInput], *, ev
     (when given) in place of the spec's validation_data_source.
 
     >>> import tempfile
-    >>> from tasks.job.workspace import Workspace, stage_input
-    >>> from tasks.job.config import load_config
-    >>> from tasks.job.demo import write_demo_config
+    >>> from tasks.job.demo import demo_inputs
     >>> root = Path(tempfile.mkdtemp())
-    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
-    >>> workspace = Workspace(root / "home")
-    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> request, staged = demo_inputs(root)
     >>> "+  num_epochs: 3" in prepare_spec(request, staged).diff
     True
     """
@@ -246,13 +242,9 @@ def run_preflight(
     """The pre-flight sequence on staged inputs; `prepare` and `validate` may be their Prefect tasks.
 
     >>> import tempfile
-    >>> from tasks.job.workspace import Workspace, stage_input
-    >>> from tasks.job.config import load_config
-    >>> from tasks.job.demo import write_demo_config
+    >>> from tasks.job.demo import demo_inputs
     >>> root = Path(tempfile.mkdtemp())
-    >>> request = load_config(write_demo_config(root / "demo", count=4)).request
-    >>> workspace = Workspace(root / "home")
-    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+    >>> request, staged = demo_inputs(root)
     >>> checked = run_preflight(request, staged)
     >>> checked.conversion, [p.code for p in checked.would_stop]
     ('the TFRecords location is empty', ['base-model-missing'])
