@@ -69,7 +69,11 @@ def plan_conversion(
     spec_staged = staged["dataset_convert_spec"]
     doc = parse_spec(read_spec_text(spec_staged), file=spec_staged.location, kind="dataset_convert")
     binding = request.training_data
-    rebase = {binding.spec_reference: container_path(Slot.TRAINING_DATA)} if binding.spec_reference else {}
+    # The converter reads the paths in its spec as they are: the container's mounts, or the staged
+    # copies for a process already inside the TAO image (as `prepare_spec` rewrites the train spec).
+    data = (container_path(Slot.TRAINING_DATA) if request.launcher == "docker"
+            else str(staged["training_data"].path))
+    rebase = {binding.spec_reference: data} if binding.spec_reference else {}
     result = rewrite_spec(doc, rebase, kind="dataset_convert")
     require_valid(parse_spec(result.text, file=spec_staged.location, kind="dataset_convert"))
     work = run_dir / "convert"
