@@ -31,6 +31,7 @@ os.environ.pop("PREFECT_API_URL", None)
 pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.docker_image",
+    "tests.fixtures.job_inputs",
 ]
 
 

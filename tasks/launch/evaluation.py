@@ -28,7 +28,7 @@ from tasks.errors import EvaluationFailed
 from tasks.launch.base import JobOutcome
 from tasks.launch.judge import OOM_MARKERS, SPEC_MARKERS, Evidence
 from tasks.launch.plan import LaunchPlan
-from tasks.launch.step_verdict import fail
+from tasks.launch.step_verdict import CRASHED, DISAGREE, INTERRUPTED, KILLED, MODEL_MISSING, OUT_OF_GPU_MEMORY, fail
 
 SUCCESS_MESSAGE = "Evaluation finished successfully."
 INTERRUPTED_MESSAGE = "Evaluation was interrupted"
@@ -37,14 +37,8 @@ MODEL_NOT_FOUND_PREFIX = "Pretrained model not found at"
 COMPLETED = "completed"
 SPEC_REJECTED = "spec rejected"
 WRONG_KEY = "wrong key or unreadable model"
-MODEL_MISSING = "model not found"
-OUT_OF_GPU_MEMORY = "out of GPU memory"
 DID_NOTHING = "ended without evaluating"
 NO_METRICS = "reported no metrics"
-DISAGREE = "status.json and the console disagree"
-INTERRUPTED = "interrupted"
-KILLED = "killed"
-CRASHED = "crashed"
 NOT_FINITE = "reported a metric that is not a finite number"
 
 #: Endings a retry cannot change without a change to the spec, the model, the key or the machine.

@@ -31,9 +31,11 @@ from tasks.launch.plan import LaunchPlan
 from tasks.launch.step_verdict import (
     CRASHED,
     DID_NOTHING,
+    DISAGREE,
     GPUS_NOT_VISIBLE,
     INTERRUPTED,
     KILLED,
+    MODEL_MISSING,
     NOT_STARTED,
     OUT_OF_GPU_MEMORY,
     OUTPUT_MISSING,
@@ -58,9 +60,7 @@ OUTPUT_EXISTS_PREFIX = "Default output file"
 
 COMPLETED = "completed"
 SUFFIX_TRAP = "saved the model under another name"
-MODEL_MISSING = "model not found"
 NO_RATIO = "reported no pruning ratio"
-DISAGREE = "status.json and the console disagree"
 OUTPUT_EXISTS = "refused an existing output"
 NOT_EXPORTED = "ended without exporting"
 

@@ -25,6 +25,8 @@ INTERRUPTED = "interrupted"
 OUT_OF_GPU_MEMORY = "out of GPU memory"
 OUTPUT_MISSING = "left an output missing"
 GPUS_NOT_VISIBLE = "GPUs not visible"
+MODEL_MISSING = "model not found"
+DISAGREE = "status.json and the console disagree"
 
 
 @dataclass(frozen=True)

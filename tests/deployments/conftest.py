@@ -11,7 +11,6 @@ import pytest
 
 from tests.deployments.job_image import build_job_image, host_python_image
 from tests.deployments.server import REPO, running_server
-from tests.flow.conftest import demo_data, engine_env  # noqa: F401 - a trained sweep's data and engine settings
 
 
 @pytest.fixture(scope="package")

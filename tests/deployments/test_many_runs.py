@@ -29,7 +29,7 @@ import pytest
 from tasks.launch.plan import GPU_HOST_LABEL, GPUS_LABEL, JOB_LABEL, RUN_LABEL
 from tasks.registry import CARD_FILE, CLAIM_FILE
 from tests.deployments.server import PREFECT, REPO, running_server, stop_process
-from tests.flow.conftest import demo_data, request_fields  # noqa: F401 - demo_data is a fixture
+from tests.flow.conftest import request_fields
 from tests.launch.harness import host_memlock_limit
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

@@ -25,7 +25,7 @@ from tests.deployments.server import (
     running_worker,
     wait_terminal,
 )
-from tests.flow.conftest import demo_data, engine_env, request_fields  # noqa: F401 - fixtures
+from tests.flow.conftest import request_fields
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -1,56 +1,19 @@
-"""Shared set-up for the flow tests: a demo dataset, a workspace, and launcher settings for this engine."""
+"""Shared set-up for the flow tests: the demo request's fields and a workspace (the demo dataset and the
+launcher settings are fixtures of tests/fixtures/job_inputs.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pytest
-
 from tasks.job import preflight as job  # the module: the package exports no name of a submodule
-from tasks.job.demo import generate_demo_dataset
 from tasks.job.workspace import Workspace, stage_input
 from tasks.storage import StorageAccess
-from tests.launch.harness import host_memlock_limit
+from tests.fixtures.job_inputs import REPO, TRAIN_SPEC
 
-REPO = Path(__file__).resolve().parents[2]
-TRAIN_SPEC = REPO / "specs" / "demo_train_resnet18.txt"
 CONVERT_SPEC = REPO / "specs" / "demo_tfrecords.txt"
 DATA_REF = "/workspace/tao-experiments/data/shapes"
 TFR_REF = "/workspace/tao-experiments/data/tfrecords/shapes_trainval"
 MODEL_REF = "/workspace/tao-experiments/pretrained/resnet18"
-
-
-@pytest.fixture(scope="session")
-def demo_data(tmp_path_factory) -> Path:
-    """The generated demo dataset (64 images) plus a base model file, built once per session."""
-    root = tmp_path_factory.mktemp("demo")
-    generate_demo_dataset(root / "data" / "shapes", count=64)
-    model = root / "pretrained" / "resnet18" / "resnet18.hdf5"
-    model.parent.mkdir(parents=True)
-    model.write_bytes(b"\x89HDF\r\n\x1a\n stand-in pretrained weights")
-    return root
-
-
-@pytest.fixture
-def engine_env(tmp_path, monkeypatch, standin_image):
-    """Launcher settings this engine needs (no network, memlock capped), as a user would give them:
-    a .tao_mounts.json; plus a fresh TAOFLOW_HOME. Returns a function to add stand-in env vars."""
-    monkeypatch.setenv("TAOFLOW_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TAOFLOW_DOCKER_NETWORK", "none")
-    mounts = tmp_path / "tao_mounts.json"
-
-    def write(envs: dict[str, str] | None = None) -> str:
-        mounts.write_text(json.dumps({
-            "Mounts": [],
-            "Envs": [{"variable": k, "value": v} for k, v in (envs or {}).items()],
-            "DockerOptions": {"ulimits": {"memlock": host_memlock_limit(), "stack": 67108864}},
-        }))
-        monkeypatch.setenv("LAUNCHER_MOUNTS", str(mounts))
-        return standin_image
-
-    write()
-    return write
 
 
 def request_fields(data_root: Path | str, *, tfrecords: str, output: str, image: str, **extra) -> dict:

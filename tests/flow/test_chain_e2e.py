@@ -17,7 +17,7 @@ import pytest
 
 from flows.train import train_detectnet_v2
 from tasks.errors import ChainStopped, ExportFailed
-from tests.flow.test_flow_azure import blob_dataset, blob_request  # noqa: F401 - blob_dataset is a fixture
+from tests.flow.test_flow_azure import blob_request
 
 pytestmark = pytest.mark.services
 

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from tests.flow.conftest import TRAIN_SPEC, request_fields
-from tests.flow.test_flow_azure import blob_dataset  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.services
 

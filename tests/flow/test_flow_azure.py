@@ -15,23 +15,12 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from flows.train import train_detectnet_v2
 from tasks.errors import DatasetError
 from tasks.job.request import TrainRequest
-from tasks.storage import sync_up
-from tests.flow.conftest import TRAIN_SPEC, request_fields
+from tests.flow.conftest import request_fields
 from tests.flow.test_flow_local import artifacts_of
 
 pytestmark = pytest.mark.services
 
 MARKER = "_taoflow_published.json"
-
-
-@pytest.fixture
-def blob_dataset(azurite_env, blob_container, demo_data):
-    """The demo dataset, spec and base model uploaded to a fresh Azurite container."""
-    base = f"{azurite_env.blob_endpoint}/{blob_container.container_name}"
-    sync_up(demo_data / "data", f"{base}/data")
-    sync_up(demo_data / "pretrained", f"{base}/pretrained")
-    blob_container.upload_blob("specs/train.txt", TRAIN_SPEC.read_bytes())
-    return base
 
 
 def blob_request(base: str, image: str, **extra) -> TrainRequest:

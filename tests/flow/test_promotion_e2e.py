@@ -36,7 +36,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from flows.train import train_detectnet_v2
 from tasks.storage import sync_up
 from tests.dataset.check_cases import write_shard
-from tests.flow.test_flow_azure import blob_dataset, blob_request, task_runs  # noqa: F401 - blob_dataset is a fixture
+from tests.flow.test_flow_azure import blob_request, task_runs
 from tests.flow.test_flow_local import artifacts_of
 
 pytestmark = pytest.mark.services

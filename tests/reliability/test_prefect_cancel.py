@@ -17,7 +17,7 @@ import pytest
 
 from tasks.storage import is_published
 from tests.deployments.server import PrefectServer, running_server, serve_train_flow, stop_process
-from tests.flow.conftest import demo_data, request_fields  # noqa: F401 - demo_data is a fixture
+from tests.flow.conftest import request_fields
 from tests.launch.harness import host_memlock_limit
 from tests.reliability import ledger
 

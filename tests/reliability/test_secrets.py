@@ -39,10 +39,7 @@ from tasks.redact import MASK
 from tasks.storage import is_published, sync_down
 from tests.deployments.server import running_server, serve_train_flow, stop_process
 from tests.fixtures.services import AZURITE_ACCOUNT, AZURITE_KEY, prefect_api_at
-from tests.flow.conftest import demo_data, engine_env, request_fields  # noqa: F401 - fixtures
-from tests.flow.test_flow_azure import (
-    blob_dataset,  # noqa: F401 - fixture
-)
+from tests.flow.conftest import request_fields
 from tests.reliability import ledger
 
 pytestmark = pytest.mark.services
