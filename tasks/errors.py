@@ -23,6 +23,7 @@ readable block and exits non-zero; a bare traceback means a bug in taoflow, not 
     │   ├── GpuRuntimeMissing ········ GPUs asked for, no NVIDIA runtime
     │   ├── ImageUnavailable ········· the TAO image is absent and cannot be pulled
     │   ├── GpuLeaseLost ············· (transient) the job's GPU lease ran out while it ran
+    │   ├── SlotServerUnavailable ···· (transient) the server that books GPU slots did not answer
     │   ├── TaoJobFailed ············· TAO ran and did not succeed (transient when a retry helps)
     │   │   ├── TrainingFailed ······· `detectnet_v2 train`
     │   │   ├── EvaluationFailed ····· `detectnet_v2 evaluate`
@@ -248,6 +249,14 @@ class ImageUnavailable(LaunchError):
 class GpuLeaseLost(LaunchError):
     """The lease on the job's GPUs ran out while it ran (the Prefect server was away, or restarted):
     the job was stopped so that no other run shares its GPUs; a retry books again and resumes."""
+
+    transient = True
+
+
+class SlotServerUnavailable(LaunchError):
+    """The Prefect server that books GPU slots did not answer (busy: 5xx or 429 after the client's
+    own retries; or unreachable) for longer than a job waits for it: nothing was started, and a
+    retry books again."""
 
     transient = True
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import uuid
 
 import pytest
 
@@ -25,8 +26,17 @@ for _name, _value in {
     **offline_env(),
 }.items():
     os.environ.setdefault(_name, _value)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A parallel worker inherits the controller's environment: it keeps a Prefect home of its own.
+    os.environ["PREFECT_HOME"] = _SESSION_HOME
+    os.environ["PREFECT_PROFILES_PATH"] = os.path.join(_SESSION_HOME, "profiles.toml")
+# One id for the whole run, set before the parallel workers start so they inherit it: the
+# reliability ledger adds up the records of every worker under it.
+os.environ.setdefault("TAOFLOW_TEST_RUN", uuid.uuid4().hex)
 # A developer's PREFECT_API_URL must not leak into the tests.
 os.environ.pop("PREFECT_API_URL", None)
+
+from tests.reliability import ledger  # noqa: E402 - reads TAOFLOW_TEST_RUN, set just above
 
 pytest_plugins = [
     "tests.fixtures.services",
@@ -45,6 +55,40 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("after_the_rest") is not None)
 
 
+# --- docs/reliability.md ----------------------------------------------------------------------
+#
+# At the end of a whole-suite run, whatever order the tests ran in (and in however many parallel
+# workers), the recorded results are compared with the document's table (or written into it with
+# TAOFLOW_UPDATE_DOCS=1). A hand-picked subset records partial counts and is not compared.
+
+
+def _whole_suite(session) -> bool:
+    """No paths, `-k` or `-m` picked a subset (`--deselect` of single tests is allowed)."""
+    config, options = session.config, session.config.option
+    return config.args_source == pytest.Config.ArgsSource.TESTPATHS and not options.keyword and not options.markexpr
+
+
+def _keep_reliability_doc_true(session) -> None:
+    records = ledger.this_session()
+    if not records:
+        return
+    ledger.RECORDS.mkdir(parents=True, exist_ok=True)
+    (ledger.RECORDS / "report.md").write_text(ledger.render(records) + "\n")
+    if os.environ.get("TAOFLOW_UPDATE_DOCS") == "1":
+        ledger.rewrite_doc(records)
+        return
+    if not _whole_suite(session):
+        return  # a hand-picked subset: partial counts are expected
+    drift = ledger.disagreements(records)
+    if drift:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "docs/reliability.md disagrees with this run (TAOFLOW_UPDATE_DOCS=1 rewrites it):\n  "
+        text += "\n  ".join(drift)
+        if reporter:
+            reporter.write_line(text, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 # --- leaving the session -----------------------------------------------------------------------
 #
 # Prefect drains its log and event workers in an atexit hook with no time limit. When the last
@@ -57,6 +101,8 @@ _FINAL: dict[str, object] = {}
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # a parallel worker saw only its share of the records
+        _keep_reliability_doc_true(session)
     _FINAL["session"] = session
 
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from tasks.errors import GpuLeaseLost, TrainingCancelled
+from tasks.errors import GpuLeaseLost, SlotServerUnavailable, TrainingCancelled
 from tasks.launch.base import CancelToken, JobObserver, JobOutcome, Launcher
 from tasks.launch.gpus import GpuDemand, GpuHost, slot_name
 from tasks.launch.plan import GPU_HOST_LABEL, GPUS_LABEL, LaunchPlan
@@ -112,6 +112,8 @@ class GpuBroker:
     lease_seconds: float = LEASE_SECONDS
     renew_seconds: float = LEASE_SECONDS / 3
     poll_seconds: float = 2.0
+    #: How long a job waits for a server that does not answer its booking before it gives up.
+    patience_seconds: float = 600.0
 
     @property
     def books(self) -> bool:
@@ -132,22 +134,22 @@ class GpuBroker:
         self.host.check(demand)
         wanted = self.host.wanted(demand)
         names = {i: slot_name(self.host.name, i) for i in self.host.ids}
-        self.ledger.ensure(list(names.values()))
-        said = None
+        said, silent_since, ensured = None, None, False
         while True:
-            busy = self.ledger.busy(list(names.values()))
-            for ids in _candidates(wanted, [i for i in self.host.ids if names[i] not in busy]):
-                lease = self.ledger.take([names[i] for i in ids], self.lease_seconds)
-                if lease is not None:
-                    self.ledger.note_holder([names[i] for i in ids], self.holder)
-                    if said is not None:
-                        self.notice(f"took {_gpus(ids)} of host {self.host.name}")
-                    return Booking(ids, lease, self.ledger, self.lease_seconds, self.renew_seconds).start()
-            blocking = sorted(busy & {names[i] for i in (wanted.pinned or self.host.ids)})
-            holders = self.ledger.holders(blocking)
-            message = (f"waiting for {wanted.describe()} of host {self.host.name}: "
-                       + "; ".join(f"{_gpus([_index(n)])} held by {holders.get(n, 'a run that left no record')}"
-                                   for n in blocking))
+            try:
+                if not ensured:
+                    self.ledger.ensure(list(names.values()))
+                    ensured = True
+                booking, message = self._try(wanted, names, said)
+                silent_since = None
+            except SlotServerUnavailable as exc:
+                # A server busy for a moment (SQLite under load answers 503) is one more reason to wait.
+                silent_since = silent_since or time.monotonic()
+                if time.monotonic() - silent_since > self.patience_seconds:
+                    raise
+                booking, message = None, f"waiting for the GPU booking: {exc.what}; trying again"
+            if booking is not None:
+                return booking
             if message != said:
                 self.notice(message)
                 said = message
@@ -155,6 +157,26 @@ class GpuBroker:
                 raise TrainingCancelled(f"stopped while waiting for GPUs ({cancel.reason})",
                                         fix="run again; nothing was started")
             time.sleep(self.poll_seconds * random.uniform(0.75, 1.25))
+
+    def _try(self, wanted: GpuDemand, names: dict[int, str], said: str | None) -> tuple["Booking | None", str]:
+        """One round: the booking when the GPUs were free, else why it waits."""
+        busy = self.ledger.busy(list(names.values()))
+        for ids in _candidates(wanted, [i for i in self.host.ids if names[i] not in busy]):
+            lease = self.ledger.take([names[i] for i in ids], self.lease_seconds)
+            if lease is not None:
+                booking = Booking(ids, lease, self.ledger, self.lease_seconds, self.renew_seconds).start()
+                try:
+                    self.ledger.note_holder([names[i] for i in ids], self.holder)
+                except SlotServerUnavailable:
+                    pass  # the note only tells waiting runs who holds the GPU; the lease is what counts
+                if said is not None:
+                    self.notice(f"took {_gpus(ids)} of host {self.host.name}")
+                return booking, ""
+        blocking = sorted(busy & {names[i] for i in (wanted.pinned or self.host.ids)})
+        holders = self.ledger.holders(blocking)
+        return None, (f"waiting for {wanted.describe()} of host {self.host.name}: "
+                      + "; ".join(f"{_gpus([_index(n)])} held by {holders.get(n, 'a run that left no record')}"
+                                  for n in blocking))
 
 
 def _candidates(demand: GpuDemand, free: list[int]) -> list[tuple[int, ...]]:

@@ -6,18 +6,26 @@ The `SlotLedger` of `tasks.launch.gpu_booking`, on Prefect's own primitives: the
 the server's repossessor frees the slots of a lease that was not renewed. Who holds a GPU is kept
 in a Prefect variable beside its limit (`<limit>-holder`), for the runs that wait: the server
 keeps a lease's holder but has no API to read it back.
+
+Every call answers `SlotServerUnavailable` when the server does not (a 5xx or 429 left after the
+Prefect client's own retries, or no connection): a busy server is one more reason to wait for a
+GPU, not the end of a run (`GpuBroker.book`).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, VariableCreate, VariableUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
+
+from tasks.errors import SlotServerUnavailable
 
 #: The holder record beside each limit.
 HOLDER_SUFFIX = "-holder"
@@ -36,9 +44,7 @@ class PrefectSlotLedger:
         self.holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(flow_run_id)) if flow_run_id else None
 
     def ensure(self, names: Sequence[str]) -> None:
-        import httpx
-
-        with get_client(sync_client=True) as client:
+        with _server() as client:
             for name in names:
                 if _limit(client, name) is not None:
                     continue
@@ -51,14 +57,12 @@ class PrefectSlotLedger:
                         raise
 
     def busy(self, names: Sequence[str]) -> set[str]:
-        with get_client(sync_client=True) as client:
+        with _server() as client:
             limits = {name: _limit(client, name) for name in names}
         return {n for n, limit in limits.items() if limit is not None and limit.active_slots >= limit.limit}
 
     def take(self, names: Sequence[str], lease_seconds: float) -> str | None:
-        import httpx
-
-        with get_client(sync_client=True) as client:
+        with _server() as client:
             try:
                 answer = client.increment_concurrency_slots_with_lease(
                     names=list(names), slots=1, mode="concurrency", lease_duration=lease_seconds, holder=self.holder)
@@ -69,9 +73,7 @@ class PrefectSlotLedger:
         return str(answer.json()["lease_id"])
 
     def renew(self, lease: str, lease_seconds: float) -> bool:
-        import httpx
-
-        with get_client(sync_client=True) as client:
+        with _server() as client:
             try:
                 client.renew_concurrency_lease(UUID(lease), lease_duration=lease_seconds)
             except httpx.HTTPStatusError as exc:
@@ -81,11 +83,11 @@ class PrefectSlotLedger:
         return True
 
     def release(self, lease: str) -> None:
-        with get_client(sync_client=True) as client:
+        with _server() as client:
             client.release_concurrency_slots_with_lease(UUID(lease))
 
     def note_holder(self, names: Sequence[str], holder: str) -> None:
-        with get_client(sync_client=True) as client:
+        with _server() as client:
             for name in names:
                 variable = name + HOLDER_SUFFIX
                 try:
@@ -95,12 +97,29 @@ class PrefectSlotLedger:
 
     def holders(self, names: Sequence[str]) -> dict[str, str]:
         found = {}
-        with get_client(sync_client=True) as client:
+        with _server() as client:
             for name in names:
                 variable = client.read_variable_by_name(name + HOLDER_SUFFIX)
                 if variable is not None:
                     found[name] = str(variable.value)
         return found
+
+
+@contextmanager
+def _server() -> Iterator:
+    """A client of the server; its busy or missing answers as `SlotServerUnavailable`."""
+    try:
+        with get_client(sync_client=True) as client:
+            yield client
+    except httpx.HTTPStatusError as exc:
+        code = exc.response.status_code
+        if code < 500 and code != 429:
+            raise
+        raise SlotServerUnavailable(f"the Prefect server answered {code} to a GPU booking",
+                                    fix="the run waits for it; check the server's load and its database") from None
+    except httpx.TransportError as exc:
+        raise SlotServerUnavailable(f"the Prefect server did not answer a GPU booking: {type(exc).__name__}",
+                                    fix="check that the server runs and PREFECT_API_URL reaches it") from None
 
 
 def _limit(client, name: str):

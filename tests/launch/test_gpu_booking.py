@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tasks.errors import ConfigError, GpuLeaseLost
+from tasks.errors import ConfigError, GpuLeaseLost, SlotServerUnavailable, is_transient
 from tasks.launch import (
     BookingLauncher,
     GpuBroker,
@@ -192,3 +192,88 @@ def _train_catching(plan, launcher, failure: list) -> None:
         run_training(plan, launcher)
     except BaseException as exc:  # noqa: BLE001 - the test reads it
         failure.append(exc)
+
+
+@pytest.fixture
+def busy_server():
+    """A loopback HTTP server that answers every request 503, as a Prefect server on SQLite under
+    load does (a database lock held past its time-out)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Busy(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"exception_message": "Service Unavailable"}'
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_busy_or_absent_server_is_slot_server_unavailable_never_a_raw_http_error(busy_server):
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from tests.deployments.server import closed_port
+
+    ledger = PrefectSlotLedger(str(uuid.uuid4()))
+    names = [slot_name("busy", 0)]
+    for url, said in ((busy_server, "answered 503"), (f"http://127.0.0.1:{closed_port()}/api", "did not answer")):
+        with temporary_settings({PREFECT_API_URL: url, PREFECT_CLIENT_MAX_RETRIES: 0}):
+            for call in (lambda: ledger.ensure(names), lambda: ledger.busy(names),
+                         lambda: ledger.take(names, 60), lambda: ledger.holders(names)):
+                with pytest.raises(SlotServerUnavailable, match=said) as caught:
+                    call()
+                assert is_transient(caught.value)
+
+
+class StutteringLedger(PrefectSlotLedger):
+    """The real ledger behind a server that is busy for the first `busy` calls of each kind."""
+
+    def __init__(self, busy: int) -> None:
+        super().__init__(str(uuid.uuid4()))
+        self.left = {"ensure": busy, "take": busy, "note_holder": busy}
+
+    def _stutter(self, call: str) -> None:
+        if self.left[call] > 0:
+            self.left[call] -= 1
+            raise SlotServerUnavailable("the Prefect server answered 503 to a GPU booking")
+
+    def ensure(self, names):
+        self._stutter("ensure")
+        super().ensure(names)
+
+    def take(self, names, lease_seconds):
+        self._stutter("take")
+        return super().take(names, lease_seconds)
+
+    def note_holder(self, names, holder):
+        self._stutter("note_holder")
+        super().note_holder(names, holder)
+
+
+def test_a_job_waits_through_a_busy_server_and_gives_up_only_after_its_patience(prefect_api):
+    gpus = host(0)
+    said: list[str] = []
+    booked = GpuBroker(gpus, StutteringLedger(busy=2), "flow run 'patient'", notice=said.append,
+                       poll_seconds=0.05).book(GpuDemand(1))
+    assert booked.ids == (0,)
+    assert said[0] == "waiting for the GPU booking: the Prefect server answered 503 to a GPU booking; trying again"
+    # The holder note was refused, but the lease is what counts: the GPU is taken until released.
+    assert PrefectSlotLedger().busy([slot_name(gpus.name, 0)]) == {slot_name(gpus.name, 0)}
+    booked.release()
+    assert PrefectSlotLedger().busy([slot_name(gpus.name, 0)]) == set()
+    with pytest.raises(SlotServerUnavailable):
+        GpuBroker(host(0), StutteringLedger(busy=10**6), "flow run 'impatient'", notice=said.append,
+                  poll_seconds=0.05, patience_seconds=0.3).book(GpuDemand(1))

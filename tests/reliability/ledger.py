@@ -8,6 +8,7 @@ replaced by the first record of this one, never added to.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -19,8 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 RECORDS = Path(os.environ.get("TAOFLOW_RELIABILITY_RECORDS") or REPO / ".cache" / "reliability")
 DOC = REPO / "docs" / "reliability.md"
 START, END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
-#: One id per pytest process: records of other sessions are stale.
-SESSION = uuid.uuid4().hex
+#: One id per pytest run (tests/conftest.py sets it before parallel workers start, so they share
+#: it and their records add up): records of other runs are stale.
+SESSION = os.environ.get("TAOFLOW_TEST_RUN") or uuid.uuid4().hex
 BAD = ("lost", "leaked", "crashed")
 
 
@@ -134,17 +136,24 @@ def load(row: str) -> dict | None:
 def record(row: str, *, trials: int, lost: int = 0, leaked: int = 0, crashed: int = 0,
            sums: dict[str, int] | None = None, **figures) -> dict:
     """Add `trials` to a row for this session, with its failures and figures (later figures win;
-    `sums` are counts added to what this session recorded before)."""
+    `sums` are counts added to what this session recorded before). Workers of one parallel run add
+    to the same row one at a time (a lock file beside the records)."""
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    with open(RECORDS / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _add(row, trials, {"lost": lost, "leaked": leaked, "crashed": crashed}, sums or {}, figures)
+
+
+def _add(row: str, trials: int, failures: dict[str, int], sums: dict[str, int], figures: dict) -> dict:
     current = load(row)
     if current is None or current.get("session") != SESSION:
         current = {"row": row, "session": SESSION, "trials": 0, "lost": 0, "leaked": 0, "crashed": 0, "figures": {}}
     current["trials"] += trials
-    for name, value in (("lost", lost), ("leaked", leaked), ("crashed", crashed)):
+    for name, value in failures.items():
         current[name] += value
     current["figures"].update(figures)
-    for name, value in (sums or {}).items():
+    for name, value in sums.items():
         current["figures"][name] = current["figures"].get(name, 0) + value
-    RECORDS.mkdir(parents=True, exist_ok=True)
     temp = _path(row).with_suffix(".tmp")
     temp.write_text(json.dumps(current, indent=1, sort_keys=True))
     os.replace(temp, _path(row))
