@@ -57,13 +57,17 @@ def pytest_collection_modifyitems(config, items):
 
 # --- docs/reliability.md ----------------------------------------------------------------------
 #
-# At the end of a whole-suite run, whatever order the tests ran in (and in however many parallel
-# workers), the recorded results are compared with the document's table (or written into it with
+# At the end of a whole-suite run, whatever order the tests ran in (in however many parallel workers
+# and parts: scripts/test runs the `exclusive` tests in a second pytest), the recorded results are compared with the document's table (or written into it with
 # TAOFLOW_UPDATE_DOCS=1). A hand-picked subset records partial counts and is not compared.
 
 
 def _whole_suite(session) -> bool:
-    """No paths, `-k` or `-m` picked a subset (`--deselect` of single tests is allowed)."""
+    """No paths, `-k` or `-m` picked a subset (`--deselect` of single tests is allowed); or this is
+    the last part of scripts/test's whole suite (TAOFLOW_SUITE_PART=2), which sees every part's records."""
+    part = os.environ.get("TAOFLOW_SUITE_PART")
+    if part:
+        return part == "2"
     config, options = session.config, session.config.option
     return config.args_source == pytest.Config.ArgsSource.TESTPATHS and not options.keyword and not options.markexpr
 

@@ -81,6 +81,7 @@ def test_bad_dataset_fails_before_any_container(prefect_api, engine_env, demo_da
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.exclusive  # it watches every job container that starts
 def test_storage_outage_and_trainer_crash_are_retried(prefect_api, engine_env, azurite, blob_dataset,
                                                        blob_container, docker_client):
     # The trainer crashes once in epoch 2 (the retry must resume from the epoch-1 checkpoint), and

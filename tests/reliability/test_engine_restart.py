@@ -23,7 +23,7 @@ from tests.launch.harness import docker_harness
 from tests.reliability import ledger
 from tests.reliability.ledger import REPO
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.exclusive]  # it restarts dockerd
 #: What the restart test saw, for the known-bug test below.
 
 
