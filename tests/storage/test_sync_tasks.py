@@ -10,7 +10,7 @@ from prefect import flow, task
 
 from tasks.errors import StorageAuthError, StorageUnreachableError, TransientStorageError
 from tasks.storage import StorageAccess
-from tasks.storage.sync_tasks import _RETRY_PUBLISH, RETRY_TRANSIENT, content_cache_key, sync_down_task, sync_up_task
+from tasks.storage.sync_tasks import RETRY_PUBLISH, RETRY_TRANSIENT, content_cache_key, sync_down_task, sync_up_task
 from tests.storage.helpers import access_for, location_of, nested_tree, read_tree, upload_tree, write_tree
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -49,7 +49,7 @@ def test_a_short_storage_outage_is_bridged_by_the_sdk_reconnects(prefect_api, az
     assert read_tree(workdir / "dst") == tree
 
 
-@pytest.mark.parametrize("options, unreachable_runs", [(RETRY_TRANSIENT, 1), (_RETRY_PUBLISH, 3)],
+@pytest.mark.parametrize("options, unreachable_runs", [(RETRY_TRANSIENT, 1), (RETRY_PUBLISH, 3)],
                          ids=["reading", "publishing"])
 def test_transient_faults_are_retried_and_an_unreachable_endpoint_only_when_publishing(
         prefect_api, options, unreachable_runs):
@@ -72,7 +72,7 @@ def test_transient_faults_are_retried_and_an_unreachable_endpoint_only_when_publ
     assert _run_count(unreachable) == unreachable_runs
     assert unreachable.is_completed() == (unreachable_runs == 3)
     assert sync_down_task.retry_condition_fn is RETRY_TRANSIENT["retry_condition_fn"]
-    assert sync_up_task.retry_condition_fn is _RETRY_PUBLISH["retry_condition_fn"]
+    assert sync_up_task.retry_condition_fn is RETRY_PUBLISH["retry_condition_fn"]
 
 
 def test_an_auth_error_is_not_retried(prefect_api, azurite, blob_container, workdir):
