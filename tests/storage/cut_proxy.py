@@ -4,7 +4,9 @@ Every request line passing through is recorded with its `x-ms-range` header (and
 in `conditions`). While `cuts` is positive, a connection that asks for `target` forwards only
 `cut_after` bytes of the answer and is then closed by the proxy, as a dropped connection does
 mid-download; each cut uses one. `before_forward(line)`, when set, runs for every request before
-it is passed on (a test changes the blob between two requests with it).
+it is passed on (a test changes the blob between two requests with it). With `stall_after` set,
+an answer to `target` stops after that many bytes: `stalled` is set and the answer waits for
+`release` (a test kills the client while it is certainly mid-download).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class CutProxy:
     conditions: list[str | None] = field(default_factory=list)
     """The If-Match header of every request, in the same order."""
     before_forward: Callable[[str], None] | None = None
+    stall_after: int | None = None
+    stalled: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -60,6 +65,8 @@ class CutProxy:
                     if self.target and self.target in lines[0] and self.cuts > 0:
                         self.cuts -= 1
                         state.update(cut=True, sent=0)
+                    if self.target and self.target in lines[0] and self.stall_after is not None:
+                        state.update(stall=True, sent=0)
                 if self.before_forward is not None:
                     self.before_forward(lines[0])
             try:
@@ -73,6 +80,11 @@ class CutProxy:
             if state["cut"]:
                 data = data[: max(0, self.cut_after - state["sent"])]
                 state["sent"] += len(data)
+            elif state.get("stall"):
+                state["sent"] += len(data)
+                if state["sent"] >= self.stall_after:
+                    self.stalled.set()
+                    self.release.wait()
             try:
                 sink.sendall(data)
             except OSError:

@@ -14,12 +14,16 @@ import hashlib
 import json
 import os
 import random
+import signal
+import subprocess
+import sys
 
 import pytest
 
 from tasks.errors import TransientStorageError
 from tasks.storage import ranged, sync_down
 from tasks.storage.localfs import STAGING_DIR, SYNC_MANIFEST
+from tasks.storage.manifest import SyncManifest
 from tasks.storage.stores import BlobStore
 from tests.storage.cut_proxy import CutProxy
 from tests.storage.helpers import access_for, location_of, read_tree, upload_tree
@@ -151,3 +155,33 @@ def test_a_large_blob_committed_from_blocks_has_no_md5_to_check_and_arrives(azur
 
     assert (workdir / "dst/model/weights.bin").read_bytes() == data
     assert manifest_record(workdir / "dst", "model/weights.bin")["md5"] is None, "nothing was checked, none recorded"
+
+
+def test_a_sync_killed_mid_download_places_nothing_and_the_next_one_completes(blob_container, cut_proxy, workdir):
+    """A real process with the real range size (a 40 MB blob: five 8 MiB ranges), killed while an
+    answer is held mid-way by the proxy: no file at its name, nothing recorded; the next sync
+    clears the temporary and completes."""
+    data = random.Random(7).randbytes(40 << 20)
+    upload_tree(blob_container, "data", {"model/weights.bin": data, "small.txt": b"s"})
+    location, access = through(cut_proxy, blob_container, "data")
+    cut_proxy.target, cut_proxy.stall_after = "weights.bin", 3 << 20
+    dest = workdir / "dst"
+    env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": access.connection_string}
+    with open(workdir / "killed.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "taoflow", "sync", "down", location, str(dest),
+                                 "--concurrency", "4"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert cut_proxy.stalled.wait(60), (workdir / "killed.log").read_text()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        cut_proxy.release.set()
+        proc.kill()
+
+    assert not (dest / "model/weights.bin").exists(), "nothing placed at its name before it is complete"
+    assert os.listdir(dest / STAGING_DIR), "the killed sync's temporary is in the staging folder"
+    assert "model/weights.bin" not in SyncManifest.load(dest).files
+    cut_proxy.stall_after = None
+    report = sync_down(location, dest, access=access)
+    assert (dest / "model/weights.bin").read_bytes() == data
+    assert report.files_transferred >= 1 and not (dest / STAGING_DIR).exists()
