@@ -67,9 +67,9 @@ def range_count(size: int, range_size: int | None) -> int:
 class RangedDownload:
     """One blob being fetched as ranges into one temporary; thread-safe.
 
-    `open(index)` is called by every part's job; `fetch(index, write)` is given a writer for that
-    range and must stream the range through it. The part whose job completes the file (every
-    range in, the hash caught up) gets True from `run`, and then `finish` checks and places it.
+    Each range's job calls `run(index, fetch)`, which streams that range through a writer
+    (`fetch(start, length, writer)`). The job that completes the file (every range in, the hash
+    caught up) gets True, then calls `finish` (the MD5 check) and places the temporary.
     """
 
     def __init__(self, size: int, range_size: int, *, md5: str | None, name: str, where: str,
