@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image  # noqa: E402
 
-from tasks.dataset import validate_dataset  # noqa: E402
+from tasks.dataset import DatasetValidation, validate_dataset  # noqa: E402
 from tests.dataset.kitti import encoded, kitti_line, train_facts  # noqa: E402
 
 SIZES = [(1248, 384), (1242, 375), (1224, 370), (1238, 374)]  # KITTI's raw sizes vary like this
@@ -109,7 +109,7 @@ def main() -> int:
         best, report = 0.0, None
         for _ in range(3):
             started = time.perf_counter()
-            report = validate_dataset(facts, root, workers=args.workers)
+            report = validate_dataset(DatasetValidation(facts, root, workers=args.workers))
             best = max(best, args.pairs / (time.perf_counter() - started))
         sample = files[: args.baseline_sample]
         baseline = rate(pil_loop, sample)

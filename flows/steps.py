@@ -178,7 +178,7 @@ def publish(job: JobRun, checked: Preflight, trained: TrainResult, shipped: Ship
         verdict=judged.verdict, compared_with=judged.champion.version if judged.champion else None,
         image_digest=job.launcher.image_digest(job.request.image), chain=shipped.record(tree, trained, judged)))
     write_atomic(tree / CARD_FILE, card.to_json())
-    report_results(pictures, tree, comparison(judged))
+    report_results(pictures, tree, comparison(judged), chain=card.chain)
     check_claim_task(job.app, job.request.model_subfolder, job.run_id, job.access)
     published = sync_up_task(tree, job.request.results_location, job.access)
     job.result.status = "trained"

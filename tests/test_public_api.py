@@ -18,7 +18,7 @@ import tasks
 
 PUBLIC = {
     "tasks.dataset": [
-        "CHECKS", "Check", "ValidationReport", "validate_dataset"
+        "CHECKS", "Check", "DatasetValidation", "ValidationReport", "validate_dataset"
     ],
     "tasks.events": [
         "BlobCreated", "DebounceSettings", "Debouncer", "Delivery", "EmitError", "EventOrigins", "Ignored",
@@ -50,10 +50,10 @@ PUBLIC = {
         "version_for_run"
     ],
     "tasks.report": [
-        "Comparison", "DatasetSummary", "Picture", "REPORT_DATA", "REPORT_HTML", "ReportError", "RunReport",
-        "TrainingHistory", "comparison_chart", "contact_sheet", "dataset_pictures", "dataset_summary",
-        "load_report", "render_html_report", "render_report_file", "save_report", "training_curves",
-        "training_history"
+        "ChainStep", "ChainSummary", "Comparison", "DatasetSummary", "Picture", "REPORT_DATA", "REPORT_HTML",
+        "ReportError", "RunReport", "TrainingHistory", "chain_chart", "chain_summary", "comparison_chart",
+        "contact_sheet", "dataset_pictures", "dataset_summary", "load_report", "render_html_report",
+        "render_report_file", "save_report", "training_curves", "training_history"
     ],
     "tasks.spec": [
         "Change", "Document", "KINDS", "PathField", "RewriteResult", "Schema", "SpecFacts", "check_spec",

@@ -14,7 +14,7 @@ from tasks.job.request import TrainRequest
 from tasks.job.stored_parameters import refuse_stored_secrets, sanitized_parameters
 from tasks.log_filters import RedactingFilter, install_log_filters
 from tasks.redact import MASK, Redactor, scrub
-from tests.test_request import BLOB, request_fields
+from tests.job.test_request import BLOB, request_fields
 
 SIG = "Zm9vYmFyYmF6%2Bqux%3D"
 SAS = f"sv=2024-08-04&ss=b&srt=sco&sp=rl&se=2026-01-01T00:00:00Z&st=2025-01-01&spr=https&sig={SIG}"

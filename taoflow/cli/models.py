@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from taoflow.cli.output import err_console, out_console, print_json
+from taoflow.cli.output import err_console, out_console, plain, print_json
 
 models_app = typer.Typer(help="The models of an application: versions, metrics, the champion (the registry).",
                          no_args_is_help=True)
@@ -65,13 +65,18 @@ def list_(app_location: str = _APP, credentials: Optional[str] = _CREDENTIALS, a
     table = [("", "version", "time (UTC)", "mAP %", "dataset", "held out on")]
     table += [("*" if row.champion else "", row.version, row.created_at.replace("+00:00", "Z"),
                f"{row.mean_average_precision:.2f}", row.dataset_fingerprint[:12], row.held_out) for row in rows]
-    # Columns as wide as their longest cell, whatever the terminal: a version name is never cut
-    # (two versions started in the same second differ only in their last characters).
+    _print_table(table, numbers={3})
+    out_console.print(f"{len(rows)} version(s); * = champion", markup=False)
+
+
+def _print_table(table: list[tuple[str, ...]], numbers: set[int], indent: str = "") -> None:
+    """Columns as wide as their longest cell, whatever the terminal: a version name or a SHA-256 is
+    never cut (two versions started in the same second differ only in their last characters)."""
     widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]))]
     for cells in table:
-        line = "  ".join(cell.rjust(w) if i == 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(cells, widths)))
-        out_console.print(line.rstrip(), markup=False, highlight=False, crop=False, overflow="ignore")
-    out_console.print(f"{len(rows)} version(s); * = champion", markup=False)
+        line = "  ".join(cell.rjust(w) if i in numbers else cell.ljust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths)))
+        out_console.print(indent + line.rstrip(), markup=False, highlight=False, crop=False, overflow="ignore")
 
 
 @models_app.command("show")
@@ -81,7 +86,9 @@ def show(
     credentials: Optional[str] = _CREDENTIALS,
     as_json: bool = _JSON,
 ) -> None:
-    """One version's model card: metrics per class, the verdict, datasets, spec, base model, TAO image, request."""
+    """One version's model card: metrics per class, the verdict, datasets, spec, base model, TAO image, and
+    the chain after training (which model ships and why, each step's mAP, size and pruning ratio, every
+    file with its SHA-256)."""
     from tasks.registry import read_card
 
     access = _access(credentials)
@@ -113,3 +120,29 @@ def show(
         out.print(f"base model: {base.get('pretrained_model_file')} from {base.get('location')}", markup=False)
     out.print(f"TAO image: {card.tao_image}" + (f" @ {card.tao_image_digest}" if card.tao_image_digest else ""),
               markup=False)
+    if card.chain is not None:
+        _print_chain(card.chain)
+
+
+def _number(value: float | None, digits: int) -> str:
+    return f"{value:.{digits}f}" if value is not None else "-"
+
+
+def _print_chain(chain) -> None:
+    """Which model ships and why, each step's numbers, and every file the chain published with its SHA-256."""
+    from tasks.report import chain_summary
+    from tasks.report.chain_view import step_label
+
+    summary = chain_summary(chain)
+    for line in (f"chain: the {chain.shipped} model ships: {chain.decision}",
+                 f"compared with the champion: {chain.compared_on}"):
+        out_console.print(plain(line), markup=False, highlight=False, crop=False, overflow="ignore")
+    table = [("step", "mAP %", "size MB", "params M", "pruning ratio")]
+    table += [(step_label(summary, s), _number(s.mean_average_precision, 2), _number(s.size_mb, 2),
+               _number(s.param_count, 2), _number(s.pruning_ratio, 3)) for s in summary.steps]
+    _print_table(table, numbers={1, 2, 3, 4}, indent="  ")
+    if chain.artifacts:
+        out_console.print("files (relative to the version folder):", markup=False)
+        table = [("step", "kind", "size MB", "sha256", "path")]
+        table += [(a.step, plain(a.kind), f"{a.size_mb:.2f}", plain(a.sha256), plain(a.path)) for a in chain.artifacts]
+        _print_table(table, numbers={2}, indent="  ")

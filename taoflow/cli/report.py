@@ -23,15 +23,23 @@ def report(
         None, "--credentials", "-c", metavar="BLOCK",
         help="Name of a Prefect AzureBlobStorageCredentials block (default: env AZURE_STORAGE_CONNECTION_STRING)."),
 ) -> None:
-    """Draw the report of a finished run (training curves, dataset, sample frames, champion vs new model)
-    into one self-contained HTML file: every picture inline, nothing fetched when it is opened."""
+    """Draw the report of a finished run (training curves, dataset, sample frames, champion vs new model,
+    the chain after training) into one self-contained HTML file: every picture inline, nothing fetched
+    when it is opened. The chain is drawn from the folder's model-card.json when it has one."""
     # imported here so `taoflow --help` does not pay for Pillow and the storage SDK
+    from tasks.registry.catalog import folder_card_or_problem
     from tasks.report import render_report_file
     from tasks.storage import StorageAccess
 
-    made = render_report_file(location, out, StorageAccess(credentials=credentials))
-    parts = [name for name, present in (("champion vs new model", made.comparison), ("training curves", made.training),
-                                        ("dataset", made.dataset), ("sample frames", made.samples)) if present]
+    access = StorageAccess(credentials=credentials)
+    card, problem = folder_card_or_problem(location, access)
+    if problem is not None:
+        err_console.print(f"warning: the chain is drawn from report.json, not the model card: {problem.render()}",
+                          markup=False)
+    made = render_report_file(location, out, access, chain=card.chain if card is not None else None)
+    parts = [name for name, present in (("champion vs new model", made.comparison), ("chain", made.chain),
+                                        ("training curves", made.training), ("dataset", made.dataset),
+                                        ("sample frames", made.samples)) if present]
     err_console.print(f"wrote {out} ({out.stat().st_size // 1024} KB): {', '.join(parts) or 'no pictures'}",
                       markup=False)
     for note in made.notes:

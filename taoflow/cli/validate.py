@@ -65,17 +65,18 @@ def validate_command(
         "AZURE_STORAGE_CONNECTION_STRING)."),
 ) -> None:
     """Check images, KITTI labels and the spec's constraints; exit 1 on errors (or warnings with --strict)."""
-    from tasks.dataset import validate_dataset
+    from tasks.dataset import DatasetValidation, validate_dataset
     from tasks.storage import StorageAccess
 
     if kind not in ("train", "dataset_convert"):
         raise ConfigError(f"--kind is {kind!r}", fix="use --kind train or --kind dataset_convert")
     facts = _load_facts(spec, kind)
     with _progress(is_terminal() and not as_json) as progress:
-        report = validate_dataset(facts, data, images=images, labels=labels, deep=deep, strict=strict,
-                                  workers=workers, progress=progress, validation_data_dir=validation_data,
-                                  tfrecords_dir=tfrecords, validation_tfrecords_dir=validation_tfrecords, gpus=gpus,
-                                  access=StorageAccess(credentials=credentials))
+        job = DatasetValidation(facts, data, images=images, labels=labels, deep=deep, strict=strict, workers=workers,
+                                validation_data=validation_data, tfrecords=tfrecords,
+                                validation_tfrecords=validation_tfrecords, gpus=gpus,
+                                access=StorageAccess(credentials=credentials))
+        report = validate_dataset(job, progress)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -2,6 +2,6 @@
 
 from tasks.dataset.codes import CHECKS, Check
 from tasks.dataset.report import ValidationReport
-from tasks.dataset.validate import validate_dataset
+from tasks.dataset.validate import DatasetValidation, validate_dataset
 
-__all__ = ["CHECKS", "Check", "ValidationReport", "validate_dataset"]
+__all__ = ["CHECKS", "Check", "DatasetValidation", "ValidationReport", "validate_dataset"]

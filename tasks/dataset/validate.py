@@ -1,4 +1,5 @@
-"""`validate_dataset`: every pre-flight check of a KITTI dataset against the spec facts, in one pass.
+"""`validate_dataset`: every pre-flight check of a KITTI dataset against the spec facts, in one pass;
+`DatasetValidation` says what a validation needs.
 
 The dataset may be a local folder or any blob location (validated where it lies, see
 tasks.dataset.blob_reader): the same rules read through either reader. Per-file work (header
@@ -15,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import KW_ONLY, dataclass
 
 from tasks.dataset.blob_reader import BlobReader
 from tasks.dataset.feasibility import FrameCounts, check_image_root, check_tfrecords, check_training
@@ -38,63 +40,85 @@ POOL_THRESHOLD = 2_000
 Progress = Callable[[int, int], None]
 
 
-def validate_dataset(
-    facts: SpecFacts,
-    data_dir: str | os.PathLike,
-    images: str | None = None,
-    labels: str | None = None,
-    deep: bool = False,
-    strict: bool = False,
-    workers: int = 2,
-    progress: Progress | None = None,
-    *,
-    validation_data_dir: str | os.PathLike | None = None,
-    tfrecords_dir: str | os.PathLike | None = None,
-    validation_tfrecords_dir: str | os.PathLike | None = None,
-    gpus: int = 1,
-    max_examples: int = 20,
-    access: StorageAccess | None = None,
-    frame_checks: bool = True,
-) -> ValidationReport:
-    """Check `data_dir` (a KITTI root) and the optional validation data and staged TFRecords.
+@dataclass(frozen=True)
+class DatasetValidation:
+    """What one validation needs: the spec's facts, where the data lies, and how to check it.
 
-    `data_dir` and `validation_data_dir` are local folders or blob locations (az://, https://,
-    abfss://, azureml://; reached with `access`), validated where they lie. `images`/`labels` name
-    the sub-folders when they are not the spec's or TAO's defaults. `frame_checks` off leaves out
-    the checks on frame counts (steps per epoch, validation batches), for a caller that runs them
-    later on counts from TFRecords. Returns the report; it never raises for bad data (see
-    `ValidationReport.to_error`); a storage fault is raised as the storage layer's error.
-
-    >>> from tasks.spec import extract_facts, parse_spec
-    >>> facts = extract_facts(parse_spec(open("specs/demo_train_resnet18.txt").read(), "spec.txt"))  # doctest: +SKIP
-    >>> validate_dataset(facts, "/data/kitti/training").summary()  # doctest: +SKIP
-    'dataset passed: 6000 images, 6000 label files, 21410 objects; 0 errors, 3 warnings in 1.9 s'
+    `data` (a KITTI root) and `validation_data` are local folders or blob locations (az://,
+    https://, abfss://, azureml://; reached with `access`), validated where they lie; `tfrecords`
+    and `validation_tfrecords` are local folders of staged shards. `images`/`labels` name the
+    sub-folders when they are not the spec's or TAO's defaults. `deep` decodes every image fully;
+    `strict` fails on warnings too; `workers` processes read local files; `gpus` is the training
+    job's GPU count (steps per epoch); `max_examples` findings are kept per code. `frame_checks` off leaves
+    out the checks on frame counts (steps per epoch, validation batches), for a caller that runs
+    them later on counts from TFRecords.
     """
+
+    facts: SpecFacts
+    data: str | os.PathLike
+    _: KW_ONLY
+    validation_data: str | os.PathLike | None = None
+    tfrecords: str | os.PathLike | None = None
+    validation_tfrecords: str | os.PathLike | None = None
+    images: str | None = None
+    labels: str | None = None
+    access: StorageAccess | None = None
+    deep: bool = False
+    strict: bool = False
+    workers: int = 2
+    gpus: int = 1
+    max_examples: int = 20
+    frame_checks: bool = True
+
+
+def validate_dataset(job: DatasetValidation, progress: Progress | None = None) -> ValidationReport:
+    """Check the data of `job` (and its validation data and staged TFRecords) against its spec facts.
+
+    `progress(done, total)` is called as pairs are checked. Returns the report; it never raises for
+    bad data (see `ValidationReport.to_error`); a storage fault is raised as the storage layer's error.
+
+    >>> import tempfile; from dataclasses import replace; from pathlib import Path; from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for sub in ("image_2", "label_2"): (root / sub).mkdir()
+    >>> Image.new("RGB", (1248, 384)).save(root / "image_2" / "000001.png")
+    >>> _ = (root / "label_2" / "000001.txt").write_text("car 0 0 0 100 120 200 220 0 0 0 0 0 0 0\\n")
+    >>> facts = SpecFacts(output_width=1248, output_height=384, output_channels=3, image_extension="png",
+    ...                   target_class_mapping={"car": "car"}, validation_fold=0)
+    >>> validate_dataset(DatasetValidation(facts, root)).summary()
+    'dataset passed: 1 images, 1 label files, 1 objects; 0 errors, 0 warnings in ... s'
+    >>> narrower = replace(facts, output_width=960)  # TAO would crop the images: a warning
+    >>> report = validate_dataset(DatasetValidation(narrower, root))
+    >>> report.ok, sorted(report.counts)
+    (True, ['image.size-mismatch'])
+    >>> validate_dataset(DatasetValidation(narrower, root, strict=True)).ok
+    False
+    """
+    facts = job.facts
     started = time.perf_counter()
-    tally = Tally(max_examples=max_examples)
+    tally = Tally(max_examples=job.max_examples)
     check_spec(facts, tally)
-    dirs = dict(images=images, labels=labels, image_dir_name=facts.kitti_image_dir_name,
+    dirs = dict(images=job.images, labels=job.labels, image_dir_name=facts.kitti_image_dir_name,
                 label_dir_name=facts.kitti_label_dir_name, extension=spec_extension(facts))
-    reader = open_reader(data_dir, access)
-    val_reader = open_reader(validation_data_dir, access) if validation_data_dir else None
+    reader = open_reader(job.data, job.access)
+    val_reader = open_reader(job.validation_data, job.access) if job.validation_data else None
     layout = find_layout(reader, tally, **dirs)
     val_layout = find_layout(val_reader, tally, **dirs) if val_reader else None
     if facts.kind == "train":
         check_image_root(facts, os.path.basename(layout.image_dir or ""), tally)
 
     readers = [(reader, layout)] + ([(val_reader, val_layout)] if val_reader else [])
-    _check_files(readers, facts, deep, workers, progress, tally)
+    _check_files(readers, job, progress, tally)
 
     check_classes(facts, tally.class_instances, tally.class_images, tally)
     frames = FrameCounts(train=sum(1 for _, labelled in layout.items if labelled) or None)
     if val_layout is not None:
         frames.validation = sum(1 for _, labelled in val_layout.items if labelled)
-    if tfrecords_dir is not None:
-        frames.take(check_tfrecords(facts, os.fspath(tfrecords_dir), tally))
-    if validation_tfrecords_dir is not None:
-        frames.take(check_tfrecords(facts, os.fspath(validation_tfrecords_dir), tally, validation=True))
-    if frame_checks:
-        check_training(facts, frames, tally, gpus=gpus)
+    if job.tfrecords is not None:
+        frames.take(check_tfrecords(facts, os.fspath(job.tfrecords), tally))
+    if job.validation_tfrecords is not None:
+        frames.take(check_tfrecords(facts, os.fspath(job.validation_tfrecords), tally, validation=True))
+    if job.frame_checks:
+        check_training(facts, frames, tally, gpus=job.gpus)
 
     reads: dict[str, int] = {}
     for r, _ in readers:
@@ -102,7 +126,7 @@ def validate_dataset(
             reads[key] = reads.get(key, 0) + n
     return ValidationReport.from_tally(
         tally, data_dir=reader.root, image_dir=layout.image_dir, label_dir=layout.label_dir,
-        strict=strict, deep=deep, frames={"train": frames.train, "validation": frames.validation},
+        strict=job.strict, deep=job.deep, frames={"train": frames.train, "validation": frames.validation},
         seconds=time.perf_counter() - started, reads=reads,
     )
 
@@ -158,16 +182,16 @@ def _pool(readers: list[tuple[DatasetReader, Layout]], workers: int, total: int)
     return ProcessPoolExecutor(max_workers=workers, mp_context=_context()), CHUNK
 
 
-def _check_files(readers: list[tuple[DatasetReader, Layout]], facts: SpecFacts, deep: bool, workers: int,
-                 progress: Progress | None, tally: Tally) -> None:
+def _check_files(readers: list[tuple[DatasetReader, Layout]], job: DatasetValidation, progress: Progress | None,
+                 tally: Tally) -> None:
     total = sum(len(layout.items) for _, layout in readers)
     done = 0
     if progress:
         progress(0, total)
-    if deep:
+    if job.deep:
         import PIL.Image  # noqa: F401  (imported before forking, see _context)
-    pool, size = _pool(readers, workers, total)
-    work = _chunks(readers, facts, deep, tally.max_examples, size)
+    pool, size = _pool(readers, job.workers, total)
+    work = _chunks(readers, job.facts, job.deep, tally.max_examples, size)
     if pool is None:
         for rules, items, reader in work:
             tally.merge(check_pairs(rules, items, reader))

@@ -77,8 +77,22 @@ def _refuse(status: int, reason: str, headers: dict[str, str] | None = None, **e
 def create_app(debouncer: Debouncer, emitter: Emitter, settings: ReceiverSettings) -> Starlette:
     """Build the receiver; refuses (ConfigError) to exist without a secret unless insecure.
 
-    >>> debouncer = Debouncer(MemoryStore(), DebounceSettings())  # doctest: +SKIP
-    >>> app = create_app(debouncer, PrefectEventsEmitter(api_url), ReceiverSettings(secret="s3cret"))  # doctest: +SKIP
+    Served by `tasks.events.webserver` (the emitter: `PrefectEventsEmitter`); here in process:
+
+    >>> from starlette.testclient import TestClient
+    >>> from tasks.events import DebounceSettings, MemoryStore
+    >>> class Printed:
+    ...     def emit(self, events): print([event["event"] for event in events])
+    >>> app = create_app(Debouncer(MemoryStore(), DebounceSettings()), Printed(), ReceiverSettings(secret="s3cret"))
+    >>> handshake = [{"id": "1", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent", "subject": "",
+    ...               "eventTime": "2026-01-01T00:00:00Z", "dataVersion": "1", "data": {"validationCode": "c0de"}}]
+    >>> with TestClient(app) as client:
+    ...     client.post("/eventgrid?code=s3cret", json=handshake).json(), client.post("/eventgrid", json=[]).status_code
+    ({'validationResponse': 'c0de'}, 401)
+    >>> try:
+    ...     create_app(Debouncer(MemoryStore(), DebounceSettings()), Printed(), ReceiverSettings(secret=None))
+    ... except ConfigError as exc: print(exc.what)
+    no shared secret: $TAOFLOW_EVENTS_SECRET is empty
     """
     settings.check()
     secret = settings.secret.get_secret_value().encode() if settings.secret else None

@@ -26,19 +26,19 @@ class PrunePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(default=False, description="Prune the trained model, retrain the pruned one and keep it "
+    enabled: bool = Field(examples=[True], default=False, description="Prune the trained model, retrain the pruned one and keep it "
                           "if its mAP holds (max_map_drop_after_prune).")
     threshold: float = Field(
         default=5.2e-6, ge=0, le=1, examples=[5.2e-6, 0.01],
         description="-pth: filters whose normalized norm is below this go. Higher: smaller, faster, less accurate. "
         "NVIDIA's notebook starts at 0.0000052 and calls 0.01 a good start for DetectNet_v2.")
-    equalization: Literal["union", "intersection", "arithmetic_mean", "geometric_mean"] = Field(
+    equalization: Literal["union", "intersection", "arithmetic_mean", "geometric_mean"] = Field(examples=["union", "arithmetic_mean"], 
         default="union", description="-eq: how the inputs of an element-wise layer (ResNet's additions) are equalized.")
-    normalizer: Literal["max", "L2"] = Field(
+    normalizer: Literal["max", "L2"] = Field(examples=["max"], 
         default="max", description="-n: norms divided by the layer's largest norm (max) or by their L2 norm.")
-    granularity: int = Field(default=8, ge=1, le=1024, description="-pg: filters removed at a time.")
-    min_num_filters: int = Field(default=16, ge=1, le=4096, description="-nf: filters every layer keeps at least.")
-    excluded_layers: list[str] = Field(default_factory=list, description="-el: layers never pruned (by name).")
+    granularity: int = Field(examples=[8], default=8, ge=1, le=1024, description="-pg: filters removed at a time.")
+    min_num_filters: int = Field(examples=[16], default=16, ge=1, le=4096, description="-nf: filters every layer keeps at least.")
+    excluded_layers: list[str] = Field(examples=[["conv1"]], default_factory=list, description="-el: layers never pruned (by name).")
 
     def options(self) -> PruneOptions:
         """The command-line knobs, for `prune_command`.
@@ -55,8 +55,8 @@ class CalibrationPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    batches: int = Field(default=10, ge=1, le=100_000, description="--batches: calibration batches.")
-    batch_size: int = Field(default=4, ge=1, le=1024, description="--batch_size: images per calibration batch.")
+    batches: int = Field(examples=[10], default=10, ge=1, le=100_000, description="--batches: calibration batches.")
+    batch_size: int = Field(examples=[4], default=4, ge=1, le=1024, description="--batch_size: images per calibration batch.")
     image_dir: Location | None = Field(
         default=None, examples=["https://myacct.blob.core.windows.net/datasets/parking/calibration"],
         description="Calibration images (a location like the request's others). Empty: the spec's training images "
@@ -77,16 +77,16 @@ class ExportPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(default=False, description="Export the candidate model to ONNX.")
-    gen_ds_config: bool = Field(default=True, description="--gen_ds_config: also write labels.txt and "
+    enabled: bool = Field(examples=[True], default=False, description="Export the candidate model to ONNX.")
+    gen_ds_config: bool = Field(examples=[True], default=True, description="--gen_ds_config: also write labels.txt and "
                                 "nvinfer_config.txt (DeepStream's nvinfer) beside the ONNX.")
-    onnx_route: Literal["tf2onnx", "keras2onnx"] = Field(
+    onnx_route: Literal["tf2onnx", "keras2onnx"] = Field(examples=["tf2onnx"], 
         default="tf2onnx", description="--onnx_route: the converter (NVIDIA's notebook uses tf2onnx; TAO's default is "
         "keras2onnx).")
-    data_type: DataType = Field(
+    data_type: DataType = Field(examples=["fp32", "int8"], 
         default="fp32", description="fp32: the ONNX only. fp16/int8: export also builds a TensorRT engine in the TAO "
         "image; int8 writes the calibration cache DeepStream needs beside the ONNX.")
-    calibration: CalibrationPolicy = Field(default_factory=CalibrationPolicy,
+    calibration: CalibrationPolicy = Field(examples=[{"batches": 10, "batch_size": 4}], default_factory=CalibrationPolicy,
                                            description="INT8 calibration (export and engine share it).")
 
 
@@ -95,14 +95,14 @@ class EnginePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(default=False, description="Build a TensorRT engine from the ONNX (needs export).")
+    enabled: bool = Field(examples=[False], default=False, description="Build a TensorRT engine from the ONNX (needs export).")
     tao_deploy_image: str | None = Field(
         default=None, examples=["nvcr.io/nvidia/tao/tao-toolkit:5.5.0-deploy"],
         description="The TAO Deploy image that builds the engine (a separate image from the training one).")
-    data_type: DataType = Field(default="int8", description="--data_type of the engine (NVIDIA's notebook: int8).")
-    min_batch_size: int = Field(default=1, ge=1, le=4096, description="--min_batch_size of the engine's profile.")
-    opt_batch_size: int = Field(default=1, ge=1, le=4096, description="--opt_batch_size of the engine's profile.")
-    max_batch_size: int = Field(default=64, ge=1, le=4096, description="--max_batch_size (NVIDIA's notebook: 64).")
+    data_type: DataType = Field(examples=["int8", "fp16"], default="int8", description="--data_type of the engine (NVIDIA's notebook: int8).")
+    min_batch_size: int = Field(examples=[1], default=1, ge=1, le=4096, description="--min_batch_size of the engine's profile.")
+    opt_batch_size: int = Field(examples=[1], default=1, ge=1, le=4096, description="--opt_batch_size of the engine's profile.")
+    max_batch_size: int = Field(examples=[64], default=64, ge=1, le=4096, description="--max_batch_size (NVIDIA's notebook: 64).")
 
     @model_validator(mode="after")
     def _sizes(self) -> "EnginePolicy":
@@ -132,18 +132,18 @@ class ChainPolicy(BaseModel):
          "export": {"enabled": True},
          "engine": {"enabled": True, "tao_deploy_image": "nvcr.io/nvidia/tao/tao-toolkit:5.5.0-deploy"}}]})
 
-    prune: PrunePolicy = Field(default_factory=PrunePolicy, description="Pruning (-pth, -eq, -n, -pg, -nf, -el).")
-    min_pruning_ratio: float = Field(
+    prune: PrunePolicy = Field(examples=[{"enabled": True, "threshold": 0.01}], default_factory=PrunePolicy, description="Pruning (-pth, -eq, -n, -pg, -nf, -el).")
+    min_pruning_ratio: float = Field(examples=[0.1], 
         default=0.1, gt=0, le=1, description="Stop when pruning keeps less than this share of the parameters: the "
         "model would lose too much for a retrain to recover. Lower prune.threshold.")
-    max_pruning_ratio: float = Field(
+    max_pruning_ratio: float = Field(examples=[0.95], 
         default=0.95, gt=0, le=1, description="Stop when pruning keeps more than this share: not worth a retrain. "
         "Raise prune.threshold.")
-    max_map_drop_after_prune: float = Field(
+    max_map_drop_after_prune: float = Field(examples=[1.0, 2.0], 
         default=2.0, ge=0, le=100, description="Points of mAP the retrained pruned model may lose against the unpruned "
         "one on the same data; more, and the unpruned model is the candidate (the run says so).")
-    export: ExportPolicy = Field(default_factory=ExportPolicy, description="ONNX export (and DeepStream config).")
-    engine: EnginePolicy = Field(default_factory=EnginePolicy, description="TensorRT engine by TAO Deploy.")
+    export: ExportPolicy = Field(examples=[{"enabled": True}], default_factory=ExportPolicy, description="ONNX export (and DeepStream config).")
+    engine: EnginePolicy = Field(examples=[{"enabled": False, "data_type": "int8"}], default_factory=EnginePolicy, description="TensorRT engine by TAO Deploy.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ChainPolicy":

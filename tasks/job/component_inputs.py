@@ -3,20 +3,58 @@ with the seed's own rules (`results = trained_model_dir/model_app_name/model_sub
 model under `base_model_dir/model_app_name/base_model_subdir`, ...), every problem collected
 before one `ConfigError` lists them all.
 
-The input names are `tasks.job.request.COMPONENT_INPUTS`; `TrainRequest.from_component_inputs` is
-the entry point.
+The input names are `COMPONENT_INPUTS` below; `TrainRequest.from_component_inputs` is the entry
+point: it maps them here, then validates the fields (so this module never needs the request).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pydantic import ValidationError
-
-from tasks.errors import ConfigError, Problem
-from tasks.job.field_problems import pydantic_problems, unknown_field_problem
-from tasks.job.request import COMPONENT_EXTRAS, COMPONENT_INPUTS, COMPONENT_OUTPUTS, EXAMPLE, TrainRequest
+from tasks.errors import Problem
+from tasks.job.field_problems import unknown_field_problem
 from tasks.job.request_fields import join_location, join_problem
+
+#: Input names of the seed component, exactly as its README lists them, plus its output binding.
+COMPONENT_INPUTS: tuple[str, ...] = (
+    "model_app_name",
+    "num_epochs",
+    "training_data_dir",
+    "training_data_subdir",
+    "specfile_reference_training_data_dir",
+    "validation_data_dir",
+    "validation_data_subdir",
+    "specfile_reference_validation_data_dir",
+    "training_tf_records_dir",
+    "training_tf_records_subdir",
+    "specfile_reference_training_tf_records_dir",
+    "validation_tf_records_dir",
+    "validation_tf_records_subdir",
+    "specfile_reference_validation_tf_records_dir",
+    "base_model_dir",
+    "base_model_subdir",
+    "specfile_reference_model_dir",
+    "original_specs",
+    "specs_file",
+    "num_gpus",
+    "key",
+    "name_string_for_the_model",
+    "model_subfolder",
+    "gpu_index",
+    "use_amp",
+    "log_file",
+)
+COMPONENT_OUTPUTS: tuple[str, ...] = ("trained_model_dir",)
+#: Ours, not the seed's: accepted beside the seed's names.
+COMPONENT_EXTRAS: tuple[str, ...] = (
+    "image",
+    "docker_gpus",
+    "key_block",
+    "resume",
+    "dataset_convert_spec",
+    "storage_credentials",
+    "launcher",
+)
 
 _REQUIRED_COMPONENT = (
     "model_app_name",
@@ -55,10 +93,17 @@ _COMPONENT_BINDINGS = (
 )
 
 
-def component_inputs_to_fields(
+def map_component_inputs(
     inputs: Mapping[str, Any], *, source: str = "component inputs", lines: Mapping[str, int] | None = None
-) -> dict[str, Any]:
-    """Map the seed's flat inputs onto `TrainRequest` fields, collecting every problem first."""
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The seed's flat inputs as `TrainRequest` fields, and every problem of the mapping.
+
+    >>> fields, problems = map_component_inputs({"trained_model_dir": "az://models", "model_app_name": "parking"})
+    >>> fields
+    {'model_app_name': 'parking', 'output': 'az://models'}
+    >>> [p.code for p in problems][:2]
+    ['missing-input', 'missing-input']
+    """
     lines = lines or {}
     known = set(COMPONENT_INPUTS) | set(COMPONENT_OUTPUTS) | set(COMPONENT_EXTRAS)
     problems: list[Problem] = []
@@ -112,18 +157,7 @@ def component_inputs_to_fields(
         fields["use_amp"] = _parse_bool(fields["use_amp"])
     if "resume" in fields:
         fields["resume"] = _parse_bool(fields["resume"])
-    if problems:
-        # Validate what we have too (valid stand-ins for the missing fields), so every problem shows at once.
-        try:
-            TrainRequest.model_validate(EXAMPLE | fields)
-        except ValidationError as exc:
-            problems.extend(pydantic_problems(exc, source, component_lines(lines)))
-        raise ConfigError(
-            f"{source}: {len(problems)} problem(s) in the component inputs",
-            problems=problems,
-            fix="correct the inputs listed above; their names are those of the AzureML component's README",
-        )
-    return fields
+    return fields, problems
 
 
 #: Seed inputs that map one-to-one onto a request field.

@@ -96,14 +96,19 @@ SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 DEMO_MODEL_FILE = "resnet18.hdf5"
 
 
-def write_demo_config(demo_dir: Path, *, epochs: int = 3, image: str | None = None, docker_gpus: str = "auto") -> Path:
+def write_demo_config(demo_dir: Path, *, epochs: int = 3, image: str | None = None, docker_gpus: str = "auto",
+                      count: int = 64) -> Path:
     """Lay out the demo folder (data, empty TFRecords, base model folder) and write demo.yaml for it.
 
     The config uses paths relative to itself, so `taoflow plan DEMO_DIR/demo.yaml` and
-    `taoflow run DEMO_DIR/demo.yaml` work from anywhere.
+    `taoflow run DEMO_DIR/demo.yaml` work from anywhere. `count` images (64 for the demo).
+
+    >>> import tempfile
+    >>> write_demo_config(Path(tempfile.mkdtemp()), count=2).name
+    'demo.yaml'
     """
     demo_dir = Path(demo_dir)
-    generate_demo_dataset(demo_dir / "data" / "shapes")
+    generate_demo_dataset(demo_dir / "data" / "shapes", count=count)
     (demo_dir / "tfrecords" / "shapes_trainval").mkdir(parents=True, exist_ok=True)
     (demo_dir / "pretrained" / "resnet18").mkdir(parents=True, exist_ok=True)
     config = {
@@ -134,3 +139,22 @@ def write_demo_config(demo_dir: Path, *, epochs: int = 3, image: str | None = No
     )
     path.write_text(header + yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def demo_inputs(root: Path, *, count: int = 4):
+    """A demo job staged under `root` (a few generated images): (request, its staged inputs), as the
+    flow has them after staging; the examples of the job's functions start from it.
+
+    >>> import tempfile
+    >>> request, staged = demo_inputs(Path(tempfile.mkdtemp()))
+    >>> request.model_app_name, sorted(staged)
+    ('shapes', ['base_model', 'dataset_convert_spec', 'spec', 'training_data', 'training_tfrecords'])
+    """
+    from tasks.job.config import load_config
+    from tasks.job.preflight import input_locations
+    from tasks.job.workspace import Workspace, stage_input
+
+    request = load_config(write_demo_config(root / "demo", count=count)).request
+    workspace = Workspace(root / "home")
+    return request, {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}
+

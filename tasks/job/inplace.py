@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tasks.dataset import ValidationReport, validate_dataset
+from tasks.dataset import DatasetValidation, ValidationReport, validate_dataset
 from tasks.errors import TaoflowError
 from tasks.job.preflight import container_rebasings, read_spec_text
 from tasks.job.request import TrainRequest
@@ -65,8 +65,9 @@ def validate_in_place(request: TrainRequest, spec: StagedInput, access: StorageA
     facts = dataset_facts(request, spec) if inputs else None
     if facts is None:
         return None
-    return validate_dataset(facts, inputs["training_data"], validation_data_dir=inputs.get("validation_data"),
-                            strict=strict, gpus=request.num_gpus, access=access, frame_checks=False)
+    return validate_dataset(DatasetValidation(
+        facts, inputs["training_data"], validation_data=inputs.get("validation_data"), strict=strict,
+        gpus=request.num_gpus, access=access, frame_checks=False))
 
 
 def preflight_in_place(
@@ -79,10 +80,8 @@ def preflight_in_place(
     validate: Callable[..., ValidationReport | None] = validate_in_place,
 ) -> ValidationReport | None:
     """Stage the spec alone and validate blob data in place; `stage` and `validate` may be their
-    Prefect tasks. The report (its `to_error()` ends the job before staging), or None.
-
-    >>> report = preflight_in_place(request, Workspace.default())  # doctest: +SKIP
-    >>> report.to_error() is None  # doctest: +SKIP
+    Prefect tasks. The report (its `to_error()` ends the job before staging), or None: local data is
+    validated after staging as before.
     True
     """
     if not in_place_inputs(request):

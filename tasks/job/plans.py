@@ -57,13 +57,23 @@ def plan_conversion(
 ) -> tuple[LaunchPlan, Path]:
     """Rewrite the dataset_convert spec and plan `dataset_convert` writing into RUN_DIR/convert/tfrecords.
 
-    >>> checked = run_preflight(request, staged)  # doctest: +SKIP
-    >>> print(plan_conversion(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tasks.job.demo import demo_inputs
+    >>> from tasks.job.preflight import prepare_spec
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request, staged = demo_inputs(root)
+    >>> plan, tfrecords = plan_conversion(request, prepare_spec(request, staged), staged, root / "run", "run-1")
+    >>> plan.command.display_argv()[:2], tfrecords.name
+    (['detectnet_v2', 'dataset_convert'], 'tfrecords')
     """
     spec_staged = staged["dataset_convert_spec"]
     doc = parse_spec(read_spec_text(spec_staged), file=spec_staged.location, kind="dataset_convert")
     binding = request.training_data
-    rebase = {binding.spec_reference: container_path(Slot.TRAINING_DATA)} if binding.spec_reference else {}
+    # The converter reads the paths in its spec as they are: the container's mounts, or the staged
+    # copies for a process already inside the TAO image (as `prepare_spec` rewrites the train spec).
+    data = (container_path(Slot.TRAINING_DATA) if request.launcher == "docker"
+            else str(staged["training_data"].path))
+    rebase = {binding.spec_reference: data} if binding.spec_reference else {}
     result = rewrite_spec(doc, rebase, kind="dataset_convert")
     require_valid(parse_spec(result.text, file=spec_staged.location, kind="dataset_convert"))
     work = run_dir / "convert"
@@ -106,8 +116,14 @@ def plan_training(
 ) -> LaunchPlan:
     """Write the rewritten spec into the run folder and plan `detectnet_v2 train` on the staged inputs.
 
-    >>> checked = run_preflight(request, staged)  # doctest: +SKIP
-    >>> print(plan_training(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tasks.job.demo import demo_inputs
+    >>> from tasks.job.preflight import prepare_spec
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request, staged = demo_inputs(root)
+    >>> plan = plan_training(request, prepare_spec(request, staged), staged, root / "run", "run-1")
+    >>> plan.command.display_argv()[:3], plan.gpus.describe()
+    (['detectnet_v2', 'train', '-e'], '1 GPU')
     """
     spec_dir, results = run_dir / "specs", run_dir / "results"
     write_atomic(spec_dir / SPEC_FILE_NAME, prepared.text)
@@ -154,8 +170,15 @@ def plan_evaluation(
     Never into train's results folder: evaluate opens `<-r>/status.json` with "w". `spec_text` is
     `prepare_spec(..., evaluation=True).text`; the model's folder is mounted read-only.
 
-    >>> checked = run_preflight(request, staged)  # doctest: +SKIP
-    >>> print(plan_evaluation(request, checked.prepared, staged, workspace.run_dir(run_id), run_id).render())  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tasks.job.demo import demo_inputs
+    >>> from tasks.job.preflight import prepare_spec
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request, staged = demo_inputs(root)
+    >>> model = root / "weights" / "model.hdf5"; model.parent.mkdir(); _ = model.write_bytes(b"weights")
+    >>> spec = prepare_spec(request, staged, evaluation=True).text
+    >>> plan_evaluation(request, spec, staged, root / "run", "run-1", role="challenger", model=model).command.model
+    '/workspace/taoflow/evaluated_model/model.hdf5'
     """
     work = run_dir / "evaluate" / role
     spec_dir, results = work / "specs", work / "results"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from tasks.dataset import ValidationReport, validate_dataset
+from tasks.dataset import DatasetValidation, ValidationReport, validate_dataset
 from tasks.dataset.tfrecords import any_shard
 from tasks.errors import ConfigError, DatasetError, Problem, SpecError
 from tasks.job.request import TrainRequest
@@ -101,8 +101,12 @@ def prepare_spec(request: TrainRequest, staged: Mapping[str, StagedInput], *, ev
     With `evaluation`, the spec `evaluate` reads: the same, with the request's `evaluation_data`
     (when given) in place of the spec's validation_data_source.
 
-    >>> staged = {name: stage_input(name, loc, workspace) for name, loc in input_locations(request).items()}  # doctest: +SKIP
-    >>> prepare_spec(request, staged).diff  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tasks.job.demo import demo_inputs
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request, staged = demo_inputs(root)
+    >>> "+  num_epochs: 3" in prepare_spec(request, staged).diff
+    True
     """
     source = staged["spec"].location
     text = read_spec_text(staged["spec"])
@@ -176,15 +180,15 @@ def validate_inputs(
     def path(name: str) -> str | None:
         return str(staged[name].path) if name in staged else None
 
-    return validate_dataset(
+    return validate_dataset(DatasetValidation(
         prepared.host_facts,
         staged["training_data"].path,
         strict=strict,
-        validation_data_dir=path("validation_data"),
-        tfrecords_dir=path("training_tfrecords") if check_tfrecords else None,
-        validation_tfrecords_dir=path("validation_tfrecords") if check_tfrecords else None,
+        validation_data=path("validation_data"),
+        tfrecords=path("training_tfrecords") if check_tfrecords else None,
+        validation_tfrecords=path("validation_tfrecords") if check_tfrecords else None,
         gpus=request.num_gpus,
-    )
+    ))
 
 
 def conversion_reason(request: TrainRequest, staged: Mapping[str, StagedInput]) -> str | None:
@@ -237,8 +241,13 @@ def run_preflight(
 ) -> Preflight:
     """The pre-flight sequence on staged inputs; `prepare` and `validate` may be their Prefect tasks.
 
-    >>> run_preflight(request, staged).validation.ok  # doctest: +SKIP
-    True
+    >>> import tempfile
+    >>> from tasks.job.demo import demo_inputs
+    >>> root = Path(tempfile.mkdtemp())
+    >>> request, staged = demo_inputs(root)
+    >>> checked = run_preflight(request, staged)
+    >>> checked.conversion, [p.code for p in checked.would_stop]
+    ('the TFRecords location is empty', ['base-model-missing'])
     """
     prepared = prepare(request, staged)
     conversion = conversion_reason(request, staged)

@@ -25,22 +25,27 @@ class PromotionPolicy(BaseModel):
         default=True,
         description="Move the champion pointer to a new model that passes this policy. false: evaluate, "
         "publish and record the verdict, never change the champion.",
+        examples=[True, False],
     )
     max_map_drop: float = Field(
         default=0.0, ge=0, le=100,
         description="Points of mAP the new model may lose against the champion (0: it must be at least as good).",
+        examples=[0.0, 0.5],
     )
     max_class_ap_drop: float = Field(
         default=5.0, ge=0, le=100,
         description="Points of AP any one class may lose against the champion, whatever the mAP does.",
+        examples=[5.0, 2.0],
     )
     min_map: float | None = Field(
         default=None, ge=0, le=100,
         description="Lowest mAP a model must reach to be promoted, also the first one (empty: no floor).",
+        examples=[60.0],
     )
     min_class_ap: dict[str, float] = Field(
         default_factory=dict,
         description="Lowest AP per class a model must reach to be promoted, e.g. {pedestrian: 50}.",
+        examples=[{"pedestrian": 50.0, "car": 70.0}],
     )
 
     @field_validator("min_class_ap")

@@ -29,6 +29,12 @@ from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import ConfigError
 from tasks.job.chain_policy import ChainPolicy
+from tasks.job.component_inputs import (
+    COMPONENT_INPUTS,  # noqa: F401 - tasks.job.config reads the input names here
+    COMPONENT_OUTPUTS,  # noqa: F401
+    component_lines,
+    map_component_inputs,
+)
 from tasks.job.field_problems import pydantic_problems, unknown_field_problem
 from tasks.job.promotion_policy import PromotionPolicy
 from tasks.job.request_fields import (
@@ -40,6 +46,10 @@ from tasks.job.request_fields import (
     parse_gpu_index,
 )
 from tasks.launch.plan import DEFAULT_IMAGE, GpuSetting
+
+# Where the UI form's examples point: a storage account's containers, and NVIDIA's notebook layout in specs.
+_BLOB = "https://myacct.blob.core.windows.net"
+_TAO = "/workspace/tao-experiments"
 
 
 class DataBinding(BaseModel):
@@ -54,6 +64,8 @@ class DataBinding(BaseModel):
             "or an AzureML datastore URI (azureml://datastores/NAME/paths/PATH)."
         ),
         min_length=1,
+        examples=[f"{_BLOB}/datasets/parking/training", f"{_TAO}/data/training",
+                  "azureml://datastores/workspaceblobstore/paths/datasets/parking/training"],
     )
     spec_reference: str | None = Field(
         default=None,
@@ -61,6 +73,7 @@ class DataBinding(BaseModel):
             "The path written in the spec that this location replaces, e.g. "
             "/workspace/tao-experiments/data/training. Every spec path under it is rebased onto the real data."
         ),
+        examples=[f"{_TAO}/data/training", f"{_TAO}/data/tfrecords/kitti_trainval"],
     )
 
     @field_validator("location", "spec_reference")
@@ -69,8 +82,6 @@ class DataBinding(BaseModel):
         if value is not None and not value.strip():
             raise ValueError("must not be blank")
         return value.strip() if value is not None else None
-
-
 
 
 class TrainRequest(BaseModel):
@@ -89,23 +100,41 @@ class TrainRequest(BaseModel):
             "Application name; the results go to OUTPUT/MODEL_APP_NAME/MODEL_SUBFOLDER. One folder name: "
             + ALLOWED_COMPONENT
         ),
+        examples=["parking", "retail-shelf"],
     )
     num_epochs: int = Field(
         description="Epochs to train (3-5 for a quick experiment, 120+ for a good model). Replaces the spec's num_epochs.",
         ge=1,
+        examples=[120, 5],
     )
     spec: Location = Field(
         description="The DetectNet_v2 experiment spec file (local path, blob URL or AzureML URI).",
         min_length=1,
+        examples=[f"{_BLOB}/specs/parking/detectnet_v2_train_resnet18_kitti.txt",
+                  f"{_TAO}/specs/detectnet_v2_train_resnet18_kitti.txt"],
     )
-    training_data: DataBinding = Field(description="KITTI training data (images + labels) and its spec path.")
-    training_tfrecords: DataBinding = Field(description="Training TFRecords folder and its spec path.")
-    base_model: DataBinding = Field(description="Folder holding the pretrained model and its spec path.")
+    training_data: DataBinding = Field(
+        description="KITTI training data (images + labels) and its spec path.",
+        examples=[{"location": f"{_BLOB}/datasets/parking/training", "spec_reference": f"{_TAO}/data/training"}],
+    )
+    training_tfrecords: DataBinding = Field(
+        description="Training TFRecords folder and its spec path.",
+        examples=[{"location": f"{_BLOB}/datasets/parking/tfrecords",
+                   "spec_reference": f"{_TAO}/data/tfrecords/kitti_trainval"}],
+    )
+    base_model: DataBinding = Field(
+        description="Folder holding the pretrained model and its spec path.",
+        examples=[{"location": f"{_BLOB}/models/pretrained/resnet18",
+                   "spec_reference": f"{_TAO}/detectnet_v2/pretrained_resnet18"}],
+    )
     validation_data: DataBinding | None = Field(
-        default=None, description="KITTI validation data and its spec path (optional)."
+        default=None, description="KITTI validation data and its spec path (optional).",
+        examples=[{"location": f"{_BLOB}/datasets/parking/validation", "spec_reference": f"{_TAO}/data/validation"}],
     )
     validation_tfrecords: DataBinding | None = Field(
-        default=None, description="Validation TFRecords folder and its spec path (optional)."
+        default=None, description="Validation TFRecords folder and its spec path (optional).",
+        examples=[{"location": f"{_BLOB}/datasets/parking/validation-tfrecords",
+                   "spec_reference": f"{_TAO}/data/tfrecords/validation"}],
     )
     dataset_convert_spec: Location | None = Field(
         default=None,
@@ -113,13 +142,16 @@ class TrainRequest(BaseModel):
             "A dataset_convert (KITTI to TFRecords) spec. When given and the TFRecords location is empty "
             "or older than the data, taoflow converts first and publishes the TFRecords beside the data."
         ),
+        examples=[f"{_BLOB}/specs/parking/detectnet_v2_tfrecords_kitti_trainval.txt"],
     )
     output: Location = Field(
         description="Where trained models are published (the component's trained_model_dir).",
         min_length=1,
+        examples=[f"{_BLOB}/models", f"{_TAO}/models"],
     )
     model_subfolder: PathComponent = Field(
         description="Subfolder under OUTPUT/MODEL_APP_NAME for this run's results. One folder name: " + ALLOWED_COMPONENT,
+        examples=["2026-11-25", "resnet18-run1"],
     )
     storage_credentials: str | None = Field(
         default=None,
@@ -127,10 +159,12 @@ class TrainRequest(BaseModel):
             "Name of a prefect-azure AzureBlobStorageCredentials block for blob locations. Without it: "
             "env AZURE_STORAGE_CONNECTION_STRING, a SAS token in the URL, or DefaultAzureCredential."
         ),
+        examples=["taoflow-blob"],
     )
     model_name: PathComponent = Field(
         default="model",
         description="Name of the final model file (-n): weights/MODEL_NAME.hdf5. One file name: " + ALLOWED_COMPONENT,
+        examples=["resnet18_detector"],
     )
     # Not in any JSON schema (so no deployment form offers it and the server refuses it) and
     # never dumped (so no stored parameters hold it, not even masked).
@@ -148,18 +182,22 @@ class TrainRequest(BaseModel):
             "Name of a Prefect Secret block holding the TAO key (-k). Without it, env TAO_KEY on the machine "
             "that runs the flow. The key itself is never a deployment parameter."
         ),
+        examples=["tao-model-key"],
     )
-    num_gpus: int = Field(default=1, ge=1, le=64, description="GPUs to train on (--gpus).")
+    num_gpus: int = Field(default=1, ge=1, le=64, description="GPUs to train on (--gpus).", examples=[1, 2])
     gpu_index: list[int] = Field(
         default_factory=list,
         description="Indices of the GPUs to use (--gpu_index); as many as num_gpus, or empty for the first ones.",
+        examples=[[0], [3]],
     )
-    use_amp: bool = Field(default=False, description="Automatic mixed precision (--use_amp).")
+    use_amp: bool = Field(default=False, description="Automatic mixed precision (--use_amp).", examples=[False, True])
     log_file: PathComponent | None = Field(
         default=None,
         description="Also write the training log to this file name inside the results (--log_file). " + ALLOWED_COMPONENT,
+        examples=["train.log"],
     )
-    image: str = Field(default=DEFAULT_IMAGE, description="TAO container image that runs detectnet_v2.")
+    image: str = Field(default=DEFAULT_IMAGE, description="TAO container image that runs detectnet_v2.",
+                       examples=[DEFAULT_IMAGE])
     docker_gpus: GpuSetting = Field(
         default="auto",
         description=(
@@ -167,6 +205,7 @@ class TrainRequest(BaseModel):
             'GPU the host lends), a count, or "none" (CPU-only smoke runs and tests). Booked GPUs are Prefect global '
             "concurrency limits per host and GPU (docs/deploy.md, \"Many runs at once\")."
         ),
+        examples=["auto", "all", 2, "none"],
     )
     launcher: Literal["docker", "process"] = Field(
         default="docker",
@@ -174,14 +213,17 @@ class TrainRequest(BaseModel):
             "docker: start the TAO image on this machine's Docker engine (GPU hosts, process work pools). "
             "process: the flow already runs inside the TAO image (docker/kubernetes work pools)."
         ),
+        examples=["docker", "process"],
     )
     resume: bool = Field(
         default=False,
         description="Allow training to continue from checkpoints already in the results folder.",
+        examples=[False, True],
     )
     spec_overrides: dict[str, str] = Field(
         default_factory=dict,
         description="Extra spec edits, field path to value, e.g. training_config.batch_size_per_gpu: '8'.",
+        examples=[{"training_config.batch_size_per_gpu": "8", "training_config.checkpoint_interval": "5"}],
     )
     # --- evaluation and promotion (issue 17) ---
     evaluation_data: DataBinding | None = Field(
@@ -191,10 +233,13 @@ class TrainRequest(BaseModel):
             "and the spec path it replaces: spec paths under spec_reference (the spec's validation_data_source) "
             "are rebased onto it for evaluate only. Empty: evaluate on the spec's own validation data."
         ),
+        examples=[{"location": f"{_BLOB}/datasets/parking/held-out", "spec_reference": f"{_TAO}/data/validation"}],
     )
     promotion: PromotionPolicy = Field(
         default_factory=PromotionPolicy,
         description="When the new model becomes the champion (OUTPUT/MODEL_APP_NAME/champion.json).",
+        examples=[{"max_map_drop": 0.5, "max_class_ap_drop": 3.0, "min_map": 60.0,
+                   "min_class_ap": {"pedestrian": 50.0}}],
     )
     chain: ChainPolicy = Field(
         default_factory=ChainPolicy,
@@ -203,6 +248,7 @@ class TrainRequest(BaseModel):
             "ONNX with the DeepStream config -> TensorRT engine by TAO Deploy, each step opt-in, with gates; the "
             "champion is compared with the model that ships."
         ),
+        examples=[{"prune": {"enabled": True, "threshold": 0.01}}, {"export": {"enabled": True}}],
     )
     subfolder_per_run: bool = Field(
         default=False,
@@ -210,6 +256,7 @@ class TrainRequest(BaseModel):
             "Append the run's scheduled start (UTC, -YYYYMMDDTHHMMSSZ) to model_subfolder, so a schedule with a "
             "fixed model_subfolder publishes every run as a new version instead of over an older one."
         ),
+        examples=[False, True],
     )
 
     @field_validator("gpu_index", mode="before")
@@ -314,11 +361,22 @@ class TrainRequest(BaseModel):
     def from_component_inputs(
         cls, inputs: Mapping[str, Any], *, source: str = "component inputs", lines: Mapping[str, int] | None = None
     ) -> "TrainRequest":
-        """Build a request from the AzureML component's flat input names, with the seed's mapping."""
-        from tasks.job.component_inputs import component_inputs_to_fields, component_lines  # it builds on this module
-
-        fields = component_inputs_to_fields(inputs, source=source, lines=lines)
-        return cls.parse(fields, source=source, lines=component_lines(lines or {}))
+        """Build a request from the AzureML component's flat input names, with the seed's mapping
+        (tasks/job/component_inputs.py); every problem of the inputs in one `ConfigError`."""
+        fields, problems = map_component_inputs(inputs, source=source, lines=lines)
+        field_lines = component_lines(lines or {})
+        if problems:
+            # Validate what we have too (valid stand-ins for the missing fields), so every problem shows at once.
+            try:
+                cls.model_validate(EXAMPLE | fields)
+            except ValidationError as exc:
+                problems.extend(pydantic_problems(exc, source, field_lines))
+            raise ConfigError(
+                f"{source}: {len(problems)} problem(s) in the component inputs",
+                problems=problems,
+                fix="correct the inputs listed above; their names are those of the AzureML component's README",
+            )
+        return cls.parse(fields, source=source, lines=field_lines)
 
 
 #: A complete, valid request (the docstring examples and the placeholder of the component mapping use it).
@@ -332,48 +390,4 @@ EXAMPLE: dict[str, Any] = {
     "output": "placeholder",
     "model_subfolder": "placeholder",
 }
-
-
-# --- the AzureML component's input names (the mapping: tasks/job/component_inputs.py) ------------
-
-#: Input names of the seed component, exactly as its README lists them, plus its output binding.
-COMPONENT_INPUTS: tuple[str, ...] = (
-    "model_app_name",
-    "num_epochs",
-    "training_data_dir",
-    "training_data_subdir",
-    "specfile_reference_training_data_dir",
-    "validation_data_dir",
-    "validation_data_subdir",
-    "specfile_reference_validation_data_dir",
-    "training_tf_records_dir",
-    "training_tf_records_subdir",
-    "specfile_reference_training_tf_records_dir",
-    "validation_tf_records_dir",
-    "validation_tf_records_subdir",
-    "specfile_reference_validation_tf_records_dir",
-    "base_model_dir",
-    "base_model_subdir",
-    "specfile_reference_model_dir",
-    "original_specs",
-    "specs_file",
-    "num_gpus",
-    "key",
-    "name_string_for_the_model",
-    "model_subfolder",
-    "gpu_index",
-    "use_amp",
-    "log_file",
-)
-COMPONENT_OUTPUTS: tuple[str, ...] = ("trained_model_dir",)
-#: Ours, not the seed's: accepted beside the seed's names.
-COMPONENT_EXTRAS: tuple[str, ...] = (
-    "image",
-    "docker_gpus",
-    "key_block",
-    "resume",
-    "dataset_convert_spec",
-    "storage_credentials",
-    "launcher",
-)
 

@@ -142,9 +142,11 @@ class StepFolder:
                 if notice is not None:
                     notice(f"waiting for another run doing the same {self.step} step ({_holder(fd)})")
                 fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel hands it over when the holder ends or dies
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+            # One write of a fixed-size record, never a truncate first: a waiter reading it sees the last
+            # holder's note or this one, never an empty file.
+            note = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                               "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode()
+            os.pwrite(fd, note.ljust(_NOTE_BYTES), 0)
             yield
         finally:
             os.close(fd)  # and with it the flock
@@ -227,12 +229,35 @@ class StepFolder:
             return None  # swapped for a link or removed since the look above
 
 
-def _holder(fd: int) -> str:
+#: The holder's note: one page-sized write, read whole.
+_NOTE_BYTES = 512
+
+
+def _holder(fd: int, patience: float = 2.0) -> str:
+    """Who holds the lock, from its note. The holder writes the note right after it takes the lock, so
+    for a moment the note may still be its predecessor's (a process that has ended): wait for the
+    current one, a little, before saying so."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            info = json.loads(os.pread(fd, _NOTE_BYTES, 0))
+            pid, host = int(info["pid"]), str(info["host"])
+            said = f"pid {pid} on host {host} since {info['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            pid, host, said = None, None, "holder unknown"
+        if (pid is not None and (host != socket.gethostname() or _alive(pid))) or time.monotonic() > deadline:
+            return said
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
     try:
-        info = json.loads(os.pread(fd, 4096, 0))
-        return f"pid {info['pid']} on host {info['host']} since {info['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "holder unknown"
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 def run_once(folder: StepFolder, run: Callable[[], T], encode: Callable[[T], tuple[dict, Mapping[str, Path]]],

@@ -68,8 +68,11 @@ def stage_input(
     sync, then finds everything current. The fingerprint is computed here, from the listing the
     staging makes anyway, so nothing contacts storage again for it.
 
-    >>> stage_input("training_data", "/data/kitti", Workspace.default()).remote  # doctest: +SKIP
-    False
+    >>> import tempfile
+    >>> data = Path(tempfile.mkdtemp())
+    >>> staged = stage_input("training_data", str(data), Workspace(Path(tempfile.mkdtemp())))
+    >>> staged.remote, staged.path == data
+    (False, True)
     """
     loc = parse_location(location)
     if loc.kind == "local":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,6 +34,7 @@ from tasks.storage.names import name_problem
 from tasks.storage.stores import Store
 
 CHAMPION_FORMAT = "taoflow.champion/1"
+T = TypeVar("T")
 
 
 class ChampionPointer(BaseModel):
@@ -114,8 +115,12 @@ def champion_or_problem(app: str, access: StorageAccess | None = None) -> tuple[
     >>> champion_or_problem(str(app))[1].what
     'champion.json is damaged (not a champion pointer)'
     """
+    return _or_problem(lambda: read_champion(app, access))
+
+
+def _or_problem(read: Callable[[], T]) -> tuple[T | None, StorageError | None]:
     try:
-        return read_champion(app, access), None
+        return read(), None
     except _REACHING:
         raise
     except StorageError as exc:
@@ -125,8 +130,12 @@ def champion_or_problem(app: str, access: StorageAccess | None = None) -> tuple[
 def read_card(app: str, version: str | None = None, access: StorageAccess | None = None) -> ModelCard:
     """The card of `version`, or of the champion when `version` is None.
 
-    >>> read_card("az://models/parking", "2026-11-25").evaluation.mean_average_precision  # doctest: +SKIP
-    71.4
+    >>> import tempfile
+    >>> read_card(tempfile.mkdtemp(), "2026-11-25")
+    Traceback (most recent call last):
+    ...
+    tasks.errors.StorageNotFoundError: ...: no published model version '2026-11-25' here
+    ...
     """
     where = _display(app)
     if version is None:
@@ -150,11 +159,40 @@ def version_card(store: Store, version: str, where: str) -> ModelCard:
     if data is None:
         raise StorageNotFoundError(f"version {version!r} has no {CARD_FILE} (published before the registry)",
                                    where=where, fix="retrain it with taoflow to give it a card")
+    return _parse_card(data, f"the {CARD_FILE} of {version!r}", where)
+
+
+def _parse_card(data: bytes, what: str, where: str) -> ModelCard:
     try:
         return ModelCard.model_validate_json(data)
     except ValidationError:
-        raise StorageError(f"the {CARD_FILE} of {version!r} is damaged", where=where,
-                           fix="republish the version") from None
+        raise StorageError(f"{what} is damaged", where=where, fix="republish the version") from None
+
+
+def folder_card(location: str, access: StorageAccess | None = None) -> ModelCard | None:
+    """The card inside one results folder (a version folder, published or not; `taoflow report`),
+    None when it holds none; read as `version_card` reads one (no link followed, size bound).
+
+    >>> import tempfile
+    >>> folder_card(tempfile.mkdtemp()) is None
+    True
+    """
+    where = _display(location)
+    data = open_store(location, access).read(CARD_FILE, MAX_CARD_BYTES)
+    return None if data is None else _parse_card(data, f"the {CARD_FILE} of {where}", where)
+
+
+def folder_card_or_problem(location: str, access: StorageAccess | None = None) -> tuple[ModelCard | None,
+                                                                                       StorageError | None]:
+    """(the folder's card or None, None), or (None, why its card cannot be read: damaged, too large,
+    a link): the report of a run is still drawn from what else the folder holds, and says so.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp()); _ = (folder / "model-card.json").write_text("{")
+    >>> folder_card_or_problem(str(folder))[1].what.endswith("model-card.json of " + str(folder) + " is damaged")
+    True
+    """
+    return _or_problem(lambda: folder_card(location, access))
 
 
 def list_versions(app: str, access: StorageAccess | None = None) -> list[VersionRow]:

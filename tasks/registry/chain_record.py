@@ -22,7 +22,7 @@ class StepArtifact(BaseModel):
     model_config = _FINITE
 
     step: Literal["train", "prune", "retrain", "export", "engine"]
-    kind: str = Field(description="model (.hdf5), onnx, labels, nvinfer_config, calibration_cache, engine")
+    kind: str = Field(description="model (.hdf5), onnx, labels, nvinfer_config, engine, cal_cache (calibration)")
     path: str = Field(description="Relative to the version folder")
     size_mb: float = Field(description="File size, MiB")
     sha256: str

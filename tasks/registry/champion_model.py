@@ -40,11 +40,8 @@ _FIX = "promote a version published by a taoflow run (taoflow models list), or p
 
 def stage_champion_model(app: str, champion: ChampionPointer, workspace: Workspace,
                          access: StorageAccess | None = None) -> Path:
-    """The champion's model file, local and checked, for `evaluate` (see the module doc).
-
-    >>> stage_champion_model("az://models/parking", champion, Workspace.default())  # doctest: +SKIP
-    PosixPath('/root/.cache/taoflow/content/0f3c.../resnet18_detector.hdf5')
-    """
+    """The champion's model file, local and checked, for `evaluate` (see the module doc):
+    `TAOFLOW_HOME/content/<MD5>/<file>`."""
     where = parse_location(app).display
     version, model = _names(champion, where)
     store = open_store(app, access)

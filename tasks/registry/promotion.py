@@ -42,8 +42,18 @@ def promote(app: str, card: ModelCard, verdict: Verdict, compared: PointerRead, 
     """Swap the pointer to `card`'s version when the verdict allows it and the champion is still
     `compared` (what the run evaluated against).
 
-    >>> outcome = promote(app, card, verdict, compared, champion)  # doctest: +SKIP
-    >>> outcome.state_name  # doctest: +SKIP
+    >>> import tempfile
+    >>> from tasks.job.promotion_policy import Metrics, PromotionPolicy, judge_promotion
+    >>> from tasks.registry.card import Evaluation, HeldOut
+    >>> from tasks.registry.pointer import read_pointer
+    >>> scores = Metrics(mean_average_precision=71.5, average_precision={"car": 71.5})
+    >>> verdict = judge_promotion(PromotionPolicy(), scores, None)
+    >>> card = ModelCard(version="r1", run_id="run-1", created_at="2026-12-06T00:00:00+00:00",
+    ...     model="weights/model.hdf5", evaluation=Evaluation(**scores.model_dump(), held_out=HeldOut(
+    ...     source="evaluation_data", fingerprint="e")), dataset_fingerprint="d", spec_sha256="s", tao_image="tao",
+    ...     num_epochs=3, verdict=verdict)
+    >>> app = tempfile.mkdtemp()
+    >>> promote(app, card, verdict, read_pointer(app), None).state_name
     'Promoted'
     """
     before = champion.version if champion else None

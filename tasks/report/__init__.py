@@ -1,5 +1,6 @@
 """Pictures of a run, for people who look rather than read: the dataset, sample frames with
-their boxes, the training curves and the champion/challenger comparison.
+their boxes, the training curves, the champion/challenger comparison and the chain after training
+(mAP and model size per step).
 
 Plain functions on plain data (no Prefect here; the artifacts are in `tasks.report.artifacts`).
 Charts are SVG drawn by hand, the contact sheet a JPEG drawn with Pillow; every picture travels
@@ -10,8 +11,9 @@ inline as a `data:` URI, in the Prefect UI and in the one-file HTML report alike
 True
 """
 
+from tasks.report.chain_view import chain_chart, chain_summary
 from tasks.report.contact import contact_sheet
-from tasks.report.contents import Comparison, DatasetSummary, RunReport, TrainingHistory
+from tasks.report.contents import ChainStep, ChainSummary, Comparison, DatasetSummary, RunReport, TrainingHistory
 from tasks.report.curves import comparison_chart, training_curves, training_history
 from tasks.report.dataset_view import dataset_pictures, dataset_summary
 from tasks.report.page import render_html_report
@@ -26,6 +28,8 @@ from tasks.report.results_folder import (
 )
 
 __all__ = [
+    "ChainStep",
+    "ChainSummary",
     "Comparison",
     "DatasetSummary",
     "Picture",
@@ -34,6 +38,8 @@ __all__ = [
     "ReportError",
     "RunReport",
     "TrainingHistory",
+    "chain_chart",
+    "chain_summary",
     "comparison_chart",
     "contact_sheet",
     "dataset_pictures",

@@ -17,6 +17,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.report.chain_view import ChainFacts, chain_summary
 from tasks.report.contact import contact_sheet
 from tasks.report.contents import Comparison, RunReport
 from tasks.report.curves import training_history
@@ -25,7 +26,7 @@ from tasks.report.page import Section, report_sections
 from tasks.report.results_folder import save_report
 
 #: Artifact keys, one per section (lower case, digits and dashes, as Prefect requires).
-SECTION_KEYS = ("report-comparison", "report-training", "report-dataset", "report-samples")
+SECTION_KEYS = ("report-comparison", "report-chain", "report-training", "report-dataset", "report-samples")
 
 
 def publish_report_artifacts(report: RunReport, sections: tuple[str, ...] = SECTION_KEYS) -> dict[str, UUID]:
@@ -63,11 +64,14 @@ def report_dataset(report: RunReport, data_dir: Path, class_mapping: dict[str, s
 
 
 @task(name="report-results", **_REPORT_TASK)
-def report_results(report: RunReport, results_dir: Path, comparison: Comparison | None) -> RunReport:
-    """After training and the held-out evaluation: the curves and champion vs challenger, as
-    artifacts and in report.json / report.html in the results folder (published with the model)."""
+def report_results(report: RunReport, results_dir: Path, comparison: Comparison | None,
+                   chain: ChainFacts | None = None) -> RunReport:
+    """After training and the held-out evaluation: the curves, champion vs challenger and the chain
+    (the card's `ChainRecord`, when one ran), as artifacts and in report.json / report.html in the
+    results folder (published with the model)."""
     report.training = training_history(results_dir / "status.json")
     report.comparison = comparison
-    publish_report_artifacts(report, sections=("report-training", "report-comparison"))
+    report.chain = chain_summary(chain) if chain is not None else None
+    publish_report_artifacts(report, sections=("report-training", "report-comparison", "report-chain"))
     save_report(report, results_dir)
     return report

@@ -74,6 +74,25 @@ class _Svg:
         for x, y in points if len(points) <= 60 else ():
             self.parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}"/>')
 
+    def value_axis(self, left: float, plot_w: float, ticks: list[float], scale_max: float, top: float,
+                   bottom: float) -> None:
+        """Grid lines at `ticks` across a plot of bars growing from `left`, their values under it."""
+        for tick in ticks:
+            if tick <= scale_max:
+                x = left + plot_w * tick / scale_max
+                self.line(x, top - 4, x, bottom + 4)
+                self.text(x, bottom + 18, _fmt(tick), size=10, anchor="middle", color="#555")
+
+    def bar(self, left: float, y: float, h: float, plot_w: float, scale_max: float, value: float | None,
+            color: str, tip: str) -> None:
+        """A bar from `left` with its value written after its end; a dash for no value."""
+        if value is None:
+            self.text(left + 4, y + h - 3, "–", size=10, color="#777")
+            return
+        w = plot_w * min(max(value, 0.0), scale_max) / scale_max
+        self.rect(left, y, w, h, color, f"{tip}: {_fmt(value)}")
+        self.text(left + w + 4, y + h - 3, _fmt(value), size=10, color="#333")
+
     def picture(self, title: str, alt: str) -> Picture:
         body = "".join(self.parts)
         svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}" '
@@ -138,12 +157,7 @@ def bar_chart(title: str, categories: list[str], series: list[Series], *, unit: 
         x = label_w + i * 150
         svg.rect(x, 30, 12, 12, s.color or PALETTE[i % len(PALETTE)])
         svg.text(x + 16, 40, short(s.name, 20), size=11)
-    for tick in ticks:
-        if tick > scale_max:
-            continue
-        x = label_w + plot_w * tick / scale_max
-        svg.line(x, top - 4, x, height - bottom + 4)
-        svg.text(x, height - bottom + 18, _fmt(tick), size=10, anchor="middle", color="#555")
+    svg.value_axis(label_w, plot_w, ticks, scale_max, top, height - bottom)
     if unit:
         svg.text(label_w + plot_w, height - 2, unit, size=10, anchor="end", color="#555")
     for g, category in enumerate(categories):
@@ -151,14 +165,8 @@ def bar_chart(title: str, categories: list[str], series: list[Series], *, unit: 
         svg.text(label_w - 8, y0 + bars * bar_h / 2 + 4, short(category), size=12, anchor="end")
         for i, s in enumerate(series):
             value = s.values[g] if g < len(s.values) else None
-            y = y0 + i * bar_h
-            if value is None:
-                svg.text(label_w + 4, y + bar_h - 4, "–", size=10, color="#777")
-                continue
-            w = plot_w * min(max(value, 0.0), scale_max) / scale_max
-            color = s.color or PALETTE[i % len(PALETTE)]
-            svg.rect(label_w, y + 1, w, bar_h - 2, color, f"{category} · {s.name}: {_fmt(value)}")
-            svg.text(label_w + w + 4, y + bar_h - 4, _fmt(value), size=10, color="#333")
+            svg.bar(label_w, y0 + i * bar_h + 1, bar_h - 2, plot_w, scale_max, value,
+                    s.color or PALETTE[i % len(PALETTE)], f"{category} · {s.name}")
     return svg.picture(title, alt or title)
 
 
@@ -213,4 +221,47 @@ def line_chart(title: str, panels: list[Panel], *, x_label: str = "epoch", x_ran
     for tick in x_ticks:
         svg.text(sx(tick), height - bottom + 16, _fmt(tick), size=10, anchor="middle", color="#555")
     svg.text(left + plot_w / 2, height - 2, x_label, size=11, anchor="middle", color="#555")
+    return svg.picture(title, alt or title)
+
+
+@dataclass
+class Column:
+    """One panel of `bar_columns`: a value per category (None: none), on its own scale."""
+
+    title: str
+    values: list[float | None]
+    color: str | None = None
+    x_max: float | None = None
+
+
+def bar_columns(title: str, categories: list[str], columns: list[Column], *, width: int = 720,
+                alt: str | None = None) -> Picture:
+    """Panels of horizontal bars side by side, one row per category across all of them, each panel
+    on its own scale: quantities of different units (mAP %, MB) read along one row.
+
+    >>> picture = bar_columns("chain", ["train", "prune"], [Column("mAP %", [80.0, None]), Column("MB", [85.0, 21.0])])
+    >>> picture.mime, picture.height
+    ('image/svg+xml', 140)
+    """
+    row_h, gap = 24, 28
+    label_w = min(max((len(short(c)) for c in categories), default=4) * 12 * GLYPH + 16, 230)
+    top, bottom = 56, 36
+    height = int(top + bottom + max(len(categories), 1) * row_h)
+    panel_w = (width - label_w - 10 - gap * (len(columns) - 1)) / max(len(columns), 1)
+    svg = _Svg(width, height)
+    svg.text(10, 20, title, size=14, weight="bold")
+    for g, category in enumerate(categories):
+        svg.text(label_w - 8, top + g * row_h + row_h / 2 + 4, short(category), size=12, anchor="end")
+    for n, column in enumerate(columns):
+        left = label_w + n * (panel_w + gap)
+        plot_w = panel_w - 44  # room for the value written after the longest bar
+        color = column.color or PALETTE[n % len(PALETTE)]
+        known = [v for v in column.values if v is not None]
+        ticks = nice_ticks(0, column.x_max or max(known, default=1.0) or 1.0, 4)
+        scale_max = column.x_max or ticks[-1]
+        svg.text(left, top - 12, column.title, size=12, weight="bold")
+        svg.value_axis(left, plot_w, ticks, scale_max, top, height - bottom)
+        for g, category in enumerate(categories):
+            svg.bar(left, top + g * row_h + 3, row_h - 6, plot_w, scale_max,
+                    column.values[g] if g < len(column.values) else None, color, f"{category} · {column.title}")
     return svg.picture(title, alt or title)

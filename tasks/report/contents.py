@@ -8,6 +8,7 @@ pictures, so the charts never depend on where they are rendered.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,6 +75,36 @@ class Comparison(BaseModel):
     reasons: list[str] = Field(default_factory=list, description="Why, one line per finding")
 
 
+class ChainStep(BaseModel):
+    """One step of the chain after training, as the report draws it."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    step: str = Field(description="train, prune, retrain, export or engine")
+    mean_average_precision: float | None = Field(default=None, description="Held-out mAP of its model (%), "
+                                                 "when it was evaluated")
+    size_mb: float | None = Field(default=None, description="Size of its model file (.hdf5, .onnx, engine), MiB")
+    param_count: float | None = Field(default=None, description="Parameters of its model, millions, where known")
+    pruning_ratio: float | None = Field(default=None, description="Pruned / original parameters (prune)")
+
+
+class ChainSummary(BaseModel):
+    """The chain after training (prune, retrain, export, engine): each step's numbers, which model
+    ships and why. Drawn from the model card's chain record (`chain_summary`)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    shipped: Literal["unpruned", "pruned"] = Field(description="Which model ships")
+    decision: str = Field(description="Why that model ships (the gates' words)")
+    compared_on: str = Field(default="", description="The model the champion was compared with")
+    steps: list[ChainStep] = Field(default_factory=list, description="In the chain's order")
+
+    @property
+    def shipping_step(self) -> str:
+        """The step whose model ships: the retrained model when the pruned one ships, else training's."""
+        return "retrain" if self.shipped == "pruned" else "train"
+
+
 class RunReport(BaseModel):
     """Everything the report shows about one run; every part is optional except the title."""
 
@@ -88,4 +119,5 @@ class RunReport(BaseModel):
     samples: Picture | None = Field(default=None, description="The contact sheet of sample frames")
     training: TrainingHistory | None = None
     comparison: Comparison | None = None
+    chain: ChainSummary | None = Field(default=None, description="The chain after training, when one ran")
     notes: list[str] = Field(default_factory=list, description="Lines shown under the heading")

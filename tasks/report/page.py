@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from tasks.report.chain_view import chain_chart, step_label
 from tasks.report.contents import RunReport
 from tasks.report.curves import comparison_picture, mean_ap, training_curves
 from tasks.report.dataset_view import dataset_pictures
@@ -87,6 +88,22 @@ def comparison_section(report: RunReport) -> Section | None:
                    list(comparison.reasons))
 
 
+def _number(value: float | None, digits: int) -> str:
+    return f"{value:.{digits}f}" if value is not None else "–"
+
+
+def chain_section(report: RunReport) -> Section | None:
+    chain = report.chain
+    if chain is None:
+        return None
+    rows = [[step_label(chain, s), _pct(s.mean_average_precision), _number(s.size_mb, 2), _number(s.param_count, 2),
+             _number(s.pruning_ratio, 3)] for s in chain.steps]
+    lines = [f"compared with the champion: {chain.compared_on}"] if chain.compared_on else []
+    return Section("report-chain", f"The chain: the {chain.shipped} model ships",
+                   f"The {chain.shipped} model ships: {chain.decision}", [chain_chart(chain)],
+                   ["step", "held-out mAP %", "size MB", "parameters (M)", "pruning ratio"], rows, lines)
+
+
 def training_section(report: RunReport) -> Section | None:
     history = report.training
     if history is None:
@@ -120,7 +137,7 @@ def samples_section(report: RunReport) -> Section | None:
 
 def report_sections(report: RunReport) -> list[Section]:
     """The sections the report has data for, in reading order: outcome first, data last."""
-    makers = (comparison_section, training_section, dataset_section, samples_section)
+    makers = (comparison_section, chain_section, training_section, dataset_section, samples_section)
     return [section for make in makers if (section := make(report)) is not None]
 
 

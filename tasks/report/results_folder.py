@@ -3,8 +3,9 @@ back from a published one (local or in Blob Storage, read-only) by `taoflow repo
 
 A results folder holds `status.json` (TAO's, the source of the training curves) and, when the
 run made one, `report.json` (what the run knew: the dataset's shape, the sample frames, the
-champion/challenger comparison) and `report.html` (the page). `taoflow report` redraws the page
-from the first two, so it needs neither Prefect, nor a GPU, nor the dataset.
+champion/challenger comparison, the chain after training) and `report.html` (the page).
+`taoflow report` redraws the page from the first two (the chain from the folder's model card when
+it has one), so it needs neither Prefect, nor a GPU, nor the dataset.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from tasks.errors import ReportError
 from tasks.files import read_regular, write_atomic
 from tasks.launch.status import MAX_STATUS_BYTES
+from tasks.report.chain_view import ChainFacts, chain_summary
 from tasks.report.contents import RunReport
 from tasks.report.curves import training_history
 from tasks.report.page import render_html_report
@@ -101,8 +103,11 @@ def _title(shown: str) -> str:
     return " / ".join(parts[-2:]) if parts else shown
 
 
-def render_report_file(location: str | Path, out: Path, access: StorageAccess | None = None) -> RunReport:
-    """`taoflow report`: the HTML report of a results folder, written to `out`.
+def render_report_file(location: str | Path, out: Path, access: StorageAccess | None = None,
+                       chain: ChainFacts | None = None) -> RunReport:
+    """`taoflow report`: the HTML report of a results folder, written to `out`. `chain`, the chain
+    record of the folder's model card, is drawn instead of the one report.json holds (the card is
+    the record of the model, as status.json is of the training).
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -111,6 +116,8 @@ def render_report_file(location: str | Path, out: Path, access: StorageAccess | 
     ('parking', True)
     """
     report = load_report(location, access)
+    if chain is not None:
+        report.chain = chain_summary(chain)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, render_html_report(report).encode("utf-8"))

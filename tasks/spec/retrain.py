@@ -63,7 +63,7 @@ def retrain_spec(doc: Document, pruned_model: str, schema: Schema | None = None)
     graph = _load_graph(middle, schema)
     text = apply_edits(middle, [graph])
     parse(text, doc.file, doc.kind)  # a bug in the derivation shows here, never in TAO
-    name = doc.file or "spec"
+    name = (doc.file or "spec").lstrip("/")  # git's a/ b/ prefixes, one slash on an absolute path
     diff = "".join(difflib.unified_diff(doc.text.splitlines(keepends=True), text.splitlines(keepends=True),
                                         f"a/{name}", f"b/retrain-{name}"))
     changes = [e.change for e in sorted(edits, key=lambda e: e.start)]

@@ -81,11 +81,8 @@ def parse_connection_string(text: str) -> tuple[str, str]:
 
 
 def load_block(name: str):
-    """The prefect-azure `AzureBlobStorageCredentials` block `name`; a missing one is one `ConfigError`.
-
-    >>> load_block("taoflow-blob").account_url  # doctest: +SKIP
-    'https://myacct.blob.core.windows.net'
-    """
+    """The prefect-azure `AzureBlobStorageCredentials` block `name` from the Prefect server; a missing
+    one is one `ConfigError` saying how to create it."""
     try:
         from prefect_azure import AzureBlobStorageCredentials
     except ImportError as exc:  # pragma: no cover - prefect-azure is a dependency
@@ -127,8 +124,8 @@ def configured_endpoints(*, block: str | None = None, connection_string: str | N
 
     Reads configuration only; no credential is created or used.
 
-    >>> configured_endpoints(connection_string="UseDevelopmentStorage=true")  # doctest: +SKIP
-    [('http://127.0.0.1:10000/devstoreaccount1', 'the given connection string')]
+    >>> configured_endpoints(connection_string="UseDevelopmentStorage=true")[0]  # then env's, if set
+    ('http://127.0.0.1:10000/devstoreaccount1', 'the given connection string')
     """
     found = []
     if connection_string:

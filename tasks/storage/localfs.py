@@ -8,7 +8,7 @@ is the operator's choice):
 
 - every path is resolved one component at a time from an open directory descriptor, with
   `O_NOFOLLOW` (and `O_DIRECTORY` for folders): a symlink anywhere on the way is refused by the
-  kernel, including one swapped in after the listing;
+  kernel, including one swapped in after the listing (tasks.storage.dirwalk);
 - a file is opened with `O_NOFOLLOW | O_NONBLOCK` (a FIFO opens without waiting for a writer) and
   its type is checked on the open descriptor (`fstat`) before a byte is read;
 - the listing (`scan`) uses `lstat` only and reports symlinks, FIFOs, sockets and devices
@@ -21,7 +21,6 @@ Cost: one extra `open`+`close` per directory level of each file (microseconds), 
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -29,20 +28,19 @@ import shutil
 import socket
 import stat
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 from tasks.errors import NotRegularFile, StorageBusyError, StorageError
+from tasks.storage.dirwalk import DIR_FLAGS, O_CLOEXEC, open_root, parent_of, refused
+from tasks.storage.staging import STAGING_DIR, Staging
 
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | _O_CLOEXEC
-_LOCK = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | _O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | O_CLOEXEC
+_LOCK = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | O_CLOEXEC
 
 LOCK_FILE = ".taoflow-sync.lock"
-STAGING_DIR = ".taoflow-sync-tmp"
 SYNC_MANIFEST = ".taoflow-sync.json"
 SYNC_JOURNAL = ".taoflow-sync.journal"
 MANIFEST_TEMP = ".taoflow-sync.json.tmp"
@@ -68,7 +66,14 @@ def open_named(path: Path) -> Iterator[BinaryIO]:
     """A file the operator named (a symlink there is followed), opened so a FIFO cannot block us
     and read only if it is a regular file.
 
-    >>> with open_named(Path("/etc/hostname")) as handle: data = handle.read()  # doctest: +SKIP
+    >>> import tempfile; folder = Path(tempfile.mkdtemp()); _ = (folder / "spec.txt").write_text("model_config {}")
+    >>> with open_named(folder / "spec.txt") as handle: handle.read()
+    b'model_config {}'
+    >>> os.mkfifo(folder / "pipe")
+    >>> try:
+    ...     with open_named(folder / "pipe") as handle: handle.read()  # would wait forever for a writer
+    ... except NotRegularFile as exc: print(exc.what.replace(str(folder), "FOLDER"))
+    FOLDER/pipe is a FIFO, not a regular file; it was not read
     """
     fd = os.open(path, _READ & ~os.O_NOFOLLOW)
     mode = os.fstat(fd).st_mode
@@ -115,57 +120,16 @@ class LocalTree:
     # --- resolving ------------------------------------------------------------------------
 
     def _open_root(self) -> int:
-        return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+        return open_root(self.root)
 
     def _refused(self, name: str, exc: OSError) -> StorageError:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            return NotRegularFile(
-                f"{name}: a part of this path is a symlink or not a folder; taoflow does not follow symlinks",
-                where=str(self.root),
-                fix="replace the symlink by the real file or folder (or remove it) and run again",
-            )
-        return StorageError(f"cannot open {name}: {exc.strerror or exc}", where=str(self.root),
-                            fix="check that the folder exists and is readable")
+        return refused(self.root, name, exc)
 
-    @contextmanager
-    def parent(self, name: str, *, create: bool = False, root_fd: int | None = None) -> Iterator[tuple[int, str]]:
-        """(descriptor of the folder holding `name`, its last component); folders made when `create`.
-
-        Walks from `root_fd` (a descriptor of the root held by the caller, left open) or from a
-        fresh open of the root. A missing folder on the way raises FileNotFoundError; a symlink
-        on the way, `NotRegularFile`.
-        """
-        parts = name.split("/")
-        fd = self._open_root() if root_fd is None else root_fd
-        try:
-            for part in parts[:-1]:
-                nxt = self._step(fd, part, name, create)
-                if fd != root_fd:
-                    os.close(fd)
-                fd = nxt
-            yield fd, parts[-1]
-        finally:
-            if fd != root_fd:
-                os.close(fd)
-
-    def _step(self, fd: int, part: str, name: str, create: bool) -> int:
-        """Descriptor of sub-folder `part` of `fd`, never through a symlink."""
-        try:
-            try:
-                nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                try:
-                    os.mkdir(part, 0o777, dir_fd=fd)
-                except FileExistsError:
-                    pass  # another thread made it first
-                nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise self._refused(name, exc) from None
-        return nxt
+    def parent(self, name: str, *, create: bool = False,
+               root_fd: int | None = None) -> AbstractContextManager[tuple[int, str]]:
+        """(descriptor of the folder holding `name`, its last component), as a context manager
+        (`tasks.storage.dirwalk.parent_of` from this root)."""
+        return parent_of(self.root, name, create=create, root_fd=root_fd)
 
     @contextmanager
     def open_read(self, name: str) -> Iterator[BinaryIO]:
@@ -253,16 +217,12 @@ class LocalTree:
 
     def write_from(self, name: str, source: BinaryIO, copy: Callable[[BinaryIO, BinaryIO], object] | None = None):
         """Write `name` from `source` atomically (see `tasks.storage.staging.Staging.write`)."""
-        from tasks.storage.staging import Staging
-
-        with Staging(self) as staging:
+        with Staging(self.root) as staging:
             return staging.write(name, source, copy)
 
     def create(self, name: str, data: bytes) -> bool:
         """Place `name` only if it does not exist yet; False if it did (see `Staging.create`)."""
-        from tasks.storage.staging import Staging
-
-        with Staging(self) as staging:
+        with Staging(self.root) as staging:
             return staging.create(name, data)
 
     def unlink(self, name: str) -> bool:

@@ -17,6 +17,7 @@ lease) and one renewal per 20 s; an unchanged re-publication takes no lock at al
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -31,6 +32,9 @@ from tasks.storage.localfs import LocalTree
 LEASE_SECONDS = 30
 _RENEW_EVERY = LEASE_SECONDS / 3
 Notice = Callable[[str], None]
+#: The marker a publisher holds (a lease on it, or written under the folder's lock) while it
+#: changes a target; readers keep away from a prefix that has it (tasks.storage.visibility).
+PUBLISHING_MARKER = "_taoflow_publishing.json"
 
 
 class Publication(Protocol):
@@ -160,15 +164,11 @@ class LocalPublication(_Marker):
     """The lock file of a local folder, then the publishing marker in it."""
 
     def __init__(self, tree: LocalTree, body: bytes, wait: float, notice: Notice | None = None) -> None:
-        from tasks.storage.manifest import PUBLISHING_MARKER
-
         self.tree, self.body, self.wait, self.notice = tree, body, wait, notice
         self.name = PUBLISHING_MARKER
         self._lock = None
 
     def __enter__(self) -> "LocalPublication":
-        import io
-
         self._lock = self.tree.lock(self.wait, self.notice)
         self._lock.__enter__()
         self.tree.clear_staging()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tasks.bounded_json import load_bounded
 from tasks.storage.localfs import MANIFEST_TEMP, RESERVED_NAMES, SYNC_JOURNAL, SYNC_MANIFEST
+from tasks.storage.locks import PUBLISHING_MARKER
 from tasks.storage.stores import Entry
 
 PUBLISHED_MARKER = "_taoflow_published.json"
@@ -30,7 +31,6 @@ PUBLISHED_MARKER = "_taoflow_published.json"
 MAX_MARKER_BYTES = 64 << 20
 #: Files list in a marker nest two levels.
 MAX_MARKER_DEPTH = 8
-PUBLISHING_MARKER = "_taoflow_publishing.json"
 #: Names a sync owns at the top of a local folder; a blob with one of these names is refused.
 RESERVED_LOCAL = RESERVED_NAMES
 MARKERS = {PUBLISHED_MARKER, PUBLISHING_MARKER}

@@ -1,6 +1,6 @@
 """Atomic writes into a local folder: a temporary in its staging folder, renamed into place.
 
-Nothing is written through a symlink (tasks.storage.localfs): the temporary is created with
+Nothing is written through a symlink (tasks.storage.dirwalk): the temporary is created with
 `O_CREAT | O_EXCL | O_NOFOLLOW` in the staging folder, opened without following; the folder it
 is renamed into is reached one component at a time from the root's descriptor with
 `O_NOFOLLOW | O_DIRECTORY`. A reader never sees a partial file, and a file is only placed
@@ -16,9 +16,13 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+from pathlib import Path
 from typing import BinaryIO, Callable
 
-from tasks.storage.localfs import DIR_FLAGS, STAGING_DIR, LocalTree
+from tasks.storage.dirwalk import DIR_FLAGS, open_root, parent_of, refused
+
+#: The folder (at the top of the folder written to) that holds the temporaries until their rename.
+STAGING_DIR = ".taoflow-sync-tmp"
 
 _CREATE = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 #: Temporary names: unique in this process (one counter), and across processes (the pid).
@@ -26,22 +30,22 @@ _serial = itertools.count()
 
 
 class Staging:
-    """The staging folder of `tree`, open for a batch of writes; a context manager.
+    """The staging folder of the folder `root`, open for a batch of writes; a context manager.
 
-    >>> import io, tempfile; from pathlib import Path
-    >>> tree = LocalTree(Path(tempfile.mkdtemp()))
-    >>> with Staging(tree) as staging: _ = staging.write("a/b.txt", io.BytesIO(b"hi"))
-    >>> (tree.root / "a/b.txt").read_bytes()
+    >>> import io, tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with Staging(root) as staging: _ = staging.write("a/b.txt", io.BytesIO(b"hi"))
+    >>> (root / "a/b.txt").read_bytes()
     b'hi'
     """
 
-    def __init__(self, tree: LocalTree) -> None:
-        self.tree = tree
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
         self._root: int | None = None
         self._staging: int | None = None
 
     def __enter__(self) -> "Staging":
-        root = os.open(self.tree.root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        root = open_root(self.root)
         try:
             try:
                 os.mkdir(STAGING_DIR, 0o700, dir_fd=root)
@@ -50,7 +54,7 @@ class Staging:
             self._staging = os.open(STAGING_DIR, DIR_FLAGS, dir_fd=root)
         except OSError as exc:
             os.close(root)
-            raise self.tree._refused(STAGING_DIR, exc) from None  # noqa: SLF001 - the same message
+            raise refused(self.root, STAGING_DIR, exc) from None
         self._root = root
         return self
 
@@ -64,8 +68,8 @@ class Staging:
         """Place `name` with `data` only if nothing is there yet (a hard link cannot replace): False
         if something was. Complete or absent, never half-written, for any reader.
 
-        >>> import tempfile; from pathlib import Path
-        >>> with Staging(LocalTree(Path(tempfile.mkdtemp()))) as staging:
+        >>> import tempfile
+        >>> with Staging(Path(tempfile.mkdtemp())) as staging:
         ...     staging.create("v1/claim.json", b"a"), staging.create("v1/claim.json", b"b")
         (True, False)
         """
@@ -75,7 +79,7 @@ class Staging:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
-            with self.tree.parent(name, create=True, root_fd=self._root) as (dir_fd, base):
+            with parent_of(self.root, name, create=True, root_fd=self._root) as (dir_fd, base):
                 try:
                     os.link(temp, base, src_dir_fd=self._staging, dst_dir_fd=dir_fd, follow_symlinks=False)
                 except FileExistsError:
@@ -110,7 +114,7 @@ class Staging:
     def place(self, temp: str, name: str) -> None:
         """Rename the complete temporary `temp` to `name`, replacing what is there."""
         # A symlink already at `name` is replaced, not followed; a symlinked folder on the way is refused.
-        with self.tree.parent(name, create=True, root_fd=self._root) as (dir_fd, base):
+        with parent_of(self.root, name, create=True, root_fd=self._root) as (dir_fd, base):
             os.replace(temp, base, src_dir_fd=self._staging, dst_dir_fd=dir_fd)
 
     def discard(self, temp: str) -> None:

@@ -21,7 +21,7 @@ from tasks.storage.azure_errors import Target, azure_errors
 from tasks.storage.blobio import get_blob, list_pages
 from tasks.storage.localfs import RESERVED_NAMES, LocalTree, NotFollowed, kind_of, open_named
 from tasks.storage.locations import Location
-from tasks.storage.locks import BlobPublication, LocalPublication, Publication
+from tasks.storage.locks import PUBLISHING_MARKER, BlobPublication, LocalPublication, Publication
 from tasks.storage.quick_list import QuickLister
 from tasks.storage.ranged import RANGE_SIZE
 
@@ -267,8 +267,6 @@ class BlobStore:
 
     def publication(self, body: bytes, wait: float, notice: Notice | None = None) -> BlobPublication:
         """The right to publish at this prefix: a lease on its publishing marker (see tasks.storage.locks)."""
-        from tasks.storage.manifest import PUBLISHING_MARKER
-
         return BlobPublication(self._blob(PUBLISHING_MARKER), body, wait, self.target, notice)
 
 

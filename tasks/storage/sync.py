@@ -21,7 +21,12 @@ from tasks.storage.visibility import check_names, readable_entries
 def is_published(location: str | Path | Location, access: StorageAccess | None = None) -> bool:
     """True when the location holds a complete, published upload (its marker is present and sound).
 
-    >>> is_published("az://models/parking/2026-11-25")  # doctest: +SKIP
+    >>> import tempfile; work = Path(tempfile.mkdtemp()); (work / "results").mkdir()
+    >>> _ = (work / "results" / "model.hdf5").write_bytes(b"weights")
+    >>> is_published(work / "results")  # a folder being written, or never published
+    False
+    >>> _ = sync_up(work / "results", work / "models" / "v1")
+    >>> is_published(work / "models" / "v1")
     True
     """
     store = open_store(location, access)
@@ -32,8 +37,14 @@ def is_published(location: str | Path | Location, access: StorageAccess | None =
 def content_fingerprint(location: str | Path | Location, access: StorageAccess | None = None) -> str:
     """A hash of what a reader would download (names, sizes, MD5s/etags): a cache key for the flow.
 
-    >>> content_fingerprint("/data/kitti")  # doctest: +SKIP
-    '3f2a...'
+    >>> import tempfile; data = Path(tempfile.mkdtemp())
+    >>> _ = (data / "000001.txt").write_text("Car 0 0 0 1 2 30 40 0 0 0 0 0 0 0")
+    >>> before = content_fingerprint(data)
+    >>> content_fingerprint(data) == before, len(before)
+    (True, 64)
+    >>> _ = (data / "000002.txt").write_text("Pedestrian 0 0 0 1 2 3 4 0 0 0 0 0 0 0")
+    >>> content_fingerprint(data) == before
+    False
     """
     return listing_fingerprint(location, access)[0]
 
@@ -42,8 +53,10 @@ def listing_fingerprint(location: str | Path | Location, access: StorageAccess |
     """(fingerprint, what was not followed) of a location: `content_fingerprint` plus the local
     symlinks and special files it left out.
 
-    >>> listing_fingerprint("/data/kitti")  # doctest: +SKIP
-    ('3f2a...', ('images/extra.png (symlink -> /mnt/other/extra.png)',))
+    >>> import os, tempfile; data = Path(tempfile.mkdtemp())
+    >>> _ = (data / "a.png").write_bytes(b"png"); os.symlink("/mnt/other/extra.png", data / "extra.png")
+    >>> listing_fingerprint(data)[1]
+    ('extra.png (symlink -> /mnt/other/extra.png)',)
     """
     store = open_store(location, access)
     listing = store.list()

@@ -113,8 +113,17 @@ def content_cache_key(*location_parameters: str, access: StorageAccess | None = 
     uncached and meets the same error itself, once, instead of Prefect logging a traceback for
     the key.
 
-    >>> @task(cache_key_fn=content_cache_key("location"), persist_result=True)  # doctest: +SKIP
-    ... def count_files(location: str) -> int: ...
+    `@task(cache_key_fn=content_cache_key("location"), persist_result=True)` on a task with a
+    `location` parameter; Prefect calls the key with the run's context and the task's parameters:
+
+    >>> import tempfile, types; data = Path(tempfile.mkdtemp())
+    >>> key, context = content_cache_key("location"), types.SimpleNamespace(task=types.SimpleNamespace(name="count"))
+    >>> before = key(context, {"location": str(data)})
+    >>> key(context, {"location": str(data)}) == before
+    True
+    >>> _ = (data / "000001.txt").write_text("Car 0 0 0 1 2 30 40 0 0 0 0 0 0 0")
+    >>> key(context, {"location": str(data)}) == before  # the data changed: the task runs again
+    False
     """
 
     def key(context, parameters: dict) -> str | None:

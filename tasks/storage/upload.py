@@ -86,8 +86,13 @@ def sync_up(
 
     One publisher at a time per location (a second waits up to `lock_wait` s, then `StorageBusyError`).
 
-    >>> sync_up("runs/42/results", "az://models/parking/2026-11-25")  # doctest: +SKIP
-    SyncReport(direction='up', ...)
+    >>> import tempfile; work = Path(tempfile.mkdtemp()); (work / "results" / "weights").mkdir(parents=True)
+    >>> _ = (work / "results" / "weights" / "detector.hdf5").write_bytes(b"weights")
+    >>> report = sync_up(work / "results", work / "models" / "v1")
+    >>> report.files_transferred, report.published, sorted(p.name for p in (work / "models" / "v1").iterdir())
+    (1, True, ['_taoflow_published.json', 'weights'])
+    >>> sync_up(work / "results", work / "models" / "v1").files_skipped  # nothing changed: nothing is sent
+    1
     """
     started = time.perf_counter()
     source = LocalStore(parse_location(Path(src_dir).absolute()))

@@ -47,7 +47,7 @@ def _corrupt_idat(data: bytes) -> bytes:
 
 
 # Each case mutates a clean 3-pair dataset at root (000000..000002, 1248x384 PNG, car/pedestrian)
-# and returns (facts overrides, validate_dataset keyword arguments).
+# and returns (facts overrides, DatasetValidation keyword arguments).
 def c_size16(root):
     return dict(output_width=500), {}
 
@@ -277,7 +277,7 @@ def c_no_validation(root):
 def c_val_small(root):
     val = make_dataset(root.parent / "val", 2)
     return dict(validation_fold=None, has_validation_data_source=True, batch_size_per_gpu=4), {
-        "validation_data_dir": val}
+        "validation_data": val}
 
 
 def c_logging(root):
@@ -296,7 +296,7 @@ def c_not_root(root):
 def c_no_match(root):
     shards = root.parent / "tfrecords"
     shards.mkdir()
-    return dict(tfrecords_paths=["/workspace/tfrecords/kitti_trainval-fold-*"]), {"tfrecords_dir": shards}
+    return dict(tfrecords_paths=["/workspace/tfrecords/kitti_trainval-fold-*"]), {"tfrecords": shards}
 
 
 def c_not_shard(root):
@@ -305,7 +305,7 @@ def c_not_shard(root):
     for fold in range(2):
         write_shard(shards / f"kitti_trainval-fold-{fold:03d}-of-002-shard-00000-of-00001", 3)
     (shards / "kitti_trainval_warning.json").write_text('{"car": []}')
-    return dict(tfrecords_paths=["/workspace/tfrecords/*"]), {"tfrecords_dir": shards}
+    return dict(tfrecords_paths=["/workspace/tfrecords/*"]), {"tfrecords": shards}
 
 
 def c_fold_missing(root):
@@ -313,7 +313,7 @@ def c_fold_missing(root):
     shards.mkdir()
     write_shard(shards / "kitti_trainval-fold-001-of-002-shard-00000-of-00001", 3)
     return dict(tfrecords_paths=["/workspace/tfrecords/kitti_trainval-fold-*"], validation_fold=0), {
-        "tfrecords_dir": shards}
+        "tfrecords": shards}
 
 
 CASES = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.dataset import CHECKS, validate_dataset
+from tasks.dataset import CHECKS, DatasetValidation, validate_dataset
 from tests.dataset.check_cases import CASES
 from tests.dataset.kitti import make_dataset, train_facts
 
@@ -17,7 +17,7 @@ def test_every_check_code_has_a_case():
 
 def test_clean_dataset_has_no_findings(tmp_path):
     root = make_dataset(tmp_path / "data", 3)
-    report = validate_dataset(train_facts(), root)
+    report = validate_dataset(DatasetValidation(train_facts(), root))
     assert report.counts == {} and report.ok
     assert report.totals == {"images": 3, "labels": 3, "pairs": 3, "objects": 9, "empty_label_files": 0}
 
@@ -26,7 +26,7 @@ def test_clean_dataset_has_no_findings(tmp_path):
 def test_check_code(code, tmp_path):
     root = make_dataset(tmp_path / "data", 3)
     overrides, kwargs = CASES[code](root)
-    report = validate_dataset(train_facts(**overrides), root, **kwargs)
+    report = validate_dataset(DatasetValidation(train_facts(**overrides), root, **kwargs))
     assert report.counts.get(code, 0) >= 1, f"{code} not reported; got {report.counts}"
     example = report.examples[code][0]
     assert example.severity == CHECKS[code].severity and example.hint == CHECKS[code].fix

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tasks.dataset import validate_dataset
+from tasks.dataset import DatasetValidation, validate_dataset
 from tasks.dataset.labels import WHOLE_FILE_BYTES
 from tasks.storage import StorageAccess
 from tests.dataset.kitti import encoded, kitti_line, make_dataset, train_facts
@@ -88,7 +88,7 @@ def dataset(tmp_path, azurite, blob_container):
 
 def test_findings_from_blobs_equal_findings_from_disk(dataset, azurite, blob_container, monkeypatch):
     facts = train_facts(**FACTS)
-    on_disk = validate_dataset(facts, dataset)
+    on_disk = validate_dataset(DatasetValidation(facts, dataset))
     expected = comparable(on_disk.to_dict(), str(dataset))
     assert {"image.size-mismatch", "image.format-mismatch", "image.unreadable", "image.truncated",
             "label.field-count", "label.not-finite", "label.score-column", "class.unmapped",
@@ -102,7 +102,7 @@ def test_findings_from_blobs_equal_findings_from_disk(dataset, azurite, blob_con
     datastores = StorageAccess(datastores={"kittistore": (azurite.connection_string, name)})
     for location, access in ((path_style, None), (f"az://{name}/datasets/kitti", None),
                              ("azureml://datastores/kittistore/paths/datasets/kitti", datastores)):
-        in_place = validate_dataset(facts, location, access=access)
+        in_place = validate_dataset(DatasetValidation(facts, location, access=access))
         assert in_place.data_dir == location
         assert comparable(in_place.to_dict(), location) == expected, location
         images = on_disk.totals["images"]
@@ -117,8 +117,9 @@ def test_findings_from_blobs_equal_findings_from_disk(dataset, azurite, blob_con
 def test_a_missing_root_is_the_same_finding(azurite, blob_container, tmp_path):
     location = f"{azurite.blob_endpoint}/{blob_container.container_name}/nothing/here"
     facts = train_facts(**FACTS)
-    in_place = validate_dataset(facts, location, access=StorageAccess(connection_string=azurite.connection_string))
-    on_disk = validate_dataset(facts, tmp_path / "nothing")
+    in_place = validate_dataset(DatasetValidation(facts, location,
+                                                  access=StorageAccess(connection_string=azurite.connection_string)))
+    on_disk = validate_dataset(DatasetValidation(facts, tmp_path / "nothing"))
     assert comparable(in_place.to_dict(), location) == comparable(on_disk.to_dict(), str(tmp_path / "nothing"))
     assert "layout.data-dir-missing" in in_place.counts and in_place.reads == {"requests": 0, "bytes": 0}
 

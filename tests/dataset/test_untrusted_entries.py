@@ -17,10 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 _RUN = """
 import json, resource, sys
-from tasks.dataset import validate_dataset
+from tasks.dataset import DatasetValidation, validate_dataset
 from tests.dataset.kitti import train_facts
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-report = validate_dataset(train_facts(), sys.argv[1], workers=1)
+report = validate_dataset(DatasetValidation(train_facts(), sys.argv[1], workers=1))
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"report": report.to_dict(), "peak_growth_kib": after - before}))
 """

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tasks.dataset import validate_dataset
+from tasks.dataset import DatasetValidation, validate_dataset
 from tasks.dataset.report import markdown_text
 from tests.dataset.check_cases import c_14_fields, c_nan, c_unmapped, write_shard
 from tests.dataset.kitti import encoded, kitti_line, make_dataset, train_facts
@@ -26,8 +26,8 @@ def test_pool_and_inline_agree(tmp_path):
     root = make_dataset(tmp_path / "data", 2400, objects=2)
     _break_many(root)
     seen = []
-    pooled = validate_dataset(train_facts(), root, workers=2, progress=lambda d, t: seen.append((d, t)))
-    inline = validate_dataset(train_facts(), root, workers=1)
+    pooled = validate_dataset(DatasetValidation(train_facts(), root, workers=2), lambda d, t: seen.append((d, t)))
+    inline = validate_dataset(DatasetValidation(train_facts(), root, workers=1))
     assert pooled.to_dict() | {"seconds": 0, "summary": ""} == inline.to_dict() | {"seconds": 0, "summary": ""}
     assert pooled.counts == {"pair.image-without-label": 1, "image.size-mismatch": 1,
                              "label.field-count": 1, "label.not-finite": 240}
@@ -41,8 +41,8 @@ def test_pool_and_inline_agree(tmp_path):
 def test_strict_fails_on_warnings(tmp_path):
     root = make_dataset(tmp_path / "data", 3)
     c_unmapped(root)
-    relaxed = validate_dataset(train_facts(), root)
-    strict = validate_dataset(train_facts(), root, strict=True)
+    relaxed = validate_dataset(DatasetValidation(train_facts(), root))
+    strict = validate_dataset(DatasetValidation(train_facts(), root, strict=True))
     assert relaxed.ok and relaxed.warnings == 1 and relaxed.to_error() is None
     assert not strict.ok and strict.errors == 1
     assert strict.examples["class.unmapped"][0].severity == "error"
@@ -54,7 +54,7 @@ def test_report_json_and_markdown(tmp_path):
     c_14_fields(root)
     c_nan(root)  # replaces 000001.txt again: NaN wins
     (root / "label_2" / "000003.txt").write_text("")
-    report = validate_dataset(train_facts(), root)
+    report = validate_dataset(DatasetValidation(train_facts(), root))
     data = json.loads(json.dumps(report.to_dict()))
     assert data["ok"] is False and data["errors"] == 1
     assert data["totals"]["empty_label_files"] == 1
@@ -74,7 +74,7 @@ def test_separate_validation_set_is_checked_and_counted(tmp_path):
     val = make_dataset(tmp_path / "val", 3)
     c_nan(val)
     facts = train_facts(validation_fold=None, has_validation_data_source=True, batch_size_per_gpu=2)
-    report = validate_dataset(facts, root, validation_data_dir=val)
+    report = validate_dataset(DatasetValidation(facts, root, validation_data=val))
     assert report.frames == {"train": 5, "validation": 3}
     assert report.counts == {"label.not-finite": 1}
     assert report.examples["label.not-finite"][0].file.startswith(str(val))
@@ -82,9 +82,9 @@ def test_separate_validation_set_is_checked_and_counted(tmp_path):
 
 def test_images_labels_subfolders_and_default_alternatives(tmp_path):
     make_dataset(tmp_path / "a", 2, image_dir="images", label_dir="labels")
-    assert validate_dataset(train_facts(), tmp_path / "a").totals["pairs"] == 2
+    assert validate_dataset(DatasetValidation(train_facts(), tmp_path / "a")).totals["pairs"] == 2
     make_dataset(tmp_path / "b", 2, image_dir="cam0", label_dir="gt")
-    report = validate_dataset(train_facts(), tmp_path / "b", images="cam0", labels="gt")
+    report = validate_dataset(DatasetValidation(train_facts(), tmp_path / "b", images="cam0", labels="gt"))
     assert report.ok and report.totals["pairs"] == 2
 
 
@@ -123,7 +123,7 @@ def test_dataset_convert_spec_names_the_folders_and_dotted_extension(tmp_path):
     root = make_dataset(tmp_path / "kitti", 3, ext="jpg", image_dir="cam", label_dir="gt")
     facts = SpecFacts(kind="dataset_convert", file="convert.txt", image_extension=".jpg",
                       kitti_image_dir_name="cam", kitti_label_dir_name="gt")
-    report = validate_dataset(facts, root)
+    report = validate_dataset(DatasetValidation(facts, root))
     assert report.ok and report.counts == {} and report.totals["pairs"] == 3
     assert report.image_dir == str(root / "cam")
 
@@ -143,7 +143,7 @@ def test_empty_validation_shards_point_at_the_tfrecords_not_the_kitti_folder(tmp
     shards = _shards(tmp_path / "tfrecords", {0: 0, 1: 5})
     facts = train_facts(tfrecords_paths=["/workspace/tfrecords/kitti_trainval-fold-*"], validation_fold=0,
                         batch_size_per_gpu=4)
-    report = validate_dataset(facts, root, tfrecords_dir=shards)
+    report = validate_dataset(DatasetValidation(facts, root, tfrecords=shards))
     assert report.frames == {"train": 5, "validation": 0}
     (finding,) = report.examples["train.validation-smaller-than-batch"]
     assert finding.file == str(shards) and "hold 0 records" in finding.message
@@ -159,18 +159,20 @@ def test_small_validation_fold_names_the_tfrecords_and_empty_shards_stop_trainin
     facts = train_facts(tfrecords_paths=["/workspace/tfrecords/kitti_trainval-fold-*"], validation_fold=0,
                         batch_size_per_gpu=4, scalar_logging_frequency=1)
     shards = _shards(tmp_path / "small", {0: 2, 1: 5})
-    (finding,) = validate_dataset(facts, root, tfrecords_dir=shards).examples["train.validation-smaller-than-batch"]
+    (finding,) = validate_dataset(DatasetValidation(facts, root, tfrecords=shards)).examples[
+        "train.validation-smaller-than-batch"]
     assert finding.file == str(shards) and finding.message.startswith("2 validation records in the TFRecords")
     assert "val_split" in finding.hint
     # every shard empty: no training step either, and that finding names the TFRecords too
     shards = _shards(tmp_path / "empty", {0: 0, 1: 0})
-    report = validate_dataset(facts, root, tfrecords_dir=shards)
+    report = validate_dataset(DatasetValidation(facts, root, tfrecords=shards))
     (steps,) = report.examples["train.logging-frequency"]
     assert steps.file == str(shards) and "0 steps per epoch" in steps.message and str(shards) in steps.hint
     # counted in the KITTI folders, the finding keeps pointing at the spec and the images
     val = make_dataset(tmp_path / "val", 2)
-    kitti = validate_dataset(train_facts(validation_fold=None, has_validation_data_source=True, batch_size_per_gpu=4),
-                             root, validation_data_dir=val)
+    kitti = validate_dataset(DatasetValidation(
+        train_facts(validation_fold=None, has_validation_data_source=True, batch_size_per_gpu=4), root,
+        validation_data=val))
     (finding,) = kitti.examples["train.validation-smaller-than-batch"]
     assert finding.file == "spec.txt" and finding.hint == "add validation images or lower batch_size_per_gpu"
 
@@ -189,7 +191,7 @@ def test_the_markdown_report_shows_hostile_names_as_text(tmp_path):
     root = make_dataset(tmp_path / "data\n# Heading <b>x</b>", 3)
     (root / "label_2" / "000000.txt").write_text("".join(kitti_line(c) + "\n" for c in HOSTILE_CLASSES))
     (root / "image_2" / "evil\n- [x](javascript:alert(1)).png").write_bytes(encoded("png", (1248, 384)))
-    report = validate_dataset(train_facts(), root)
+    report = validate_dataset(DatasetValidation(train_facts(), root))
     assert report.counts["class.unmapped"] == 1 and report.counts["pair.image-without-label"] == 1
     md = report.to_markdown()
     lines = md.splitlines()

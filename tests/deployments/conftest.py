@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
 
-from deployments.pools import POOLS
 from tests.deployments.job_image import build_job_image, host_python_image
-from tests.deployments.server import running_server
+from tests.deployments.server import REPO, running_server
 from tests.flow.conftest import demo_data, engine_env  # noqa: F401 - a trained sweep's data and engine settings
 
 
@@ -27,10 +28,9 @@ def deployed(prefect_server) -> dict[str, dict]:
 
     Returns the deployments read back through the API, by name.
     """
-    for pool in POOLS:
-        for command in pool.commands():
-            created = prefect_server.prefect(*command[1:])
-            assert created.returncode == 0, f"{pool.name}: {created.stdout}\n{created.stderr}"
+    created = subprocess.run([sys.executable, "-m", "deployments.pools", "--create"], env=prefect_server.env(),
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert created.returncode == 0, created.stdout + created.stderr
     result = prefect_server.prefect("--no-prompt", "deploy", "--all")
     assert result.returncode == 0, f"prefect deploy --all failed:\n{result.stdout}\n{result.stderr}"
     found = prefect_server.post("/deployments/filter", {}).json()

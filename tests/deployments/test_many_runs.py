@@ -179,11 +179,13 @@ def test_six_runs_submitted_in_the_same_second_share_no_folder_and_no_gpu(fleet,
     go = threading.Barrier(6)
     run_ids: list[str] = []
 
-    def press_run() -> None:
+    def press_run(seed: int) -> None:
+        # Six different trainings (a run with the same inputs as another reuses its training instead:
+        # docs/chain.md, "Caching"), all aimed at the same model_subfolder in the same second.
         go.wait()
-        run_ids.append(submit(fleet, request))
+        run_ids.append(submit(fleet, request | {"spec_overrides": {"random_seed": str(seed)}}))
 
-    pressers = [threading.Thread(target=press_run) for _ in range(6)]
+    pressers = [threading.Thread(target=press_run, args=(seed,)) for seed in range(6)]
     for presser in pressers:
         presser.start()
     for presser in pressers:

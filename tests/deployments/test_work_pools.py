@@ -188,6 +188,21 @@ def test_pools_get_their_concurrency_limits_and_an_operator_overrides_them(prefe
                                     "gpu-process, gpu-docker, aks-gpu, aci-gpu")
 
 
+def test_the_printed_commands_make_the_pool_create_makes(prefect_server):
+    """What `python -m deployments.pools` prints for an operator to run makes the same pool as `--create`."""
+    docker = pool("gpu-docker")
+    created = subprocess.run([sys.executable, "-m", "deployments.pools", "--create"], env=prefect_server.env(),
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert created.returncode == 0, created.stdout + created.stderr
+    made = prefect_server.get(f"/work_pools/{docker.name}")
+    for command in docker.commands():
+        done = prefect_server.prefect(*command[1:])
+        assert done.returncode == 0, done.stdout + done.stderr
+    again = prefect_server.get(f"/work_pools/{docker.name}")
+    assert {k: again[k] for k in ("type", "base_job_template", "concurrency_limit")} == {
+        k: made[k] for k in ("type", "base_job_template", "concurrency_limit")}
+
+
 @pytest.mark.parametrize("name", ["gpu-docker", "aks-gpu", "aci-gpu"])
 def test_a_flow_run_container_gets_the_gpu_mode_and_no_analytics(name):
     """The platform hands out the GPUs (TAOFLOW_GPUS=scheduler) and the flow process inside sends no

@@ -174,9 +174,12 @@ def test_a_job_whose_lease_is_lost_is_stopped_and_the_retry_can_resume(prefect_a
     thread = threading.Thread(target=lambda: _train_catching(plan, launcher, failure))
     thread.start()
     # The server forgets the lease (as a restarted server does): the next renewal finds it gone.
-    deadline = time.monotonic() + 60
-    while not (plan.results_host_dir / "status.json").exists() and time.monotonic() < deadline:
+    # Training must be under way (its first checkpoint written, TAO's stop hook in place) before the lease
+    # goes: a stop that arrives while the graph is built ends the trainer at once, with nothing to resume.
+    deadline = time.monotonic() + 120
+    while not list(plan.results_host_dir.glob("model.epoch-*.ckzip")) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert list(plan.results_host_dir.glob("model.epoch-*.ckzip")), "training never got going"
     [lease] = ledger.leases
     PrefectSlotLedger().release(lease)
     thread.join(120)

@@ -21,15 +21,6 @@ from tests.registry.helpers import card_for, publish_and_promote
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["local", "blob"])
-def app(request, tmp_path):
-    if request.param == "local":
-        return str(tmp_path / "models" / "shapes")
-    azurite = request.getfixturevalue("azurite_env")
-    container = request.getfixturevalue("blob_container")
-    return f"{azurite.blob_endpoint}/{container.container_name}/models/shapes"
-
-
 def claim_text(app: str, version: str) -> dict:
     return json.loads(open_store(join_location(app, version)).read(CLAIM_FILE, 1 << 16))
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tasks.registry import Metrics, read_champion
-from tests.registry.helpers import card_for, publish_and_promote
+from tests.registry.helpers import CHAIN_FILES, card_for, chain_for, publish_and_promote
 
 pytestmark = pytest.mark.services
 
@@ -66,6 +66,7 @@ def test_models_show_prints_the_champions_card_or_a_named_one(registry):
     human = taoflow("models", "show", registry, "r2")
     assert human.returncode == 0
     assert "do not promote" in human.stdout and "ellipse" in human.stdout and "(champion)" not in human.stdout
+    assert "chain:" not in human.stdout, "a card without a chain record shows none"
     assert "(champion)" in taoflow("models", "show", registry).stdout
     assert read_champion(registry).previous == "r1"
 
@@ -107,3 +108,33 @@ def test_models_list_never_cuts_a_version_name_when_piped(azurite_env, blob_cont
     assert table.returncode == 0, table.stderr
     assert all(name in table.stdout for name in names), table.stdout
     assert "…" not in table.stdout
+
+
+def test_models_show_prints_the_chain_and_every_files_full_sha256_when_piped(azurite_env, blob_container, tmp_path):
+    app = f"{azurite_env.blob_endpoint}/{blob_container.container_name}/models/chained"
+    # The gates' words are the run's: a terminal escape in them is not passed to the terminal.
+    chain = chain_for("c1", decision="pruning cost 0.50 points of mAP\x1b[2J, at most 1.00 allowed")
+    card = card_for("c1", {"ellipse": 80.0, "rectangle": 79.0}, run_id="run-c1",
+                    created_at="2026-12-06T02:00:00+00:00", chain=chain)
+    assert publish_and_promote(app, card, tmp_path).promoted
+    shown = taoflow("models", "show", app, "c1")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "chain: the pruned model ships: pruning cost 0.50 points of mAP [2J, at most 1.00 allowed" in lines
+    assert "\x1b" not in shown.stdout
+    assert f"compared with the champion: {chain.compared_on}" in lines
+    heading = lines.index("files (relative to the version folder):")
+    steps = lines[lines.index(f"compared with the champion: {chain.compared_on}") + 1:heading]
+    assert [line.split() for line in steps] == [
+        ["step", "mAP", "%", "size", "MB", "params", "M", "pruning", "ratio"], ["train", "80.00", "0.50", "-", "-"],
+        ["prune", "-", "0.16", "3.50", "0.300"], ["retrain", "(ships)", "79.50", "0.16", "-", "-"],
+        ["export", "-", "0.09", "-", "-"], ["engine", "-", "0.06", "-", "-"]]
+    # Every file with its whole SHA-256 and path, on one line each (the pipe has no terminal width).
+    files = lines[heading + 1:]
+    assert files[0].split() == ["step", "kind", "size", "MB", "sha256", "path"]
+    assert [line.split() for line in files[1:]] == [
+        [a.step, a.kind, f"{a.size_mb:.2f}", a.sha256, a.path] for a in chain.artifacts]
+    assert [a.path for a in chain.artifacts] == [path for _, _, path, _ in CHAIN_FILES]
+    assert "…" not in shown.stdout
+    as_json = json.loads(taoflow("models", "show", app, "c1", "--json").stdout)
+    assert as_json["chain"] == chain.model_dump(mode="json")

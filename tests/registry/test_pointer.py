@@ -13,20 +13,9 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tasks.registry.pointer import LOCK_FILE, read_pointer, swap_pointer
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=["local", "blob"])
-def app(request, tmp_path):
-    if request.param == "local":
-        return str(tmp_path / "models" / "shapes")
-    azurite = request.getfixturevalue("azurite_env")
-    container = request.getfixturevalue("blob_container")
-    return f"{azurite.blob_endpoint}/{container.container_name}/models/shapes"
 
 
 def pointer(version: str, size: int = 0) -> bytes:

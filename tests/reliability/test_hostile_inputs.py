@@ -13,16 +13,17 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.dataset import validate_dataset
+from tasks.dataset import DatasetValidation, validate_dataset
 from tasks.errors import ConfigError, SpecError
+from tasks.job.component_inputs import COMPONENT_INPUTS
 from tasks.job.config import load_config
-from tasks.job.request import COMPONENT_INPUTS, TrainRequest
+from tasks.job.request import TrainRequest
 from tasks.spec import check_spec, extract_facts, parse_spec, rewrite_spec
 from tests.dataset.kitti import encoded, kitti_line, train_facts
+from tests.job.test_request import seed_inputs
 from tests.reliability import ledger
 from tests.spec._specs import kind_of
 from tests.spec.test_properties import mutated
-from tests.test_request import seed_inputs
 
 SPEC_EXAMPLES = 10_000
 CONFIG_EXAMPLES = 400  # per entry point; three entry points
@@ -151,7 +152,8 @@ def test_random_labels_and_broken_images_get_a_report(tmp_path, seed):
     before = files_under(tmp_path)
     tally = Tally()
     reports = []
-    tally.run(lambda: reports.append(validate_dataset(train_facts(), root, deep=True, workers=2)), ())
+    job = DatasetValidation(train_facts(), root, deep=True, workers=2)
+    tally.run(lambda: reports.append(validate_dataset(job)), ())
     assert tally.crashed == 0, f"the validator raised {tally.first_crash!r}"
     report = reports[0]
     assert report.totals["pairs"] == pairs and report.errors > 0 and not report.ok

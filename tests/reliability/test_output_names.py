@@ -23,9 +23,9 @@ from tasks.errors import ConfigError
 from tasks.job.config import load_config
 from tasks.job.request import TrainRequest
 from tasks.storage import sync_up
+from tests.job.test_request import HOSTILE_NAMES, request_fields, seed_inputs
 from tests.reliability import ledger
 from tests.reliability.test_secrets import account_sas
-from tests.test_request import HOSTILE_NAMES, request_fields, seed_inputs
 
 pytestmark = pytest.mark.services
 

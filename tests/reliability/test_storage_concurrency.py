@@ -31,6 +31,7 @@ from tasks.storage.localfs import RESERVED_NAMES, LocalTree
 from tasks.storage.manifest import PUBLISHED_MARKER, SyncManifest
 from tests.reliability import ledger
 from tests.storage.helpers import access_for, location_of, read_tree, upload_tree, write_tree
+from tests.storage.upload_gate import UploadGate
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -246,16 +247,22 @@ def test_a_killed_sync_down_resumes_with_only_the_missing_files(azurite_env, blo
                   sums={"files_kept_across_kills": len(recorded), "files_in_trees": len(tree)})
 
 
-def test_a_killed_sync_up_resumes_once_its_lease_expires(azurite_env, blob_container, tmp_path):
+def test_a_killed_sync_up_resumes_once_its_lease_expires(azurite, azurite_env, blob_container, tmp_path):
     tree = tree_of(9, files=160, size=60_000)
     write_tree(tmp_path / "results", tree)
     prefix = "models/app/killed"
     location = location_of(azurite_env, blob_container, prefix)
-    proc = taoflow("sync", "up", str(tmp_path / "results"), location, "--concurrency", "2", log=tmp_path / "up.log")
-    uploaded = lambda: sum(1 for _ in blob_container.list_blobs(name_starts_with=f"{prefix}/"))  # noqa: E731
-    wait_until(lambda: uploaded() >= len(tree) // 2 or proc.popen.poll() is not None, what="the upload to get going")
-    proc.popen.send_signal(signal.SIGKILL)
-    proc.popen.wait(30)
+    # The upload goes through a gate that lets half the files through and holds the next: the kill
+    # lands while the upload is under way, whatever the machine's speed (waiting for "half uploaded"
+    # and then killing once raced with an upload that finished in between).
+    with UploadGate(azurite.port, prefix, allow=len(tree) // 2) as gate:
+        env = dict(os.environ, AZURE_STORAGE_CONNECTION_STRING=gate.connection_string)
+        proc = taoflow("sync", "up", str(tmp_path / "results"), gate.location(blob_container.container_name, prefix),
+                       "--concurrency", "2", log=tmp_path / "up.log", env=env)
+        wait_until(lambda: gate.holding.is_set() or proc.popen.poll() is not None, what="the upload to reach the gate")
+        assert proc.popen.poll() is None, proc.output()
+        proc.popen.send_signal(signal.SIGKILL)
+        proc.popen.wait(30)
     with pytest.raises(StorageError, match="not published"):
         sync_down(location, tmp_path / "reader", access=access_for(azurite_env))
     local_md5 = {n: hashlib.md5(d).hexdigest() for n, d in tree.items()}
@@ -267,7 +274,7 @@ def test_a_killed_sync_up_resumes_once_its_lease_expires(azurite_env, blob_conta
     code, out = rerun.finish()
     assert code == 0, out
     report = last_json(out)
-    assert 0 < already < len(tree) and report["files_transferred"] == len(tree) - already, (report, already)
+    assert already == len(tree) // 2 and report["files_transferred"] == len(tree) - already, (report, already)
     sync_down(location, tmp_path / "reader", access=access_for(azurite_env), require_published=True)
     lost = sum(d != tree.get(n) for n, d in _files(tmp_path / "reader").items()) + len(tree) - len(_files(tmp_path / "reader"))
     assert lost == 0

@@ -13,8 +13,8 @@ from prefect import flow
 
 from tasks.errors import StorageError
 from tasks.storage import sync_down
-from tasks.storage.localfs import STAGING_DIR
 from tasks.storage.manifest import SyncManifest
+from tasks.storage.staging import STAGING_DIR
 from tasks.storage.sync_tasks import sync_down_task, sync_up_task
 from tests.fixtures.services import service_missing
 from tests.reliability import ledger

@@ -53,7 +53,8 @@ def expected_dns_attempts() -> int:
 
 @pytest.mark.parametrize("case", ["refused", "unresolvable"])
 def test_a_sync_to_unreachable_storage_ends_in_one_clear_error(case, attempts, tmp_path):
-    endpoint = f"http://127.0.0.1:{free_port()}" if case == "refused" else f"http://{NO_SUCH_HOST}:10000"
+    # Credentials go over plain http to this machine only: a name elsewhere is https (its lookup fails first).
+    endpoint = f"http://127.0.0.1:{free_port()}" if case == "refused" else f"https://{NO_SUCH_HOST}:10000"
     want = 1 + CONNECT_RETRIES if case == "refused" else expected_dns_attempts()
     started = time.monotonic()
     with pytest.raises(StorageUnreachableError) as caught:

@@ -18,7 +18,8 @@ import pytest
 from tasks.errors import TransientStorageError
 from tasks.storage import StorageAccess, open_store, sync_down, transport
 from tasks.storage.blobio import BODY_ATTEMPTS
-from tasks.storage.localfs import STAGING_DIR, SYNC_JOURNAL, SYNC_MANIFEST
+from tasks.storage.localfs import SYNC_JOURNAL, SYNC_MANIFEST
+from tasks.storage.staging import STAGING_DIR
 from tests.fixtures.services import AZURITE_KEY
 from tests.storage.cut_proxy import CutProxy
 from tests.storage.helpers import access_for, location_of, nested_tree, read_tree, upload_tree

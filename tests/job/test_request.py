@@ -7,7 +7,8 @@ import pickle
 import pytest
 
 from tasks.errors import ConfigError, TrainingFailed
-from tasks.job.request import COMPONENT_INPUTS, TrainRequest, join_location
+from tasks.job.component_inputs import COMPONENT_INPUTS
+from tasks.job.request import TrainRequest, join_location
 
 BLOB = "https://acct.blob.core.windows.net"
 
