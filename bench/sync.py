@@ -203,10 +203,13 @@ class Setting:
             return [str(Path(sys.executable).with_name("taoflow")), "sync", "down", self.url, str(dest), "--json"]
         return [sys.executable, __file__, "--worker", method, self.conn, self.container, str(dest)]
 
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, AZURE_STORAGE_CONNECTION_STRING=self.conn, PREFECT_LOGGING_LEVEL="WARNING",
+                    AZCOPY_LOG_LOCATION=str(self.work / "azcopy-logs"),
+                    AZCOPY_JOB_PLAN_LOCATION=str(self.work / "azcopy-plans"))
+
     def run(self, method: str, dest: Path) -> dict:
-        env = dict(os.environ, AZURE_STORAGE_CONNECTION_STRING=self.conn, PREFECT_LOGGING_LEVEL="WARNING",
-                   AZCOPY_LOG_LOCATION=str(self.work / "azcopy-logs"),
-                   AZCOPY_JOB_PLAN_LOCATION=str(self.work / "azcopy-plans"))
+        env = self.env()
         os.sync()  # the last method's written data must not be flushed on this one's time
         before_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         before = {k: process_cpu(pid) for k, pid in self.watch.items()}
@@ -248,6 +251,17 @@ class Setting:
                 print(f"  [{self.key}] {method}: {sample['seconds']:.2f} s (CPU {sample['user']:.2f} user + "
                       f"{sample['sys']:.2f} sys; Azurite {sample['azurite cpu']:.2f})", flush=True)
             shutil.rmtree(dest)
+
+    def startup(self) -> str:
+        """The CLI's unchanged re-sync taken apart: interpreter, imports, the rest (bench/sync_startup.py)."""
+        from sync_startup import startup_profile
+
+        dest = self.work / f"{self.key}-startup"
+        dest.mkdir()
+        subprocess.run(self.command("taoflow first", dest), env=self.env(), check=True, capture_output=True)
+        found = startup_profile(self.command("taoflow again", dest), self.env())
+        shutil.rmtree(dest)
+        return found
 
     def in_process(self) -> None:
         """Our `sync_down` twice in this process, the SDK already imported: how a flow worker stages
@@ -310,6 +324,8 @@ def run_setting(setting: Setting, repeat: int, profile: bool) -> None:
         # The 2 GiB blobs need no warm-up sync: imports and connections are nothing next to them.
         found = profile_sync(setting.url, setting.conn, PROFILE_THREADS, warm=setting.key != "d")
         setting.profile = render(setting.title, *found)
+        if setting.key == "a":
+            setting.profile += "\n" + setting.startup()
         print(setting.profile, flush=True)
 
 
