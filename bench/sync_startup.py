@@ -3,8 +3,9 @@ imports, and the re-sync itself (listing and comparing), each measured in the sa
 
 - the interpreter: `python -c pass` with the same venv (site, .pth files), median of `ROUNDS`;
 - the imports: the same re-sync with `-X importtime`, the top-level imports' cumulative times summed
-  (the flag itself adds a little to them), the heaviest named;
-- the CLI re-sync's wall time, median of `ROUNDS`, interleaved with the interpreter runs.
+  (the flag itself adds a little to them), the heaviest named; the rest of that traced run (its wall
+  time less the interpreter's and the imports') is the re-sync's own work;
+- the CLI re-sync's wall time untraced; each a median of `ROUNDS`, interleaved.
 
 Used by `bench/sync.py --profile` on setting (a).
 """
@@ -43,29 +44,42 @@ def top_imports(stderr: str) -> dict[str, float]:
     return found
 
 
-def _importtime(command: list[str], env: dict[str, str]) -> dict[str, float]:
+def _traced(command: list[str], env: dict[str, str]) -> tuple[float, dict[str, float]]:
+    """(wall seconds, top-level imports) of one run of `command` under `-X importtime`."""
+    started = time.perf_counter()
     traced = subprocess.run([sys.executable, "-X", "importtime", *command], env=env, check=True,
                             capture_output=True, text=True)
-    return top_imports(traced.stderr)
+    return time.perf_counter() - started, top_imports(traced.stderr)
 
 
 def startup_profile(resync: list[str], env: dict[str, str]) -> str:
-    """The breakdown of the unchanged re-sync `resync` (a `taoflow sync down` command line)."""
-    bare, whole = [], []
+    """The breakdown of the unchanged re-sync `resync` (a `taoflow sync down` command line).
+
+    The imports and the rest are split within each traced run and the medians taken over the
+    rounds: on a loaded machine one traced run alone can take longer than the untraced median.
+    """
+    # What the bare interpreter imports (site, encodings) is in its start-up already.
+    at_start = set(_traced(["-c", "pass"], env)[1])
+    bare, whole, traced, imported, rest = [], [], [], [], []
+    heaviest: dict[str, list[float]] = {}
     for _ in range(ROUNDS):
         bare.append(_wall([sys.executable, "-c", "pass"], env))
         whole.append(_wall(resync, env))
-    # What the bare interpreter imports (site, encodings) is in its start-up already.
-    at_start = _importtime(["-c", "pass"], env)
-    imports = {name: s for name, s in _importtime(resync, env).items() if name not in at_start}
-    interpreter, total = statistics.median(bare), statistics.median(whole)
-    imported = sum(imports.values())
-    heaviest = sorted(imports.items(), key=lambda item: -item[1])[:5]
-    rest = total - interpreter - imported
+        seconds, imports = _traced(resync, env)
+        imports = {name: value for name, value in imports.items() if name not in at_start}
+        traced.append(seconds)
+        imported.append(sum(imports.values()))
+        rest.append(seconds - bare[-1] - imported[-1])
+        for name, value in imports.items():
+            heaviest.setdefault(name, []).append(value)
+    interpreter, imports_s = statistics.median(bare), statistics.median(imported)
+    top = sorted(((statistics.median(v), k) for k, v in heaviest.items()), reverse=True)[:5]
     return "\n".join([
-        f"(a) the CLI's unchanged re-sync, median of {ROUNDS}: {total:.3f} s =",
+        f"(a) the CLI's unchanged re-sync, median of {ROUNDS}: {statistics.median(whole):.3f} s; "
+        f"traced with -X importtime: {statistics.median(traced):.3f} s =",
         f"   {interpreter:.3f} s  interpreter start-up (`python -c pass`, same venv)",
-        f"   {imported:.3f} s  imports (`-X importtime`, top level summed); heaviest: "
-        + ", ".join(f"{name} {seconds:.3f}" for name, seconds in heaviest),
-        f"   {rest:.3f} s  the rest: listing, comparing with the manifest, JSON answer, exit",
+        f"   {imports_s:.3f} s  imports (top level summed); heaviest: "
+        + ", ".join(f"{name} {value:.3f}" for value, name in top),
+        f"   {statistics.median(rest):.3f} s  the rest: listing, comparing with "
+        "the manifest, JSON answer, exit",
     ])
