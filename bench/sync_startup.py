@@ -52,12 +52,13 @@ def _traced(command: list[str], env: dict[str, str]) -> tuple[float, dict[str, f
     return time.perf_counter() - started, top_imports(traced.stderr)
 
 
-def startup_profile(resync: list[str], env: dict[str, str]) -> str:
-    """The breakdown of the unchanged re-sync `resync` (a `taoflow sync down` command line).
+def startup_profile(first: list[str], resync: list[str], env: dict[str, str]) -> str:
+    """The breakdown of the unchanged re-sync `resync` after the first sync `first` (`taoflow sync down`).
 
     The imports and the rest are split within each traced run and the medians taken over the
     rounds: on a loaded machine one traced run alone can take longer than the untraced median.
     """
+    subprocess.run(first, env=env, check=True, capture_output=True)
     # What the bare interpreter imports (site, encodings) is in its start-up already.
     at_start = set(_traced(["-c", "pass"], env)[1])
     bare, whole, traced, imported, rest = [], [], [], [], []
