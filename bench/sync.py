@@ -1,14 +1,18 @@
 """Benchmark: `taoflow sync down` against AzCopy, plain SDK loops and prefect-azure, in one run.
 
-One run starts a private Azurite and measures three settings:
+One run starts a private Azurite and measures five settings:
 
 - (a) direct: N blobs of 20-200 KB (a dataset's images and labels);
-- (b) the same through bench/sync_proxy.py, which adds 20 ms to every request (a far region);
-- (c) direct, M blobs of 2-20 MB (base models, TFRecord shards).
+- (b) the same through bench/sync_proxy.py, which adds 20 ms to every request (a nearby region);
+- (c) direct, M blobs of 2-20 MB (base models, TFRecord shards);
+- (d) direct, H blobs of 2 GiB (pretrained models, big TFRecord shards), uploaded in blocks with
+  their Content-MD5 set (as `taoflow sync up` publishes them), so every tool checks it;
+- (e) the small blobs of (a) through a second proxy adding 50 ms to every request (another region).
 
 In each: AzCopy `copy` (first sync) and `sync` (unchanged re-sync), our `taoflow sync down`
-(first, then unchanged), a 16-thread SDK loop, a sequential SDK loop and prefect-azure's
-`download_folder_to_path`. **Every method runs as its own process and its time includes that
+(first, then unchanged) and a 16-thread SDK loop; in (a)-(c) also a sequential SDK loop and
+prefect-azure's `download_folder_to_path` (in (d) and (e) they would take minutes and show
+nothing new). **Every method runs as its own process and its time includes that
 process's start-up** (AzCopy's CLI, our CLI, a Python interpreter importing the SDK): what a
 user waits for. AzCopy gets a SAS URL and `--from-to BlobLocal`; it checks MD5s as we do (its
 default `--check-md5 FailIfDifferent`). The fast methods run `--repeat` times, interleaved, and
@@ -21,17 +25,17 @@ AzCopy comes from npm (`@azure-tools/azcopy-linux`, the real binary) into `.cach
 needs `libsecret-1-0`, installed with apt-get when missing and run as root. If it cannot be
 installed, its rows are skipped with one line saying why.
 
-    .venv/bin/python bench/sync.py                        # 2,000 small blobs, 200 large ones
-    .venv/bin/python bench/sync.py --blobs 300 --large 20 --repeat 1   # a quick run
+    .venv/bin/python bench/sync.py                        # 2,000 small, 200 large, 2 huge blobs
+    .venv/bin/python bench/sync.py --blobs 300 --large 20 --huge-size 0.2 --repeat 1   # a quick run
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
-import random
 import resource
 import shutil
 import statistics
@@ -42,10 +46,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sync_data import PREFIX, fill, fill_huge
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PREFIX = "data"
 #: Transfer threads while profiling: enough to show thread overhead, few enough to keep the profile readable.
 PROFILE_THREADS = 4
 TOOLS = ROOT / ".cache/tools"
@@ -72,28 +77,6 @@ def connection_string(port: int) -> str:
         f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
         f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
     )
-
-
-# --- data -----------------------------------------------------------------------------------
-
-
-def fill(conn: str, container_name: str, blobs: int, low: int, high: int, seed: int = 1) -> int:
-    """`blobs` distinct blobs of random sizes in [low, high] under PREFIX/; their total size."""
-    from azure.storage.blob import BlobServiceClient
-
-    container = BlobServiceClient.from_connection_string(conn).create_container(container_name)
-    rng = random.Random(seed)
-    sizes = [rng.randint(low, high) for _ in range(blobs)]
-    payload = rng.randbytes(high + 4096)
-
-    def put(i: int) -> None:
-        name = f"{PREFIX}/{'images' if i % 2 else 'labels'}/{i % 20:02d}/{i:06d}.bin"
-        start = (i * 977) % 4096
-        container.upload_blob(name, payload[start: start + sizes[i] - 4] + i.to_bytes(4, "big"), overwrite=True)
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(put, range(blobs)))
-    return sum(sizes)
 
 
 # --- the Python baselines, each run in a fresh process (`--worker NAME CONN CONTAINER DEST`) ----
@@ -201,9 +184,9 @@ class Setting:
     """One (endpoint, container) pair and how to run every method against it."""
 
     def __init__(self, key: str, title: str, port: int, container: str, total: int, work: Path,
-                 azcopy: Path | None, watch: dict[str, int | None]) -> None:
+                 azcopy: Path | None, watch: dict[str, int | None], slow: bool = True) -> None:
         self.key, self.title, self.port, self.container, self.total = key, title, port, container, total
-        self.work, self.azcopy, self.watch = work, azcopy, watch
+        self.work, self.azcopy, self.watch, self.slow = work, azcopy, watch, slow
         self.conn = connection_string(port)
         self.url = f"http://127.0.0.1:{port}/devstoreaccount1/{container}/{PREFIX}"
         self.samples: dict[str, list[dict]] = {}
@@ -220,10 +203,13 @@ class Setting:
             return [str(Path(sys.executable).with_name("taoflow")), "sync", "down", self.url, str(dest), "--json"]
         return [sys.executable, __file__, "--worker", method, self.conn, self.container, str(dest)]
 
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, AZURE_STORAGE_CONNECTION_STRING=self.conn, PREFECT_LOGGING_LEVEL="WARNING",
+                    AZCOPY_LOG_LOCATION=str(self.work / "azcopy-logs"),
+                    AZCOPY_JOB_PLAN_LOCATION=str(self.work / "azcopy-plans"))
+
     def run(self, method: str, dest: Path) -> dict:
-        env = dict(os.environ, AZURE_STORAGE_CONNECTION_STRING=self.conn, PREFECT_LOGGING_LEVEL="WARNING",
-                   AZCOPY_LOG_LOCATION=str(self.work / "azcopy-logs"),
-                   AZCOPY_JOB_PLAN_LOCATION=str(self.work / "azcopy-plans"))
+        env = self.env()
         os.sync()  # the last method's written data must not be flushed on this one's time
         before_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         before = {k: process_cpu(pid) for k, pid in self.watch.items()}
@@ -253,7 +239,7 @@ class Setting:
         # writer's system time by seconds). The order of the tools rotates from round to round.
         groups = [["azcopy copy", "azcopy sync"], ["taoflow first", "taoflow again"], ["16-thread SDK loop"]]
         groups = groups[n % 3:] + groups[:n % 3]
-        if slow:
+        if slow and self.slow:
             groups += [["sequential SDK loop"], ["prefect-azure"]]
         for group in groups:
             if group[0].startswith("azcopy") and self.azcopy is None:
@@ -299,7 +285,8 @@ class Setting:
             cpu = self.median(method, "cpu")
             server = self.median(method, "azurite cpu")
             proxy = self.median(method, "proxy cpu")
-            rate = "-" if method in ("azcopy sync", "taoflow again", "in process") else f"{self.total / seconds / 1e6:.1f}"
+            unchanged = method in ("azcopy sync", "taoflow again", "in process")
+            rate = "-" if unchanged else f"{self.total / seconds / 1e6:.1f}"
             if method == "taoflow first":
                 ratio = "1.00"
             elif method == "taoflow again":
@@ -311,7 +298,7 @@ class Setting:
                 ratio = f"ours **{seconds / self.median('taoflow again'):.1f}x** faster"
             else:
                 ratio = f"**{seconds / first:.2f}**"
-            cpus = "-" if cpu is None else f"{cpu:.2f} / {server:.2f}" + (f" / {proxy:.2f}" if proxy is not None else "")
+            cpus = "-" if cpu is None else f"{cpu:.2f} / {server:.2f}" + ("" if proxy is None else f" / {proxy:.2f}")
             lines.append(f"| {self.title} | {LABELS[method]} | {seconds:.2f} | {rate} | {cpus} | {ratio} |")
         return lines
 
@@ -320,65 +307,72 @@ def run_setting(setting: Setting, repeat: int, profile: bool) -> None:
     for n in range(repeat):
         setting.round(n, slow=(n == 0))
     setting.in_process()
-    if profile and setting.key != "b":  # (b) spends the same CPU as (a), plus waiting
+    if profile and setting.key not in "be":  # (b) and (e) spend the same CPU as (a), plus waiting
         from sync_profile import profile_sync, render
 
-        setting.profile = render(setting.title, *profile_sync(setting.url, setting.conn, PROFILE_THREADS))
+        # The 2 GiB blobs need no warm-up sync: imports and connections are nothing next to them.
+        found = profile_sync(setting.url, setting.conn, PROFILE_THREADS, warm=setting.key != "d")
+        setting.profile = render(setting.title, *found)
+        if setting.key == "a":  # the CLI's unchanged re-sync taken apart (left in `work`, removed at the end)
+            from sync_startup import startup_profile
+
+            runs = [setting.command(f"taoflow {which}", setting.work / "a-startup") for which in ("first", "again")]
+            setting.profile += "\n" + startup_profile(*runs, setting.env())
         print(setting.profile, flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blobs", type=int, default=2000, help="small blobs (20-200 KB) in settings (a) and (b)")
+    parser.add_argument("--blobs", type=int, default=2000, help="small blobs (20-200 KB) in settings (a), (b), (e)")
     parser.add_argument("--large", type=int, default=200, help="large blobs (2-20 MB) in setting (c)")
+    parser.add_argument("--huge", type=int, default=2, help="huge blobs in setting (d)")
+    parser.add_argument("--huge-size", type=float, default=2.0, help="GiB per huge blob in setting (d)")
     parser.add_argument("--delay", type=float, default=0.02, help="seconds added per request in setting (b)")
+    parser.add_argument("--far-delay", type=float, default=0.05, help="seconds added per request in setting (e)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the fast methods (median shown)")
-    parser.add_argument("--settings", default="abc", help="which settings to run")
+    parser.add_argument("--settings", default="abcde", help="which settings to run")
     parser.add_argument("--profile", action="store_true",
-                        help="also profile our client's CPU per file in (a) and (c) (bench/sync_profile.py)")
+                        help="also profile our client's CPU per file in (a), (c), (d) (bench/sync_profile.py)")
     parser.add_argument("--worker", nargs=4, metavar=("METHOD", "CONN", "CONTAINER", "DEST"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
 
-    from tests.fixtures.services import Azurite, free_port, wait_for_port
+    from sync_proxy import latency_proxy
+
+    from tests.fixtures.services import Azurite
 
     azcopy, version = ensure_azcopy()
     print(f"AzCopy: {version}" if azcopy else f"AzCopy skipped: {version}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="taoflow-bench-sync-"))
     azurite = Azurite(binary=str(TOOLS / "node_modules/.bin/azurite-blob"), location=work / "azurite")
     azurite.location.mkdir()
-    proxy = None
     settings: list[Setting] = []
     load_before = os.getloadavg()
+    wanted = set(args.settings)
     try:
         azurite.start()
-        watch = {"azurite": azurite.process.pid}
-        small = fill(azurite.connection_string, "small", args.blobs, 20_000, 200_000) if set("ab") & set(
-            args.settings) else 0
-        large = fill(azurite.connection_string, "large", args.large, 2_000_000, 20_000_000) if "c" in args.settings else 0
+        conn, watch = azurite.connection_string, {"azurite": azurite.process.pid}
+        small = fill(conn, "small", args.blobs, 20_000, 200_000) if wanted & set("abe") else 0
+        large = fill(conn, "large", args.large, 2_000_000, 20_000_000) if "c" in wanted else 0
+        huge = fill_huge(conn, "huge", args.huge, round(args.huge_size * (1 << 30))) if "d" in wanted else 0
         print(f"Azurite: {args.blobs} blobs, {small / 1e6:.0f} MB (small); {args.large} blobs, "
-              f"{large / 1e6:.0f} MB (large)", flush=True)
-        if "a" in args.settings:
-            settings.append(Setting("a", "(a) direct", azurite.port, "small", small, work, azcopy, watch))
-            run_setting(settings[-1], args.repeat, args.profile)
-        if "b" in args.settings:
-            proxy_port = free_port()
-            proxy = subprocess.Popen([sys.executable, str(ROOT / "bench/sync_proxy.py"), str(proxy_port),
-                                      str(azurite.port), str(args.delay)])
-            if not wait_for_port(proxy_port, 10):
-                raise SystemExit("the latency proxy did not start")
-            title = f"(b) +{round(args.delay * 1000)} ms/request"
-            settings.append(Setting("b", title, proxy_port, "small", small, work, azcopy, {**watch, "proxy": proxy.pid}))
-            run_setting(settings[-1], args.repeat, args.profile)
-        if "c" in args.settings:
-            settings.append(Setting("c", "(c) large files", azurite.port, "large", large, work, azcopy, watch))
-            run_setting(settings[-1], args.repeat, args.profile)
+              f"{large / 1e6:.0f} MB (large); {args.huge} blobs, {huge / 1e6:.0f} MB (huge)", flush=True)
+        plan = [("a", "(a) direct", "small", None), ("b", f"(b) +{round(args.delay * 1000)} ms/request", "small",
+                args.delay), ("c", "(c) large files", "large", None), ("d", "(d) 2 GiB files", "huge", None),
+                ("e", f"(e) +{round(args.far_delay * 1000)} ms/request", "small", args.far_delay)]
+        for key, title, container, delay in plan:
+            if key not in wanted:
+                continue
+            total = {"small": small, "large": large, "huge": huge}[container]
+            with contextlib.ExitStack() as stack:
+                port, seen = azurite.port, dict(watch)
+                if delay is not None:
+                    port, seen["proxy"] = stack.enter_context(latency_proxy(azurite.port, delay))
+                settings.append(Setting(key, title, port, container, total, work, azcopy, seen, slow=key in "abc"))
+                run_setting(settings[-1], args.repeat, args.profile)
     finally:
-        if proxy is not None:
-            proxy.kill()
-            proxy.wait()
         azurite.stop()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 CATEGORIES = (
     ("MD5 (hashlib)", ("_hashlib.HASH",)),
     ("socket send/receive (kernel)", ("_socket.socket",)),
+    ("reading ranges back for the MD5 (kernel)", ("built-in method posix.preadv",)),
     ("local files: create, write, rename (kernel)", ("_io.BufferedWriter", "built-in method posix.", "_io.open")),
     ("HTTP client: urllib3, http.client", ("urllib3/", "http/client.py", "email/", "/socket.py")),
     ("requests", ("requests/",)),
@@ -71,17 +72,22 @@ def categorize(stats: pstats.Stats) -> Counter:
     return totals
 
 
-def profile_sync(location: str, conn: str, concurrency: int) -> tuple[int, float, Counter]:
-    """(files, client CPU seconds per file without the profiler, profiled CPU seconds by category)."""
+def profile_sync(location: str, conn: str, concurrency: int, warm: bool = True) -> tuple[int, int, float, Counter]:
+    """(files, bytes, client CPU seconds per file without the profiler, profiled CPU seconds by category).
+
+    `warm`: first one sync that is not measured (imports, connections)."""
     from tasks.storage import StorageAccess, sync_down
 
     access = StorageAccess(connection_string=conn)
     work = Path(tempfile.mkdtemp(prefix="taoflow-profile-"))
     try:
-        sync_down(location, work / "warm", access=access, concurrency=concurrency)  # imports, connections
+        if warm:
+            sync_down(location, work / "warm", access=access, concurrency=concurrency)
+            shutil.rmtree(work / "warm")
         started = time.process_time()
         report = sync_down(location, work / "plain", access=access, concurrency=concurrency)
         per_file = (time.process_time() - started) / max(report.files_transferred, 1)
+        shutil.rmtree(work / "plain")
         profiles: list[cProfile.Profile] = []
         original = threading.Thread.run
 
@@ -107,13 +113,14 @@ def profile_sync(location: str, conn: str, concurrency: int) -> tuple[int, float
     stats = pstats.Stats(main)
     for profile in profiles:
         stats.add(profile)
-    return report.files_transferred, per_file, categorize(stats)
+    return report.files_transferred, report.bytes_transferred, per_file, categorize(stats)
 
 
-def render(title: str, files: int, per_file: float, totals: Counter) -> str:
+def render(title: str, files: int, size: int, per_file: float, totals: Counter) -> str:
     whole = sum(totals.values()) or 1.0
-    lines = [f"{title}: {files} files, client CPU {per_file * 1000:.2f} ms per file without the profiler; "
-             "share of the profiled CPU:"]
+    per_mb = per_file * files / max(size / 1e6, 1e-9)
+    lines = [f"{title}: {files} files, {size / 1e6:,.0f} MB; client CPU without the profiler {per_file * 1000:.2f} ms "
+             f"per file, {per_mb * 1000:.2f} ms per MB; share of the profiled CPU:"]
     lines += [f"  {share / whole:6.1%}  {name}" for name, share in totals.most_common()]
     return "\n".join(lines)
 

@@ -11,7 +11,6 @@ import sys
 
 import typer
 
-from taoflow import __version__
 from taoflow.cli.output import print_error
 from tasks.errors import TaoflowError
 
@@ -26,6 +25,8 @@ COMMAND_MODULES = {
 
 def _version_callback(value: bool) -> None:
     if value:
+        from taoflow import __version__
+
         typer.echo(f"taoflow {__version__}")
         raise typer.Exit()
 

@@ -35,24 +35,25 @@ _WAIT = typer.Option(
 )
 
 
-def _import_blob_sdk() -> None:
-    """Import azure-storage-blob without importing aiohttp (0.1 s of every `taoflow sync`, a third
-    of the SDK's import time; see docs/benchmarks.md).
+@contextmanager
+def _without_aiohttp() -> Iterator[None]:
+    """While a sync command runs, aiohttp looks "not installed" to what this process imports.
 
-    The sync SDK imports aiohttp only to recognise the async transport when signing requests,
-    and runs without it (aiohttp is an optional dependency of azure-core: the import is wrapped
-    in `except ImportError`). This process makes no async request, so for the duration of that
-    one import aiohttp looks "not installed"; afterwards it imports normally (prefect-azure's
-    blocks, for `--credentials`, are unaffected). A library caller is never touched: this runs
-    only in the CLI command.
+    azure-storage-blob imports aiohttp only to recognise its async transport when signing
+    requests (0.1 s of every `taoflow sync` that imports the SDK, a third of the SDK's import
+    time; see docs/benchmarks.md) and runs without it: aiohttp is an optional dependency of
+    azure-core, imported under `except ImportError`. This process makes no async request, and
+    prefect-azure's blocks (for `--credentials`) load without it too. The SDK itself is imported
+    only when the sync needs it (an unchanged re-sync lists without it, tasks.storage.quick_list),
+    so aiohttp is held back for the whole command, not around one import; afterwards it imports
+    normally. A library caller is never touched: this runs only in the CLI command.
     """
-    if "azure.storage.blob" in sys.modules or "aiohttp" in sys.modules:
+    if "aiohttp" in sys.modules:
+        yield
         return
     sys.modules["aiohttp"] = None  # how Python marks a package as missing
     try:
-        import azure.storage.blob  # noqa: F401
-    except ImportError:
-        pass  # an SDK that needs aiohttp after all: the sync imports it normally later
+        yield
     finally:
         if "aiohttp" in sys.modules and sys.modules["aiohttp"] is None:
             del sys.modules["aiohttp"]
@@ -115,8 +116,7 @@ def down(
 
     Symlinks and special files in a local LOCATION are not followed (a warning lists them).
     """
-    _import_blob_sdk()
-    with _progress_bar("down") as on_progress:
+    with _without_aiohttp(), _progress_bar("down") as on_progress:
         report = sync_down(location, directory, access=StorageAccess(credentials=credentials),
                            concurrency=concurrency, require_published=require_published, on_progress=on_progress,
                            notice=_warn, lock_wait=wait)
@@ -136,8 +136,7 @@ def up(
 
     Symlinks and special files in DIRECTORY are not uploaded and never read (a warning lists them).
     """
-    _import_blob_sdk()
-    with _progress_bar("up") as on_progress:
+    with _without_aiohttp(), _progress_bar("up") as on_progress:
         report = sync_up(directory, location, access=StorageAccess(credentials=credentials),
                          concurrency=concurrency, on_progress=on_progress, notice=_warn, lock_wait=wait)
     _finish(report, as_json)

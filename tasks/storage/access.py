@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -10,6 +11,7 @@ from tasks.storage.azureml import resolve_datastore
 from tasks.storage.credentials import bind_account, configured_endpoints, open_container, resolve_credentials
 from tasks.storage.endpoints import check_endpoint, check_transport, is_cloud_endpoint
 from tasks.storage.locations import Location, parse_location
+from tasks.storage.quick_list import QuickLister
 from tasks.storage.stores import BlobStore, LocalStore, Store
 
 
@@ -54,6 +56,8 @@ def open_store(location: str | Path | Location, access: StorageAccess | None = N
     creds = creds or resolve_credentials(loc, block=access.credentials, connection_string=access.connection_string)
     loc = bind_account(loc, creds)
     check_transport(loc.account_url, loc.display)  # the credentials' own endpoint (a connection string's)
-    client = open_container(loc, creds, pool_size=pool_size, retries=access.sdk_retries,
-                            connect_budget=access.connect_budget)
-    return BlobStore(loc, client, creds.source)
+    # The SDK client is opened on first use: an unchanged re-sync may need only the quick listing.
+    client = partial(open_container, loc, creds, pool_size=pool_size, retries=access.sdk_retries,
+                     connect_budget=access.connect_budget)
+    quick = QuickLister.for_credentials(loc.account_url, loc.container, creds)
+    return BlobStore(loc, client, creds.source, quick=quick)

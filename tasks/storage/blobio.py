@@ -36,6 +36,8 @@ BODY_ATTEMPTS = 3
 #: 256 KB (the SDK's own block size) rather than 1 MB: buffers this size are recycled by malloc
 #: instead of being mapped fresh, which halved the page faults of a large-file sync (46k -> 18k per 550 MB).
 READ_CHUNK = 256 * 1024
+#: Blobs per List Blobs page (the service's maximum).
+LIST_PAGE = 5000
 
 
 def blob_url(container, name: str) -> str:
@@ -65,39 +67,57 @@ def _send(container, method: str, url: str, headers: dict[str, str], params: dic
     return response
 
 
-def list_pages(container, prefix: str) -> Iterator[tuple[str, int, str, str | None]]:
-    """(full name, size, etag, MD5 hex or None) of every blob under `prefix`, page by page."""
+def list_params(prefix: str, marker: str | None) -> dict[str, str]:
+    """The query of one List Blobs page (the SDK path and tasks.storage.quick_list send the same)."""
+    params = {"restype": "container", "comp": "list", "maxresults": str(LIST_PAGE)}
+    if prefix:
+        params["prefix"] = prefix
+    if marker:
+        params["marker"] = marker
+    return params
+
+
+def parse_page(data: bytes) -> tuple[list[tuple[str, int, str, str | None]], str | None]:
+    """(the blobs of one List Blobs page as (full name, size, etag, MD5 hex or None), the next
+    page's marker or None)."""
     import xml.etree.ElementTree as ET
 
+    root = ET.fromstring(data)
+    blobs = []
+    for blob in root.iter("Blob"):
+        name_node = blob.find("Name")
+        name = unquote(name_node.text or "") if name_node.get("Encoded") == "true" else name_node.text or ""
+        props = blob.find("Properties")
+        md5 = props.findtext("Content-MD5")
+        blobs.append((name, int(props.findtext("Content-Length") or 0), props.findtext("Etag"),
+                      base64.b64decode(md5).hex() if md5 else None))
+    return blobs, root.findtext("NextMarker") or None
+
+
+def list_pages(container, prefix: str) -> Iterator[tuple[str, int, str, str | None]]:
+    """(full name, size, etag, MD5 hex or None) of every blob under `prefix`, page by page."""
     marker = None
     while True:
-        params = {"restype": "container", "comp": "list", "maxresults": "5000"}
-        if prefix:
-            params["prefix"] = prefix
-        if marker:
-            params["marker"] = marker
+        # azure-core joins the values as given ("assumed already quoted"): a prefix or marker with
+        # '+', '&', '=' or '#' would otherwise change the query and fail the signature.
+        params = {name: quote(value, safe="") for name, value in list_params(prefix, marker).items()}
         response = _send(container, "GET", container.url, {"Accept": "application/xml"}, params)
         try:
-            root = ET.fromstring(response.read())
+            blobs, marker = parse_page(response.read())
         finally:
             response.close()
-        for blob in root.iter("Blob"):
-            name_node = blob.find("Name")
-            name = unquote(name_node.text or "") if name_node.get("Encoded") == "true" else name_node.text or ""
-            props = blob.find("Properties")
-            md5 = props.findtext("Content-MD5")
-            yield (name, int(props.findtext("Content-Length") or 0), props.findtext("Etag"),
-                   base64.b64decode(md5).hex() if md5 else None)
-        marker = root.findtext("NextMarker")
+        yield from blobs
         if not marker:
             return
 
 
 def get_blob(container, name: str, etag: str, size: int, out: BinaryIO, *, where: str, start: int = 0,
-             length: int | None = None) -> str:
-    """Stream blob `name` (version `etag`, `size` bytes) into `out`; the MD5 (hex) of what was written.
+             length: int | None = None, hashed: bool = True) -> str | None:
+    """Stream blob `name` (version `etag`, `size` bytes) into `out`; the MD5 (hex) of what was written
+    (None when not `hashed`).
 
-    With `start`/`length`, only those bytes (one ranged GET: a dataset image's header); `length` > 0.
+    With `start`/`length`, only those bytes (one ranged GET: a dataset image's header, or one
+    range of a large blob, tasks.storage.ranged); `length` > 0.
     A body cut mid-way is resumed where it stopped (same etag); the bytes are neither decoded
     nor decompressed, so the file is the blob exactly as stored (and matches its Content-MD5).
     A local write error (a full disk) is raised as it is, never retried.
@@ -105,7 +125,7 @@ def get_blob(container, name: str, etag: str, size: int, out: BinaryIO, *, where
     length = size - start if length is None else length
     ranged = start > 0 or length < size
     url = blob_url(container, name)
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = hashlib.md5(usedforsecurity=False) if hashed else None
     done = 0
     for attempt in range(1, BODY_ATTEMPTS + 1):
         headers = {"If-Match": etag}
@@ -134,7 +154,7 @@ def get_blob(container, name: str, etag: str, size: int, out: BinaryIO, *, where
     if done != length:
         raise TransientStorageError(f"{name} arrived with {done} bytes, the listing said {length}", where=where,
                                     fix="the blob is probably being rewritten; run again once it is complete")
-    return digest.hexdigest()
+    return digest.hexdigest() if digest is not None else None
 
 
 def _stream(raw, digest, out: BinaryIO, limit: int) -> tuple[int, Exception | None]:
@@ -151,7 +171,8 @@ def _stream(raw, digest, out: BinaryIO, limit: int) -> tuple[int, Exception | No
             return copied, exc
         if not chunk:
             return copied, None
-        digest.update(chunk)
+        if digest is not None:
+            digest.update(chunk)
         out.write(chunk)
         copied += len(chunk)
     return copied, None

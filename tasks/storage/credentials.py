@@ -46,8 +46,12 @@ class BlobCredentials:
         return None
 
 
-def parse_connection_string(text: str) -> tuple[str, str]:
-    """(account name, blob endpoint URL) of a storage connection string."""
+def connection_settings(text: str) -> dict[str, str]:
+    """The settings of a storage connection string, by lower-case name.
+
+    >>> connection_settings("AccountName=a;AccountKey=k==;")
+    {'accountname': 'a', 'accountkey': 'k=='}
+    """
     if text.strip().lower().rstrip(";") == "usedevelopmentstorage=true":
         text = _AZURITE_DEFAULT
     parts: dict[str, str] = {}
@@ -55,6 +59,12 @@ def parse_connection_string(text: str) -> tuple[str, str]:
         key, sep, value = item.partition("=")
         if sep:
             parts[key.strip().lower()] = value.strip()
+    return parts
+
+
+def parse_connection_string(text: str) -> tuple[str, str]:
+    """(account name, blob endpoint URL) of a storage connection string."""
+    parts = connection_settings(text)
     account = parts.get("accountname")
     endpoint = parts.get("blobendpoint")
     if not endpoint and account:

@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from tasks.errors import StorageNotFoundError, TransientStorageError
+from tasks.errors import StorageNotFoundError
 from tasks.storage.access import StorageAccess, open_store
 from tasks.storage.azure_errors import local_write_error
 from tasks.storage.localfs import LocalTree
 from tasks.storage.locations import Location, parse_location
 from tasks.storage.manifest import Journal, LocalRecord, SyncManifest, fingerprint
 from tasks.storage.names import name_problem
+from tasks.storage.ranged import RangedDownload, damaged, range_count
 from tasks.storage.staging import Staging
 from tasks.storage.stores import Entry
 from tasks.storage.transfer import (
@@ -80,18 +81,26 @@ def sync_down(
         )
         tracker = ProgressTracker(len(todo), sum(e.size for e in todo), on_progress)
         lock = threading.Lock()
+        where = store.location.display
 
-        def download(entry: Entry) -> None:
-            def fetch_checked(_: None, out: BinaryIO) -> str:
-                md5 = store.fetch(entry, out)
-                if entry.md5 and md5 != entry.md5:
-                    raise TransientStorageError(
-                        f"{entry.name} arrived damaged (MD5 {md5}, expected {entry.md5})", where=store.location.display
-                    )
-                return md5
+        def fetch_checked(entry: Entry, out: BinaryIO) -> str:
+            md5 = store.fetch(entry, out)
+            if entry.md5 and md5 != entry.md5:
+                raise damaged(entry.name, md5, entry.md5, where)
+            return md5
 
+        def transfer(job: tuple[Entry, RangedDownload | None, int]) -> None:
+            entry, ranged, index = job
             try:
-                md5, written = staging.write(entry.name, None, fetch_checked)
+                if ranged is None:
+                    md5, written = staging.write(entry.name, None, lambda _, out: fetch_checked(entry, out))
+                else:
+                    done = ranged.run(index, lambda start, length, out: store.fetch_range(entry, start, length, out))
+                    tracker.advance(entry.name, ranged.ranges[index][1], files=0)
+                    if not done:
+                        return
+                    md5, written = ranged.finish()
+                    staging.place(ranged.temp, entry.name)
             except OSError as exc:
                 raise local_write_error(exc, str(dest / entry.name), f"writing {entry.name}") from exc
             record = LocalRecord(entry.size, entry.etag, md5, written.st_mtime_ns)
@@ -99,8 +108,9 @@ def sync_down(
                 manifest.files[entry.name] = record
                 manifest.dirty = True
                 journal.record(entry.name, record)  # after the rename: a journalled file is in place
-            tracker.advance(entry.name, entry.size)
+            tracker.advance(entry.name, 0 if ranged else entry.size)
 
+        ranged_downloads: list[RangedDownload] = []
         try:
             for name in [n for n in manifest.files if n not in entries]:
                 if name_problem(name) is None and tree.unlink(name):
@@ -110,8 +120,19 @@ def sync_down(
             tracker.start()
             if todo:
                 with Journal(dest) as journal, Staging(tree.root) as staging:
-                    run_parallel(todo, download, concurrency)
+                    jobs: list[tuple[Entry, RangedDownload | None, int]] = []
+                    for entry in todo:
+                        if range_count(entry.size, store.range_size) == 1:
+                            jobs.append((entry, None, 0))
+                            continue
+                        ranged = RangedDownload(entry.size, store.range_size, md5=entry.md5, name=entry.name,
+                                                where=where, create=staging.temporary)
+                        ranged_downloads.append(ranged)
+                        jobs.extend((entry, ranged, index) for index in ranged.parts)
+                    run_parallel(jobs, transfer, concurrency)
         finally:
+            for ranged in ranged_downloads:
+                ranged.close()
             if manifest.dirty:
                 manifest.save(dest)  # also after a failure: a retry then skips what already arrived
             tree.clear_staging()

@@ -24,7 +24,7 @@ from tasks.storage.dirwalk import DIR_FLAGS, open_root, parent_of, refused
 #: The folder (at the top of the folder written to) that holds the temporaries until their rename.
 STAGING_DIR = ".taoflow-sync-tmp"
 
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_CREATE = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 #: Temporary names: unique in this process (one counter), and across processes (the pid).
 _serial = itertools.count()
 
@@ -73,8 +73,7 @@ class Staging:
         ...     staging.create("v1/claim.json", b"a"), staging.create("v1/claim.json", b"b")
         (True, False)
         """
-        temp = f"{os.getpid()}.{next(_serial)}"
-        fd = os.open(temp, _CREATE, 0o666, dir_fd=self._staging)
+        temp, fd = self.temporary(os.O_WRONLY)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -93,22 +92,34 @@ class Staging:
     def write(self, name: str, source: BinaryIO | None, copy: Callable[[BinaryIO, BinaryIO], object] | None = None):
         """Write `name` atomically from `source` (or with `copy(source, out)`): (what `copy` returned,
         lstat of the new file). On any error the temporary is removed and nothing is placed."""
-        temp = f"{os.getpid()}.{next(_serial)}"
-        fd = os.open(temp, _CREATE, 0o666, dir_fd=self._staging)
+        temp, fd = self.temporary(os.O_WRONLY)
         placed = False
         try:
             with os.fdopen(fd, "wb") as out:
                 value = copy(source, out) if copy else shutil.copyfileobj(source, out, 1 << 20)
                 out.flush()
                 written = os.fstat(out.fileno())
-            # A symlink already at `name` is replaced, not followed; a symlinked folder on the way is refused.
-            with parent_of(self.root, name, create=True, root_fd=self._root) as (dir_fd, base):
-                os.replace(temp, base, src_dir_fd=self._staging, dst_dir_fd=dir_fd)
+            self.place(temp, name)
             placed = True
             return value, written
         finally:
             if not placed:
-                try:
-                    os.unlink(temp, dir_fd=self._staging)
-                except FileNotFoundError:
-                    pass
+                self.discard(temp)
+
+    def temporary(self, mode: int = os.O_RDWR) -> tuple[str, int]:
+        """(name, descriptor) of a new, empty temporary in the staging folder (`mode`: O_WRONLY or O_RDWR)."""
+        temp = f"{os.getpid()}.{next(_serial)}"
+        return temp, os.open(temp, _CREATE | mode, 0o666, dir_fd=self._staging)
+
+    def place(self, temp: str, name: str) -> None:
+        """Rename the complete temporary `temp` to `name`, replacing what is there."""
+        # A symlink already at `name` is replaced, not followed; a symlinked folder on the way is refused.
+        with parent_of(self.root, name, create=True, root_fd=self._root) as (dir_fd, base):
+            os.replace(temp, base, src_dir_fd=self._staging, dst_dir_fd=dir_fd)
+
+    def discard(self, temp: str) -> None:
+        """Remove the temporary `temp` if it is still there."""
+        try:
+            os.unlink(temp, dir_fd=self._staging)
+        except FileNotFoundError:
+            pass

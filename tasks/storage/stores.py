@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import stat
+import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,8 @@ from tasks.storage.blobio import get_blob, list_pages
 from tasks.storage.localfs import RESERVED_NAMES, LocalTree, NotFollowed, kind_of, open_named
 from tasks.storage.locations import Location
 from tasks.storage.locks import PUBLISHING_MARKER, BlobPublication, LocalPublication, Publication
+from tasks.storage.quick_list import QuickLister
+from tasks.storage.ranged import RANGE_SIZE
 
 CHUNK = 1 << 20
 
@@ -52,10 +55,13 @@ Notice = Callable[[str], None]
 class Store(Protocol):
     location: Location
     target: Target
+    range_size: int | None
+    """Large files are fetched as parallel ranges of this size (tasks.storage.ranged); None: whole."""
 
     def list(self) -> Listing: ...
     def entry(self, name: str) -> Entry | None: ...
     def fetch(self, entry: Entry, out: BinaryIO) -> str: ...
+    def fetch_range(self, entry: Entry, start: int, length: int, out: BinaryIO) -> None: ...
     def put(self, data: BinaryIO, size: int, name: str, md5: str) -> None: ...
     def delete(self, name: str) -> None: ...
     def read(self, name: str, limit: int) -> bytes | None: ...
@@ -94,10 +100,26 @@ def copy_hashing(chunks, out: BinaryIO) -> str:
 class BlobStore:
     """A prefix in a blob container, through the sync SDK."""
 
-    def __init__(self, location: Location, container, credential_source: str) -> None:
+    range_size = RANGE_SIZE
+
+    def __init__(self, location: Location, open_container: Callable[[], object], credential_source: str,
+                 quick: QuickLister | None = None) -> None:
+        """`open_container` makes the SDK's container client, on first use; `quick` lists without it."""
         self.location = location
-        self.container = container
         self.target = Target(location.account, location.container, credential_source, endpoint=location.account_url)
+        self._open_container = open_container
+        self._container = None
+        self._opening = threading.Lock()
+        self._quick = quick
+
+    @property
+    def container(self):
+        """The SDK's container client (opened, and the SDK imported, the first time it is needed)."""
+        if self._container is None:
+            with self._opening:
+                if self._container is None:
+                    self._container = self._open_container()
+        return self._container
 
     def _full(self, name: str) -> str:
         return f"{self.location.prefix}/{name}" if self.location.prefix else name
@@ -106,13 +128,16 @@ class BlobStore:
         prefix = self.location.prefix
         entries: dict[str, Entry] = {}
         exact: Entry | None = None
-        with azure_errors(self.target, f"listing {self.location.display}"):
-            for name, size, etag, md5 in list_pages(self.container, prefix):
-                if prefix and name == prefix:
-                    exact = Entry(prefix.rsplit("/", 1)[-1], size, etag, md5)
-                elif not prefix or name.startswith(prefix + "/"):
-                    relative = name[len(prefix) + 1:] if prefix else name
-                    entries[relative] = Entry(relative, size, etag, md5)
+        found = self._quick.list(prefix) if self._quick is not None and self._container is None else None
+        if found is None:  # no quick listing, or it did not go plainly well: the SDK's, with its retries and errors
+            with azure_errors(self.target, f"listing {self.location.display}"):
+                found = list(list_pages(self.container, prefix))
+        for name, size, etag, md5 in found:
+            if prefix and name == prefix:
+                exact = Entry(prefix.rsplit("/", 1)[-1], size, etag, md5)
+            elif not prefix or name.startswith(prefix + "/"):
+                relative = name[len(prefix) + 1:] if prefix else name
+                entries[relative] = Entry(relative, size, etag, md5)
         # A name that is both a blob and a folder is read as the folder.
         self._single = exact is not None and not entries
         if self._single:
@@ -147,6 +172,12 @@ class BlobStore:
             # Conditional on the listed etag: a blob replaced since the listing fails (412) instead of mixing versions.
             return get_blob(self.container, self._blob_name(entry.name), entry.etag, entry.size, out,
                             where=self.location.display)
+
+    def fetch_range(self, entry: Entry, start: int, length: int, out: BinaryIO) -> None:
+        """Write `length` bytes of the listed blob from `start` to `out` (conditional on the listed etag)."""
+        with azure_errors(self.target, f"downloading {entry.name}"):
+            get_blob(self.container, self._blob_name(entry.name), entry.etag, entry.size, out,
+                     where=self.location.display, start=start, length=length, hashed=False)
 
     def read_range(self, entry: Entry, start: int, length: int) -> bytes | None:
         """`length` bytes of the listed blob from `start` (one ranged GET, conditional on the listed
@@ -246,6 +277,8 @@ class LocalStore:
     is a regular file (tasks.storage.localfs). Our bookkeeping at its top is never content.
     """
 
+    range_size = None  # a local copy is one sequential read per file
+
     def __init__(self, location: Location) -> None:
         self.location = location
         self.root: Path = location.path
@@ -300,6 +333,13 @@ class LocalStore:
     def fetch(self, entry: Entry, out: BinaryIO) -> str:
         with self.open(entry.name) as source:
             return copy_hashing(iter(lambda: source.read(CHUNK), b""), out)
+
+    def fetch_range(self, entry: Entry, start: int, length: int, out: BinaryIO) -> None:
+        with self.open(entry.name) as source:
+            source.seek(start)
+            while length > 0 and (chunk := source.read(min(CHUNK, length))):
+                out.write(chunk)
+                length -= len(chunk)
 
     def put(self, data: BinaryIO, size: int, name: str, md5: str) -> None:
         self.tree.write_from(name, data)

@@ -75,9 +75,10 @@ class ProgressTracker:
         self.files_total, self.bytes_total = files_total, bytes_total
         self.files_done = self.bytes_done = 0
 
-    def advance(self, name: str, size: int) -> None:
+    def advance(self, name: str, size: int, files: int = 1) -> None:
+        """`size` more bytes done; `files` more files complete (0 for one range of a large file)."""
         with self._lock:
-            self.files_done += 1
+            self.files_done += files
             self.bytes_done += size
             event = SyncProgress(self.files_done, self.files_total, self.bytes_done, self.bytes_total, name)
             # Called under the lock so a progress bar never sees counts go backwards.
