@@ -49,17 +49,22 @@ pytest_plugins = [
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `after_the_rest` run last. Such a test waits out a window of wall-clock time
-    (it waits only for what is left of it, so it is right in any order); run last, the window has
-    passed while the other tests ran, instead of being slept through."""
-    items.sort(key=lambda item: item.get_closest_marker("after_the_rest") is not None)
+    """Files with `slow` tests first, each file still in one piece: the parallel workers of
+    scripts/test take whole files in this order, so the long ones do not end the run on one
+    worker while the other idles. Tests marked `after_the_rest` run last: such a test waits out a
+    window of wall-clock time (it waits only for what is left of it, so it is right in any order);
+    run last, the window has passed while the other tests ran, instead of being slept through."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.get_closest_marker("after_the_rest") is not None,
+                                 item.path not in slow_files))
 
 
 # --- docs/reliability.md ----------------------------------------------------------------------
 #
 # At the end of a whole-suite run, whatever order the tests ran in (in however many parallel workers
-# and parts: scripts/test runs the `exclusive` tests in a second pytest), the recorded results are compared with the document's table (or written into it with
-# TAOFLOW_UPDATE_DOCS=1). A hand-picked subset records partial counts and is not compared.
+# and parts: scripts/test runs the `exclusive` tests in a second pytest), the recorded results are
+# compared with the document's table (or written into it with TAOFLOW_UPDATE_DOCS=1). A hand-picked
+# subset records partial counts and is not compared.
 
 
 def _whole_suite(session) -> bool:

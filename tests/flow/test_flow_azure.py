@@ -145,9 +145,9 @@ def test_unchanged_rerun_is_cached(prefect_api, engine_env, blob_dataset):
     second = train_detectnet_v2(request, dry_run=True, return_state=True)
     assert first.is_completed() and second.is_completed()
     deadline = time.monotonic() + 60
-    while True:  # task-run states reach the API as events, shortly after the flow returns
-        states = {tr.name: tr.state.name for tr in task_runs(second.state_details.flow_run_id)}
-        if not {"Running", "Pending"} & set(states.values()) or time.monotonic() > deadline:
+    while True:  # task runs and their states reach the API as events, shortly after the flow returns
+        states = {tr.name: tr.state.name if tr.state else None for tr in task_runs(second.state_details.flow_run_id)}
+        if not {"Running", "Pending", None} & set(states.values()) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     cached = [name for name, state in states.items() if state == "Cached"]
