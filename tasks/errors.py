@@ -254,7 +254,7 @@ class GpuLeaseLost(LaunchError):
 
 
 class SlotServerUnavailable(LaunchError):
-    """The Prefect server that books GPU slots did not answer (busy: 5xx or 429 after the client's
+    """The Prefect server that books GPU slots did not answer (busy: 408, 429 or 5xx after the client's
     own retries; or unreachable) for longer than a job waits for it: nothing was started, and a
     retry books again."""
 
@@ -357,6 +357,15 @@ def is_transient(exc: BaseException) -> bool:
     (True, False)
     """
     return isinstance(exc, TaoflowError) and bool(getattr(exc, "transient", False))
+
+
+def busy_answer(status_code: int) -> bool:
+    """Whether an HTTP answer of the Prefect API means "busy, try again later" (408, 429, 5xx).
+
+    >>> busy_answer(503), busy_answer(429), busy_answer(404)
+    (True, True, False)
+    """
+    return status_code in (408, 429) or status_code >= 500
 
 
 def failure_of(state) -> Exception | None:

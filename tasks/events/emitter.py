@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import httpx
 
-from tasks.errors import EmitError, EventError
+from tasks.errors import EmitError, EventError, busy_answer
 from tasks.events.model import Window, endpoint_of
 
 DATASET_READY = "taoflow.dataset.ready"
@@ -126,5 +126,5 @@ class PrefectEventsEmitter:
             where=self.url,
             fix="check PREFECT_API_URL and its credentials (PREFECT_API_KEY / PREFECT_API_AUTH_STRING)",
         )
-        error.transient = response.status_code in {408, 429} or response.status_code >= 500
+        error.transient = busy_answer(response.status_code)
         raise error

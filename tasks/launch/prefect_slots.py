@@ -7,7 +7,7 @@ the server's repossessor frees the slots of a lease that was not renewed. Who ho
 in a Prefect variable beside its limit (`<limit>-holder`), for the runs that wait: the server
 keeps a lease's holder but has no API to read it back.
 
-Every call answers `SlotServerUnavailable` when the server does not (a 5xx or 429 left after the
+Every call answers `SlotServerUnavailable` when the server does not (a 408, 429 or 5xx left after the
 Prefect client's own retries, or no connection): a busy server is one more reason to wait for a
 GPU, not the end of a run (`GpuBroker.book`).
 """
@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
-from tasks.errors import SlotServerUnavailable
+from tasks.errors import SlotServerUnavailable, busy_answer
 
 #: The holder record beside each limit.
 HOLDER_SUFFIX = "-holder"
@@ -113,7 +113,7 @@ def _server() -> Iterator:
             yield client
     except httpx.HTTPStatusError as exc:
         code = exc.response.status_code
-        if code < 500 and code != 429:
+        if not busy_answer(code):
             raise
         raise SlotServerUnavailable(f"the Prefect server answered {code} to a GPU booking",
                                     fix="the run waits for it; check the server's load and its database") from None
